@@ -1,0 +1,238 @@
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { type ClientRegistry, parseClients } from "./oauth/client-registry.js";
+import {
+  generateEphemeralSigningKey,
+  importSigningKey,
+  type SigningKey,
+} from "./tokens/signing-keys.js";
+
+export type StoreConfig =
+  | { kind: "memory" }
+  | { kind: "redis"; url: string }
+  | { kind: "redis-cluster"; nodes: { host: string; port: number }[] };
+
+export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+
+export interface Config {
+  port: number;
+  host: string;
+  /** Always ends with "/". */
+  issuerUrl: string;
+  issuerName: string;
+  store: StoreConfig;
+  clients: ClientRegistry;
+  internalApiKey: string;
+  /** First key signs; all are published in the JWKS. */
+  signingKeys: readonly SigningKey[];
+  /** 32 bytes, AES-256-GCM key for secrets at rest (and mfa_tokens). */
+  secretsKey: Buffer;
+  mfaTokenTtlSeconds: number;
+  accessTokenTtlSeconds: number;
+  otpMaxFailures: number;
+  otpFailureRefillSeconds: number;
+  logLevel: LogLevel;
+  /** Which embedded defaults are in use (refused when NODE_ENV=production). */
+  devDefaults: {
+    memoryStore: boolean;
+    ephemeralSigningKey: boolean;
+    demoClients: boolean;
+    generatedInternalApiKey: boolean;
+    ephemeralSecretsKey: boolean;
+  };
+}
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+  }
+}
+
+/** The shipped example clients file: the embedded default's demo client. */
+export const DEMO_CLIENTS_FILE = fileURLToPath(
+  new URL("../config/clients.example.json", import.meta.url),
+);
+
+const LOG_LEVELS: readonly LogLevel[] = [
+  "fatal",
+  "error",
+  "warn",
+  "info",
+  "debug",
+  "trace",
+  "silent",
+];
+
+export interface ConfigDeps {
+  readFile?: (path: string) => string;
+}
+
+/**
+ * The only place configuration is read (SPEC §6). Validates everything and
+ * throws one ConfigError listing every problem, so an operator fixes them in
+ * one go (as fastify does with its options). The result is frozen.
+ */
+export function loadConfig(
+  env: Readonly<Record<string, string | undefined>>,
+  deps: ConfigDeps = {},
+): Config {
+  const readFile = deps.readFile ?? ((path: string) => readFileSync(path, "utf8"));
+  const problems: string[] = [];
+  const production = env.NODE_ENV === "production";
+  const value = (name: string): string | undefined => {
+    const v = env[name];
+    return v === undefined || v.trim() === "" ? undefined : v.trim();
+  };
+  const integer = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = value(name);
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n < min || n > max) {
+      problems.push(`${name} must be an integer from ${min} to ${max} (got "${raw}")`);
+      return fallback;
+    }
+    return n;
+  };
+  const readJson = (name: string, path: string): unknown => {
+    try {
+      return JSON.parse(readFile(path));
+    } catch (error) {
+      const reason = error instanceof SyntaxError ? "is not valid JSON" : "cannot be read";
+      problems.push(`${name} (${path}) ${reason}`);
+      return undefined;
+    }
+  };
+
+  const port = integer("PORT", 8080, 0, 65535);
+  const host = value("HOST") ?? "127.0.0.1";
+
+  let issuerUrl = value("ISSUER_URL") ?? `http://localhost:${port}/`;
+  try {
+    const url = new URL(issuerUrl);
+    if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error();
+    if (url.search || url.hash) throw new Error();
+    issuerUrl = url.href.endsWith("/") ? url.href : `${url.href}/`;
+  } catch {
+    problems.push(
+      `ISSUER_URL must be an http(s) URL without query or fragment (got "${issuerUrl}")`,
+    );
+  }
+  const issuerName = value("ISSUER_NAME") ?? "token-service";
+
+  let store: StoreConfig = { kind: "memory" };
+  const redisUrl = value("REDIS_URL");
+  const clusterNodes = value("REDIS_CLUSTER_NODES");
+  if (redisUrl && clusterNodes) problems.push("set REDIS_URL or REDIS_CLUSTER_NODES, not both");
+  if (redisUrl) {
+    if (!/^rediss?:\/\//.test(redisUrl))
+      problems.push("REDIS_URL must start with redis:// or rediss://");
+    store = { kind: "redis", url: redisUrl };
+  } else if (clusterNodes) {
+    const nodes = clusterNodes.split(",").map((entry) => {
+      const match = /^\s*([^\s:]+):(\d{1,5})\s*$/.exec(entry);
+      if (!match?.[1] || !match[2]) {
+        problems.push(`REDIS_CLUSTER_NODES entry "${entry}" is not host:port`);
+        return { host: "", port: 0 };
+      }
+      return { host: match[1], port: Number(match[2]) };
+    });
+    store = { kind: "redis-cluster", nodes };
+  }
+
+  const clientsFile = value("CLIENTS_FILE") ?? DEMO_CLIENTS_FILE;
+  const clientsJson = readJson("CLIENTS_FILE", clientsFile);
+  let clients: ClientRegistry = new Map();
+  if (clientsJson !== undefined) {
+    const parsed = parseClients(clientsJson, "CLIENTS_FILE");
+    problems.push(...parsed.problems);
+    clients = parsed.clients;
+  }
+
+  const signingKeysFile = value("SIGNING_KEYS_FILE");
+  let signingKeys: SigningKey[] = [];
+  if (signingKeysFile) {
+    const jwks = readJson("SIGNING_KEYS_FILE", signingKeysFile) as { keys?: unknown } | undefined;
+    if (jwks !== undefined) {
+      if (!Array.isArray(jwks?.keys) || jwks.keys.length === 0) {
+        problems.push(`SIGNING_KEYS_FILE must be a JWKS {"keys": [...]} with at least one key`);
+      } else {
+        jwks.keys.forEach((jwk: unknown, i: number) => {
+          const key = importSigningKey(jwk, `SIGNING_KEYS_FILE keys[${i}]`);
+          if (typeof key === "string") problems.push(key);
+          else signingKeys.push(key);
+        });
+        const kids = signingKeys.map((k) => k.kid);
+        if (new Set(kids).size !== kids.length)
+          problems.push("SIGNING_KEYS_FILE has duplicate kids");
+      }
+    }
+  } else {
+    signingKeys = [generateEphemeralSigningKey()];
+  }
+
+  let secretsKey: Buffer = randomBytes(32);
+  const secretsKeyRaw = value("SECRETS_KEY");
+  if (secretsKeyRaw) {
+    const decoded = Buffer.from(secretsKeyRaw, "base64");
+    if (decoded.length !== 32 || !/^[A-Za-z0-9+/]+={0,2}$/.test(secretsKeyRaw)) {
+      problems.push(
+        "SECRETS_KEY must be 32 bytes, base64-encoded (e.g. `openssl rand -base64 32`)",
+      );
+    } else {
+      secretsKey = decoded;
+    }
+  }
+
+  const internalApiKeyRaw = value("INTERNAL_API_KEY");
+  if (internalApiKeyRaw !== undefined && internalApiKeyRaw.length < 16) {
+    problems.push("INTERNAL_API_KEY must be at least 16 characters");
+  }
+  const internalApiKey = internalApiKeyRaw ?? randomBytes(24).toString("base64url");
+
+  const logLevel = (value("LOG_LEVEL") ?? "info") as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel))
+    problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}`);
+
+  const devDefaults = {
+    memoryStore: store.kind === "memory",
+    ephemeralSigningKey: !signingKeysFile,
+    demoClients: clientsFile === DEMO_CLIENTS_FILE,
+    generatedInternalApiKey: internalApiKeyRaw === undefined,
+    ephemeralSecretsKey: secretsKeyRaw === undefined,
+  };
+  if (production) {
+    const refused = [
+      devDefaults.memoryStore &&
+        "the in-process memory store (set REDIS_URL or REDIS_CLUSTER_NODES)",
+      devDefaults.ephemeralSigningKey && "an ephemeral signing key (set SIGNING_KEYS_FILE)",
+      devDefaults.demoClients && "the demo client (set CLIENTS_FILE)",
+      devDefaults.ephemeralSecretsKey && "a missing SECRETS_KEY",
+      devDefaults.generatedInternalApiKey && "a missing INTERNAL_API_KEY",
+    ].filter((x): x is string => typeof x === "string");
+    if (refused.length > 0) {
+      problems.push(`NODE_ENV=production refuses development defaults: ${refused.join("; ")}`);
+    }
+  }
+
+  const config: Config = {
+    port,
+    host,
+    issuerUrl,
+    issuerName,
+    store,
+    clients,
+    internalApiKey,
+    signingKeys,
+    secretsKey,
+    mfaTokenTtlSeconds: integer("MFA_TOKEN_TTL_SECONDS", 600, 1, 86_400),
+    accessTokenTtlSeconds: integer("ACCESS_TOKEN_TTL_SECONDS", 86_400, 1, 31_536_000),
+    otpMaxFailures: integer("OTP_MAX_FAILURES", 10, 1, 1_000),
+    otpFailureRefillSeconds: integer("OTP_FAILURE_REFILL_SECONDS", 360, 1, 86_400),
+    logLevel,
+    devDefaults,
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(config);
+}

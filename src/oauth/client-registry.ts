@@ -1,0 +1,74 @@
+/** SPEC §5b: how a client proves who it is at the token endpoint. */
+export const CLIENT_AUTH_METHODS = [
+  "client_secret_post",
+  "client_secret_basic",
+  "private_key_jwt",
+  "none",
+] as const;
+export type ClientAuthMethod = (typeof CLIENT_AUTH_METHODS)[number];
+
+export interface RegisteredClient {
+  clientId: string;
+  /** Present for the client_secret_* methods. */
+  clientSecret?: string;
+  authMethod: ClientAuthMethod;
+  grantTypes: readonly string[];
+  /** Public keys for private_key_jwt (RFC 7523). */
+  jwks?: { keys: Record<string, unknown>[] };
+}
+
+export type ClientRegistry = ReadonlyMap<string, RegisteredClient>;
+
+/**
+ * Validates the parsed CLIENTS_FILE. Every problem is collected (the config
+ * loader reports them all at once) rather than thrown at the first.
+ */
+export function parseClients(
+  json: unknown,
+  where: string,
+): { clients: ClientRegistry; problems: string[] } {
+  const problems: string[] = [];
+  const clients = new Map<string, RegisteredClient>();
+  const list = (json as { clients?: unknown } | null)?.clients;
+  if (!Array.isArray(list)) {
+    return { clients, problems: [`${where}: expected {"clients": [...]}`] };
+  }
+  list.forEach((raw: unknown, index) => {
+    const at = `${where}: clients[${index}]`;
+    const entry = (typeof raw === "object" && raw !== null ? raw : {}) as Record<string, unknown>;
+    const { client_id, client_secret, token_endpoint_auth_method, grant_types, jwks } = entry;
+    if (typeof client_id !== "string" || client_id === "") {
+      problems.push(`${at}: "client_id" must be a non-empty string`);
+      return;
+    }
+    if (clients.has(client_id)) problems.push(`${at}: duplicate client_id "${client_id}"`);
+    const method = token_endpoint_auth_method ?? "client_secret_post";
+    if (!(CLIENT_AUTH_METHODS as readonly unknown[]).includes(method)) {
+      problems.push(
+        `${at}: "token_endpoint_auth_method" must be one of ${CLIENT_AUTH_METHODS.join(", ")}`,
+      );
+      return;
+    }
+    const authMethod = method as ClientAuthMethod;
+    const needsSecret = authMethod === "client_secret_post" || authMethod === "client_secret_basic";
+    if (needsSecret && (typeof client_secret !== "string" || client_secret === "")) {
+      problems.push(`${at}: "client_secret" is required for ${authMethod}`);
+    }
+    const grantTypes = grant_types ?? [];
+    if (!Array.isArray(grantTypes) || grantTypes.some((g) => typeof g !== "string")) {
+      problems.push(`${at}: "grant_types" must be an array of strings`);
+    }
+    const keys = (jwks as { keys?: unknown } | undefined)?.keys;
+    if (authMethod === "private_key_jwt" && (!Array.isArray(keys) || keys.length === 0)) {
+      problems.push(`${at}: "jwks" with at least one key is required for private_key_jwt`);
+    }
+    clients.set(client_id, {
+      clientId: client_id,
+      ...(needsSecret && typeof client_secret === "string" ? { clientSecret: client_secret } : {}),
+      authMethod,
+      grantTypes: Array.isArray(grantTypes) ? (grantTypes as string[]) : [],
+      ...(Array.isArray(keys) ? { jwks: { keys: keys as Record<string, unknown>[] } } : {}),
+    });
+  });
+  return { clients, problems };
+}

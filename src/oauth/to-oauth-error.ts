@@ -1,0 +1,32 @@
+import type { Logger } from "../observability/logger.js";
+import { StoreUnavailableError } from "../store/store.js";
+import { OAuthError, oauthErrors } from "./oauth-error.js";
+
+/**
+ * Every failure leaves the service as an OAuthError: domain errors as they
+ * are, an unreachable store as row 12, anything else as row 13 with the cause
+ * logged (by name and message only: causes never carry request secrets) and
+ * never sent.
+ */
+export function toOAuthError(error: unknown, logger: Logger): OAuthError {
+  if (error instanceof OAuthError) {
+    if (error.status >= 500) logCause(logger, error, error.cause);
+    return error;
+  }
+  if (error instanceof StoreUnavailableError) {
+    const unavailable = oauthErrors.temporarilyUnavailable(error);
+    logCause(logger, unavailable, error);
+    return unavailable;
+  }
+  const internal = oauthErrors.serverError(error);
+  logCause(logger, internal, error);
+  return internal;
+}
+
+function logCause(logger: Logger, error: OAuthError, cause: unknown): void {
+  const detail =
+    cause instanceof Error
+      ? { name: cause.name, message: cause.message, stack: cause.stack }
+      : { cause: String(cause) };
+  logger.error({ event: "request_failed", error: error.error, cause: detail }, error.description);
+}

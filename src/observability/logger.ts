@@ -1,0 +1,51 @@
+import { type DestinationStream, type Logger, pino } from "pino";
+import type { LogLevel } from "../config.js";
+
+export type { Logger };
+
+/**
+ * Paths that may hold a secret if some code ever logs a request or a
+ * credential object by mistake; pino censors them (defence in depth — the
+ * code never logs codes, tokens, secrets, assertions or proofs on purpose,
+ * and a test scans the captured log of a whole suite for them).
+ */
+const REDACT_PATHS = [
+  "otp",
+  "*.otp",
+  "mfa_token",
+  "*.mfa_token",
+  "mfaToken",
+  "*.mfaToken",
+  "client_secret",
+  "*.client_secret",
+  "clientSecret",
+  "*.clientSecret",
+  "client_assertion",
+  "*.client_assertion",
+  "recovery_code",
+  "*.recovery_code",
+  "dpop",
+  "*.dpop",
+  "secret",
+  "*.secret",
+  "access_token",
+  "*.access_token",
+  "id_token",
+  "*.id_token",
+  "authorization",
+  "*.authorization",
+  "headers.authorization",
+  "req.headers.authorization",
+  "req.headers.dpop",
+];
+
+export function createLogger(level: LogLevel, destination?: DestinationStream): Logger {
+  return pino(
+    {
+      level,
+      base: { service: "token-service" },
+      redact: { paths: REDACT_PATHS, censor: "[redacted]" },
+    },
+    destination,
+  );
+}

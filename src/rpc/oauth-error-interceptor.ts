@@ -1,0 +1,39 @@
+import { ConnectError, type Interceptor } from "@connectrpc/connect";
+import { OAuthErrorSchema } from "@token-service/client";
+import type { OAuthError } from "../oauth/oauth-error.js";
+import { toOAuthError } from "../oauth/to-oauth-error.js";
+import type { Logger } from "../observability/logger.js";
+
+/**
+ * The RPC renderer of OAuthError (SPEC §3, §5): the row's Connect code, the
+ * description as message, and a typed `token.v1.OAuthError` detail with the
+ * REST body's exact values (NOTES: convert before the error leaves the
+ * handler, or connect-es reports a bare internal error). Errors connect-es
+ * raised itself (undecodable input → InvalidArgument) pass through.
+ */
+export function createOAuthErrorInterceptor(logger: Logger): Interceptor {
+  return (next) => async (request) => {
+    try {
+      return await next(request);
+    } catch (error) {
+      if (error instanceof ConnectError) throw error;
+      throw toConnectError(toOAuthError(error, logger));
+    }
+  };
+}
+
+export function toConnectError(error: OAuthError): ConnectError {
+  const metadata = new Headers({ "cache-control": "no-store" });
+  if (error.retryAfterSeconds !== undefined)
+    metadata.set("retry-after", String(error.retryAfterSeconds));
+  return new ConnectError(error.description, error.code, metadata, [
+    {
+      desc: OAuthErrorSchema,
+      value: {
+        error: error.error,
+        errorDescription: error.description,
+        retryAfterSeconds: error.retryAfterSeconds ?? 0,
+      },
+    },
+  ]);
+}

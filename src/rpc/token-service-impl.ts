@@ -1,0 +1,83 @@
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { TokenService } from "@token-service/client";
+import type { GrantRequest } from "../oauth/grants/grant-request.js";
+import { verifyMfaOtp } from "../oauth/grants/mfa-otp.js";
+import { verifyMfaRecoveryCode } from "../oauth/grants/mfa-recovery-code.js";
+import type { ServiceContext } from "../service-context.js";
+
+/** proto ⇄ domain for token.v1.TokenService; the rules live in oauth/grants. */
+export function createTokenServiceImpl(ctx: ServiceContext): ServiceImpl<typeof TokenService> {
+  const htuOf = (method: string) =>
+    new URL(`token.v1.TokenService/${method}`, ctx.config.issuerUrl).href;
+  const verifyOtpHtu = htuOf("VerifyMfaOtp");
+  const recoveryHtu = htuOf("VerifyMfaRecoveryCode");
+
+  const grantRequest = (
+    params: Record<string, unknown>,
+    dpop: string,
+    context: HandlerContext,
+    dpopHtu: string,
+  ): GrantRequest => ({
+    params,
+    authorization: context.requestHeader.get("authorization") ?? undefined,
+    // RPC: the `dpop` field, or the `DPoP` request header (SPEC §3).
+    dpopHeader: dpop !== "" ? dpop : (context.requestHeader.get("dpop") ?? undefined),
+    dpopHtu,
+  });
+
+  return {
+    async verifyMfaOtp(request, context) {
+      const tokens = await verifyMfaOtp(
+        ctx,
+        grantRequest(
+          {
+            mfa_token: request.mfaToken,
+            otp: request.otp,
+            client_id: request.clientId,
+            client_secret: request.clientSecret,
+            client_assertion: request.clientAssertion,
+            client_assertion_type: request.clientAssertionType,
+          },
+          request.dpop,
+          context,
+          verifyOtpHtu,
+        ),
+      );
+      context.responseHeader.set("cache-control", "no-store");
+      return {
+        accessToken: tokens.accessToken,
+        tokenType: tokens.tokenType,
+        expiresIn: tokens.expiresIn,
+        scope: tokens.scope,
+        idToken: tokens.idToken ?? "",
+      };
+    },
+    async verifyMfaRecoveryCode(request, context) {
+      const tokens = await verifyMfaRecoveryCode(
+        ctx,
+        grantRequest(
+          {
+            mfa_token: request.mfaToken,
+            recovery_code: request.recoveryCode,
+            client_id: request.clientId,
+            client_secret: request.clientSecret,
+            client_assertion: request.clientAssertion,
+            client_assertion_type: request.clientAssertionType,
+          },
+          request.dpop,
+          context,
+          recoveryHtu,
+        ),
+      );
+      context.responseHeader.set("cache-control", "no-store");
+      return {
+        accessToken: tokens.accessToken,
+        tokenType: tokens.tokenType,
+        expiresIn: tokens.expiresIn,
+        scope: tokens.scope,
+        idToken: tokens.idToken ?? "",
+        recoveryCode: tokens.recoveryCode,
+      };
+    },
+  };
+}

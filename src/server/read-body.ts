@@ -1,0 +1,36 @@
+import { oauthErrors } from "../oauth/oauth-error.js";
+import type { HttpRequest } from "./http-types.js";
+
+/** SPEC §5 row 14: request bodies are capped at 64 KiB (413 beyond). */
+export const MAX_BODY_BYTES = 64 * 1024;
+
+/**
+ * Reads the whole body, refusing early on a declared Content-Length over the
+ * cap and stopping as soon as streamed bytes exceed it.
+ */
+export function readBody(req: HttpRequest, limit = MAX_BODY_BYTES): Promise<Buffer> {
+  const declared = Number(req.headers["content-length"]);
+  if (declared > limit) {
+    req.resume();
+    return Promise.reject(oauthErrors.badBody(413, "Request body too large"));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.off("data", onData);
+        req.resume();
+        reject(oauthErrors.badBody(413, "Request body too large"));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on("data", onData);
+    req.once("end", () =>
+      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)),
+    );
+    req.once("error", reject);
+  });
+}

@@ -1,0 +1,41 @@
+import type { OAuthError } from "../oauth/oauth-error.js";
+import type { HttpResponse } from "./http-types.js";
+
+/**
+ * RFC 6749 §5.1: token responses (and their errors) MUST NOT be cached.
+ * Sent on every REST response that carries or concerns a credential.
+ */
+const NO_STORE = { "cache-control": "no-store", pragma: "no-cache" } as const;
+
+export function sendJson(
+  res: HttpResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = NO_STORE,
+): void {
+  const payload = Buffer.from(JSON.stringify(body), "utf8");
+  res.writeHead(status, {
+    "content-type": "application/json; charset=utf-8",
+    "content-length": String(payload.length),
+    ...headers,
+  });
+  res.end(payload);
+}
+
+export function sendNoContent(res: HttpResponse): void {
+  res.writeHead(204, NO_STORE);
+  res.end();
+}
+
+/** The REST renderer of OAuthError: `{error, error_description}` (RFC 6749 §5.2). */
+export function sendOAuthError(res: HttpResponse, error: OAuthError): void {
+  const headers: Record<string, string> = { ...NO_STORE };
+  if (error.retryAfterSeconds !== undefined)
+    headers["retry-after"] = String(error.retryAfterSeconds);
+  sendJson(
+    res,
+    error.status,
+    { error: error.error, error_description: error.description },
+    headers,
+  );
+}

@@ -1,0 +1,56 @@
+import type { Clock } from "./clock.js";
+import type { Config } from "./config.js";
+import { createMfaTokenCodec, type MfaTokenCodec } from "./mfa/mfa-token-codec.js";
+import { createSecretBox, deriveKey, type SecretBox } from "./mfa/secret-box.js";
+import { type ClientAuthenticator, createClientAuthenticator } from "./oauth/client-auth.js";
+import type { Logger } from "./observability/logger.js";
+import type { BucketPolicy, Store } from "./store/store.js";
+import { createTokenIssuer, type TokenIssuer } from "./tokens/token-issuer.js";
+
+/**
+ * Everything the service functions need, built once at start-up: no key
+ * import, key derivation or config read happens per request.
+ */
+export interface ServiceContext {
+  config: Config;
+  store: Store;
+  clock: Clock;
+  logger: Logger;
+  clientAuth: ClientAuthenticator;
+  mfaTokens: MfaTokenCodec;
+  /** Seals TOTP secrets at rest (SPEC §4). */
+  totpSecrets: SecretBox;
+  /** HMAC key for recovery-code hashes (SPEC §4: never stored in clear). */
+  recoveryCodeKey: Buffer;
+  tokenIssuer: TokenIssuer;
+  bucket: BucketPolicy;
+}
+
+export function createServiceContext(
+  config: Config,
+  store: Store,
+  clock: Clock,
+  logger: Logger,
+): ServiceContext {
+  const signingKey = config.signingKeys[0];
+  if (signingKey === undefined) throw new Error("no signing key configured");
+  return {
+    config,
+    store,
+    clock,
+    logger,
+    clientAuth: createClientAuthenticator(config.clients),
+    mfaTokens: createMfaTokenCodec(config.secretsKey),
+    totpSecrets: createSecretBox(config.secretsKey, "totp-secret"),
+    recoveryCodeKey: deriveKey(config.secretsKey, "recovery-code"),
+    tokenIssuer: createTokenIssuer({
+      issuerUrl: config.issuerUrl,
+      signingKey,
+      accessTokenTtlSeconds: config.accessTokenTtlSeconds,
+    }),
+    bucket: {
+      capacity: config.otpMaxFailures,
+      refillMs: config.otpFailureRefillSeconds * 1000,
+    },
+  };
+}

@@ -1,0 +1,151 @@
+/**
+ * The Store contract: every piece of state the service keeps, as atomic,
+ * domain-level steps. Three implementations pass one contract suite
+ * (test/integration/store-contract.test.ts): memory (default), Redis, and
+ * later Redis Cluster.
+ *
+ * Rules every implementation keeps (SPEC §4, §7):
+ * - Each method is ONE atomic step (one Lua script or one atomic command on
+ *   Redis). Every key a step touches shares the user's hash tag, so each step
+ *   runs on one cluster slot.
+ * - Nothing is read-then-written across two calls: single-use state is
+ *   checked and changed inside the same step.
+ * - Everything that expires carries a TTL; only authenticator data and
+ *   recovery-code hashes are durable.
+ * - The store never sees a secret in clear: TOTP secrets arrive encrypted and
+ *   recovery codes arrive hashed.
+ * - Time is passed in (`nowMs`) so tests drive a fake clock; TTLs are derived
+ *   from it as durations.
+ */
+
+/** Failure-bucket parameters (SPEC §4): `capacity` attempts, one refilled every `refillMs`. */
+export interface BucketPolicy {
+  capacity: number;
+  refillMs: number;
+}
+
+/** An OTP authenticator as stored. `encryptedSecret` is opaque to the store. */
+export interface StoredAuthenticator {
+  /** Without the `totp|` prefix. */
+  id: string;
+  encryptedSecret: string;
+  active: boolean;
+  /** Last accepted TOTP time step (RFC 6238 §5.2 replay rule); -1 when none yet. */
+  lastStep: number;
+}
+
+/** Identifies one mfa_token's single-use state. */
+export interface MfaTokenRef {
+  userId: string;
+  /** The token's unique id (`jti`). */
+  tokenId: string;
+  /** When the token expires; the consumed marker lives until then. */
+  expiresAtMs: number;
+}
+
+/**
+ * Result of the first round trip of a code verification. When `ready`, one
+ * attempt has already been taken from the user's failure bucket ("charge
+ * first"): a wrong code needs no second round trip, and a success gives the
+ * attempt back in `commitOtp` (a success does not drain the bucket).
+ */
+export type BeginVerifyResult =
+  | { kind: "mfa_token_used" }
+  | { kind: "locked"; retryAfterSeconds: number }
+  | { kind: "ready"; authenticator: StoredAuthenticator | null };
+
+export interface CommitOtpInput {
+  token: MfaTokenRef;
+  authenticatorId: string;
+  /** The matched time step; must be strictly greater than the stored `lastStep`. */
+  step: number;
+  nowMs: number;
+  bucket: BucketPolicy;
+}
+
+/**
+ * `committed`: the mfa_token is consumed, `lastStep` = step, a pending
+ * authenticator is now active, and the bucket attempt taken in
+ * `beginVerify` is given back. Any other result changed nothing.
+ */
+export type CommitOtpResult = "committed" | "mfa_token_used" | "replayed" | "authenticator_changed";
+
+export type AssociateResult =
+  | { kind: "already_enrolled" }
+  /** `recoveryCodeStored`: the recovery-code hash was stored (the user's first association). */
+  | { kind: "pending_created"; recoveryCodeStored: boolean };
+
+export type RedeemRecoveryCodeResult =
+  | { kind: "mfa_token_used" }
+  | { kind: "locked"; retryAfterSeconds: number }
+  /** Wrong code (or no code stored): one attempt was taken from the bucket. */
+  | { kind: "invalid" }
+  /** The mfa_token is consumed and the stored hash replaced by `newCodeHash`. */
+  | { kind: "redeemed" };
+
+export interface Store {
+  /**
+   * Round trip 1 of a verify, in order: the mfa_token not yet consumed
+   * (else `mfa_token_used`); the failure bucket not empty (else `locked`,
+   * nothing changed); then take one attempt and return the user's OTP
+   * authenticator (active, or the latest pending; null when none).
+   */
+  beginVerify(token: MfaTokenRef, nowMs: number, bucket: BucketPolicy): Promise<BeginVerifyResult>;
+
+  /** Round trip 2 of a successful verify; all-or-nothing. */
+  commitOtp(input: CommitOtpInput): Promise<CommitOtpResult>;
+
+  /**
+   * Whether the mfa_token's consumed marker is set (one EXISTS). Used by the
+   * read-mostly /mfa/* calls for SPEC §5 row 6; the grants check it inside
+   * their own atomic steps instead.
+   */
+  isMfaTokenConsumed(token: MfaTokenRef): Promise<boolean>;
+
+  /** The user's OTP authenticator (active or pending), or null. */
+  getAuthenticator(userId: string): Promise<StoredAuthenticator | null>;
+
+  /**
+   * Enrollment: refused while an active authenticator exists; otherwise
+   * stores `authenticator` as pending (replacing any earlier pending one) and,
+   * when the user has none yet, `recoveryCodeHash`.
+   */
+  associatePending(
+    userId: string,
+    authenticator: { id: string; encryptedSecret: string },
+    recoveryCodeHash: string,
+  ): Promise<AssociateResult>;
+
+  /** Removes the user's authenticator with this id; false when there is none. */
+  deleteAuthenticator(userId: string, authenticatorId: string): Promise<boolean>;
+
+  /**
+   * The recovery grant in one step: mfa_token not consumed; bucket not
+   * empty; compare `codeHash` with the stored hash; on a match consume the
+   * mfa_token and store `newCodeHash`; on a mismatch take one attempt.
+   */
+  redeemRecoveryCode(
+    token: MfaTokenRef,
+    codeHash: string,
+    newCodeHash: string,
+    nowMs: number,
+    bucket: BucketPolicy,
+  ): Promise<RedeemRecoveryCodeResult>;
+
+  /**
+   * Records a single-use value (a DPoP proof's or client assertion's `jti`)
+   * for `ttlMs`; true the first time, false while it is remembered.
+   * `scope` namespaces the value (e.g. "dpop", "assertion:<client_id>").
+   */
+  rememberOnce(scope: string, value: string, ttlMs: number): Promise<boolean>;
+
+  /** Throws when the store is unreachable (readiness). */
+  ping(): Promise<void>;
+
+  close(): Promise<void>;
+}
+
+/** Thrown by a store when its backend cannot be reached (SPEC §5 row 12). */
+export class StoreUnavailableError extends Error {
+  override readonly name = "StoreUnavailableError";
+}

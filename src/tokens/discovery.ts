@@ -1,0 +1,23 @@
+import { MFA_OTP_GRANT, MFA_RECOVERY_CODE_GRANT } from "../oauth/oauth-error.js";
+import type { SigningKey } from "./signing-keys.js";
+
+/** RFC 7517 §5: every configured key is published, so tokens survive a key rotation. */
+export function buildJwks(keys: readonly SigningKey[]): { keys: Record<string, unknown>[] } {
+  return { keys: keys.map((k) => k.publicJwk) };
+}
+
+/** OpenID Connect Discovery 1.0 §3 / RFC 8414 §2 metadata, limited to what this service does. */
+export function buildDiscoveryDocument(issuerUrl: string, keys: readonly SigningKey[]) {
+  return {
+    issuer: issuerUrl,
+    token_endpoint: new URL("oauth/token", issuerUrl).href,
+    jwks_uri: new URL(".well-known/jwks.json", issuerUrl).href,
+    grant_types_supported: [MFA_OTP_GRANT, MFA_RECOVERY_CODE_GRANT],
+    token_endpoint_auth_methods_supported: ["client_secret_post", "client_secret_basic", "none"],
+    response_types_supported: ["token"],
+    subject_types_supported: ["public"],
+    id_token_signing_alg_values_supported: [...new Set(keys.map((k) => k.alg))],
+    scopes_supported: ["openid"],
+    dpop_signing_alg_values_supported: [] as string[],
+  };
+}

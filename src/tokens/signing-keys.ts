@@ -1,0 +1,67 @@
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+} from "node:crypto";
+
+/** Algorithms a signing key may use (SPEC §4: ES256 default; EdDSA, RS256, PS256 allowed). */
+export const SIGNING_ALGORITHMS = ["ES256", "EdDSA", "RS256", "PS256"] as const;
+export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
+
+export interface SigningKey {
+  kid: string;
+  alg: SigningAlgorithm;
+  /** Imported once at start-up: the verify path never parses a key. */
+  privateKey: KeyObject;
+  /** The public half as a JWK, published in the JWKS (RFC 7517 §4). */
+  publicJwk: Record<string, unknown>;
+}
+
+const EXPECTED_KEY: Record<SigningAlgorithm, { kty: string; crv?: string }> = {
+  ES256: { kty: "EC", crv: "P-256" },
+  EdDSA: { kty: "OKP", crv: "Ed25519" },
+  RS256: { kty: "RSA" },
+  PS256: { kty: "RSA" },
+};
+
+/**
+ * Imports one private JWK from SIGNING_KEYS_FILE. Returns a problem string
+ * instead of throwing so the config loader can report every problem at once.
+ */
+export function importSigningKey(jwk: unknown, where: string): SigningKey | string {
+  if (typeof jwk !== "object" || jwk === null) return `${where}: not a JSON object`;
+  const { kid, alg, kty, crv, d } = jwk as Record<string, unknown>;
+  if (typeof kid !== "string" || kid === "") return `${where}: "kid" is required`;
+  if (typeof alg !== "string" || !(SIGNING_ALGORITHMS as readonly string[]).includes(alg)) {
+    return `${where}: "alg" must be one of ${SIGNING_ALGORITHMS.join(", ")}`;
+  }
+  const expected = EXPECTED_KEY[alg as SigningAlgorithm];
+  if (kty !== expected.kty || (expected.crv !== undefined && crv !== expected.crv)) {
+    return `${where}: alg ${alg} needs kty ${expected.kty}${expected.crv ? ` and crv ${expected.crv}` : ""}`;
+  }
+  if (typeof d !== "string") return `${where}: not a private key (no "d")`;
+  try {
+    const privateKey = createPrivateKey({
+      key: jwk as import("node:crypto").JsonWebKey,
+      format: "jwk",
+    });
+    return toSigningKey(kid, alg as SigningAlgorithm, privateKey);
+  } catch {
+    return `${where}: not a valid ${alg} private key`;
+  }
+}
+
+/** The embedded default: a fresh ES256 key, lost on restart (refused in production). */
+export function generateEphemeralSigningKey(): SigningKey {
+  const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  return toSigningKey(`ephemeral-${Date.now().toString(36)}`, "ES256", privateKey);
+}
+
+function toSigningKey(kid: string, alg: SigningAlgorithm, privateKey: KeyObject): SigningKey {
+  const publicJwk = createPublicKey(privateKey).export({ format: "jwk" }) as Record<
+    string,
+    unknown
+  >;
+  return { kid, alg, privateKey, publicJwk: { ...publicJwk, kid, alg, use: "sig" } };
+}
