@@ -1,0 +1,219 @@
+/**
+ * In-process implementation of the Store contract (SPEC §7, the default).
+ * It mirrors the Redis scripts step for step (redis-scripts.ts) and passes
+ * the same contract suite. Each method runs synchronously inside one call,
+ * so it is atomic in a single Node process.
+ *
+ * Expiry: markers and buckets expire relative to the `nowMs` values callers
+ * pass in (like the Redis TTLs derived from them); `rememberOnce` and
+ * `isMfaTokenConsumed` have no `nowMs` and use the factory's clock. Expired entries are treated as absent
+ * at once and swept lazily, so memory stays bounded by the live entries.
+ */
+import type {
+  AssociateResult,
+  BeginVerifyResult,
+  BucketPolicy,
+  CommitOtpInput,
+  CommitOtpResult,
+  MfaTokenRef,
+  RedeemRecoveryCodeResult,
+  Store,
+  StoredAuthenticator,
+} from "./store.js";
+
+export interface MemoryStoreOptions {
+  /** Clock for the methods that take no `nowMs` (`rememberOnce`, `isMfaTokenConsumed`). Defaults to Date.now. */
+  now?: () => number;
+}
+
+export interface MemoryStore extends Store {
+  /** Entries held with a TTL (markers, buckets, single-use values), expired ones not yet swept included. */
+  expiringEntryCount(): number;
+}
+
+/**
+ * A map whose entries expire at a given time. Reads ignore expired entries;
+ * a full sweep runs once the writes since the last sweep reach the size the
+ * map had right after it (at least 64), so sweeping costs O(1) amortized per
+ * write and the map holds at most about twice its live entries (+64).
+ *
+ * A sweep uses the `now` of the write that triggers it: callers' clocks are
+ * expected to move forward (Date.now in production).
+ */
+class ExpiringMap<V> {
+  private readonly entries = new Map<string, { value: V; expiresAt: number }>();
+  private writesSinceSweep = 0;
+  private sweepAfterWrites = 64;
+
+  get(key: string, now: number): V | undefined {
+    const entry = this.entries.get(key);
+    if (entry === undefined) return undefined;
+    if (entry.expiresAt <= now) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    return entry.value;
+  }
+
+  set(key: string, value: V, expiresAt: number, now: number): void {
+    // Re-insert so iteration order roughly follows write time.
+    this.entries.delete(key);
+    this.entries.set(key, { value, expiresAt });
+    if (++this.writesSinceSweep >= this.sweepAfterWrites) this.sweep(now);
+  }
+
+  delete(key: string): void {
+    this.entries.delete(key);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  private sweep(now: number): void {
+    this.writesSinceSweep = 0;
+    for (const [key, entry] of this.entries) {
+      if (entry.expiresAt <= now) this.entries.delete(key);
+    }
+    this.sweepAfterWrites = Math.max(64, this.entries.size);
+  }
+}
+
+/** Same integer-millisecond rounding as the Redis store. */
+const ms = (value: number): number => Math.floor(value);
+const markerExpiry = (token: MfaTokenRef, nowMs: number): number =>
+  ms(nowMs) + Math.max(1, Math.ceil(token.expiresAtMs - nowMs));
+/** Unambiguous composite key (user ids and token ids may contain any character). */
+const markerKey = (token: MfaTokenRef): string =>
+  `${token.userId.length}:${token.userId}:${token.tokenId}`;
+const onceMapKey = (scope: string, value: string): string => `${scope.length}:${scope}:${value}`;
+
+export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore {
+  const clock = options.now ?? Date.now;
+  const authenticators = new Map<string, StoredAuthenticator>();
+  const recoveryCodes = new Map<string, string>();
+  /** Consumed mfa_token markers, expiring with the token. */
+  const markers = new ExpiringMap<true>();
+  /** Failure buckets: GCRA `fullAt` per user, expiring once full again. */
+  const buckets = new ExpiringMap<number>();
+  const onceValues = new ExpiringMap<true>();
+
+  const copy = (a: StoredAuthenticator): StoredAuthenticator => ({ ...a });
+
+  // Failure bucket (SPEC §4), the same GCRA as the Lua BUCKET_FUNCTIONS:
+  // tokens(now) = C - max(0, fullAt - now) / T; a missing entry is full.
+  const bucketFullAt = (userId: string, now: number): number =>
+    Math.max(buckets.get(userId, now) ?? now, now);
+
+  const retryAfter = (fullAt: number, now: number, bucket: BucketPolicy): number => {
+    const excess = fullAt - now - (bucket.capacity - 1) * ms(bucket.refillMs);
+    return excess > 0 ? Math.max(1, Math.ceil(excess / 1000)) : 0;
+  };
+
+  const takeAttempt = (userId: string, fullAt: number, now: number, bucket: BucketPolicy) => {
+    const next = fullAt + ms(bucket.refillMs);
+    buckets.set(userId, next, next, now);
+  };
+
+  const giveAttemptBack = (userId: string, now: number, bucket: BucketPolicy) => {
+    const stored = buckets.get(userId, now);
+    if (stored === undefined) return;
+    const next = stored - ms(bucket.refillMs);
+    if (next <= now) buckets.delete(userId);
+    else buckets.set(userId, next, next, now);
+  };
+
+  return {
+    async beginVerify(token, nowMs, bucket): Promise<BeginVerifyResult> {
+      const now = ms(nowMs);
+      if (markers.get(markerKey(token), now)) return { kind: "mfa_token_used" };
+      const fullAt = bucketFullAt(token.userId, now);
+      const seconds = retryAfter(fullAt, now, bucket);
+      if (seconds > 0) return { kind: "locked", retryAfterSeconds: seconds };
+      takeAttempt(token.userId, fullAt, now, bucket);
+      const authenticator = authenticators.get(token.userId);
+      return { kind: "ready", authenticator: authenticator ? copy(authenticator) : null };
+    },
+
+    async commitOtp(input: CommitOtpInput): Promise<CommitOtpResult> {
+      const { token } = input;
+      const now = ms(input.nowMs);
+      if (markers.get(markerKey(token), now)) return "mfa_token_used";
+      const authenticator = authenticators.get(token.userId);
+      if (!authenticator || authenticator.id !== input.authenticatorId) {
+        return "authenticator_changed";
+      }
+      if (input.step <= authenticator.lastStep) return "replayed";
+      markers.set(markerKey(token), true, markerExpiry(token, input.nowMs), now);
+      authenticator.lastStep = input.step;
+      authenticator.active = true;
+      giveAttemptBack(token.userId, now, input.bucket);
+      return "committed";
+    },
+
+    async isMfaTokenConsumed(token) {
+      // No `nowMs` here: the factory clock decides whether the marker expired.
+      return markers.get(markerKey(token), clock()) === true;
+    },
+
+    async getAuthenticator(userId) {
+      const authenticator = authenticators.get(userId);
+      return authenticator ? copy(authenticator) : null;
+    },
+
+    async associatePending(userId, authenticator, recoveryCodeHash): Promise<AssociateResult> {
+      if (authenticators.get(userId)?.active) return { kind: "already_enrolled" };
+      authenticators.set(userId, {
+        id: authenticator.id,
+        encryptedSecret: authenticator.encryptedSecret,
+        active: false,
+        lastStep: -1,
+      });
+      const recoveryCodeStored = !recoveryCodes.has(userId);
+      if (recoveryCodeStored) recoveryCodes.set(userId, recoveryCodeHash);
+      return { kind: "pending_created", recoveryCodeStored };
+    },
+
+    async deleteAuthenticator(userId, authenticatorId) {
+      // The recovery code is kept, as in the Redis store.
+      if (authenticators.get(userId)?.id !== authenticatorId) return false;
+      authenticators.delete(userId);
+      return true;
+    },
+
+    async redeemRecoveryCode(
+      token,
+      codeHash,
+      newCodeHash,
+      nowMs,
+      bucket,
+    ): Promise<RedeemRecoveryCodeResult> {
+      const now = ms(nowMs);
+      if (markers.get(markerKey(token), now)) return { kind: "mfa_token_used" };
+      const fullAt = bucketFullAt(token.userId, now);
+      const seconds = retryAfter(fullAt, now, bucket);
+      if (seconds > 0) return { kind: "locked", retryAfterSeconds: seconds };
+      if (recoveryCodes.get(token.userId) !== codeHash) {
+        takeAttempt(token.userId, fullAt, now, bucket);
+        return { kind: "invalid" };
+      }
+      markers.set(markerKey(token), true, markerExpiry(token, nowMs), now);
+      recoveryCodes.set(token.userId, newCodeHash);
+      return { kind: "redeemed" };
+    },
+
+    async rememberOnce(scope, value, ttlMs) {
+      const now = clock();
+      const key = onceMapKey(scope, value);
+      if (onceValues.get(key, now)) return false;
+      onceValues.set(key, true, now + Math.max(1, Math.ceil(ttlMs)), now);
+      return true;
+    },
+
+    async ping() {},
+
+    async close() {},
+
+    expiringEntryCount: () => markers.size + buckets.size + onceValues.size,
+  };
+}

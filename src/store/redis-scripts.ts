@@ -1,0 +1,198 @@
+/**
+ * Lua sources of the Redis store. Each Store method that checks and changes
+ * state is one of these scripts, so it is one atomic step and one round trip
+ * (SPEC §7). Every key a script touches is passed in KEYS[] and shares the
+ * user's hash tag (see redis-keys.ts), so each script runs on one cluster slot.
+ *
+ * Conventions:
+ * - Times are integer milliseconds passed in ARGV (`now` comes from the
+ *   caller's clock, so tests can drive a fake one). Redis TTLs are set as
+ *   durations (`PX`) derived from them.
+ * - Numbers are written with `%.0f`: Lua numbers are doubles, and the default
+ *   number-to-string conversion (`%.14g`) would print large values in
+ *   exponent form.
+ * - Results are small arrays whose first element names the outcome.
+ */
+
+/**
+ * Failure bucket (SPEC §4) as GCRA with one stored value, `fullAt`: the time
+ * at which the bucket is full again. With C = capacity and T = refill period,
+ * tokens(now) = C - max(0, fullAt - now) / T; a missing key is a full bucket.
+ * The key expires exactly when the bucket would be full again, so a user who
+ * stops failing leaves nothing behind.
+ */
+const BUCKET_FUNCTIONS = `
+local function num(s) return string.format('%.0f', s) end
+
+-- Stored fullAt, never earlier than now (a past fullAt means "full").
+local function bucket_full_at(key, now)
+  local stored = tonumber(redis.call('GET', key))
+  if stored == nil or stored < now then return now end
+  return stored
+end
+
+-- Empty when fewer than one token is left: fullAt - now > (C - 1) * T.
+-- Returns the whole seconds until one attempt refills (at least 1), or 0.
+local function bucket_retry_after(full_at, now, capacity, refill)
+  local excess = (full_at - now) - (capacity - 1) * refill
+  if excess > 0 then return math.max(1, math.ceil(excess / 1000)) end
+  return 0
+end
+
+-- Takes one attempt: fullAt moves one period later.
+local function bucket_take(key, full_at, now, refill)
+  local next_full = full_at + refill
+  redis.call('SET', key, num(next_full), 'PX', num(next_full - now))
+end
+
+-- Gives one attempt back (a success does not drain the bucket).
+local function bucket_give_back(key, now, refill)
+  local stored = tonumber(redis.call('GET', key))
+  if stored == nil then return end
+  local next_full = stored - refill
+  if next_full <= now then
+    redis.call('DEL', key)
+  else
+    redis.call('SET', key, num(next_full), 'PX', num(next_full - now))
+  end
+end
+`;
+
+/**
+ * Store.beginVerify — round trip 1 of a verify ("charge first").
+ * KEYS: 1 mfa_token marker, 2 failure bucket, 3 authenticator hash.
+ * ARGV: 1 now, 2 capacity, 3 refillMs.
+ * Returns {'used'} | {'locked', retryAfterSeconds} |
+ *         {'ready'} (no authenticator) | {'ready', id, secret, active, last_step}.
+ */
+export const BEGIN_VERIFY_LUA = `${BUCKET_FUNCTIONS}
+local now, capacity, refill = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+
+-- 1. A consumed mfa_token stays consumed (SPEC §4: first success wins).
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'used'} end
+
+-- 2. An empty bucket refuses every code, the right one too; nothing changes.
+local full_at = bucket_full_at(KEYS[2], now)
+local retry_after = bucket_retry_after(full_at, now, capacity, refill)
+if retry_after > 0 then return {'locked', retry_after} end
+
+-- 3. Take one attempt now; commitOtp gives it back on success, so a wrong
+--    code needs no second round trip.
+bucket_take(KEYS[2], full_at, now, refill)
+
+-- 4. The authenticator (active, or the latest pending one), if any.
+local a = redis.call('HMGET', KEYS[3], 'id', 'secret', 'active', 'last_step')
+if not a[1] then return {'ready'} end
+return {'ready', a[1], a[2], a[3], a[4]}
+`;
+
+/**
+ * Store.commitOtp — round trip 2 of a successful verify; all-or-nothing.
+ * KEYS: 1 mfa_token marker, 2 authenticator hash, 3 failure bucket.
+ * ARGV: 1 authenticator id, 2 step, 3 now, 4 marker TTL ms, 5 refillMs.
+ * Returns 'committed' | 'used' | 'changed' | 'replayed'.
+ */
+export const COMMIT_OTP_LUA = `${BUCKET_FUNCTIONS}
+local id, step, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local marker_ttl, refill = tonumber(ARGV[4]), tonumber(ARGV[5])
+
+-- 1. Concurrent successes with one mfa_token: only the first one commits.
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'used' end
+
+-- 2. The authenticator checked in beginVerify must still be the same one
+--    (not deleted, not replaced by a new pending enrollment).
+local a = redis.call('HMGET', KEYS[2], 'id', 'last_step')
+if not a[1] or a[1] ~= id then return 'changed' end
+
+-- 3. Replay guard (RFC 6238 §5.2): accept only a strictly greater step, so
+--    one code yields one token even across mfa_tokens.
+if step <= (tonumber(a[2]) or -1) then return 'replayed' end
+
+-- 4. Commit: consume the mfa_token until it expires, remember the step,
+--    activate a pending authenticator, give back the attempt taken earlier.
+redis.call('SET', KEYS[1], '1', 'PX', num(marker_ttl))
+redis.call('HSET', KEYS[2], 'last_step', num(step), 'active', '1')
+bucket_give_back(KEYS[3], now, refill)
+return 'committed'
+`;
+
+/**
+ * Store.associatePending — enrollment.
+ * KEYS: 1 authenticator hash, 2 recovery-code hash.
+ * ARGV: 1 id, 2 encrypted secret, 3 recovery-code hash.
+ * Returns 0 (already enrolled) | 1 (pending created) | 2 (pending created and
+ * recovery code stored).
+ */
+export const ASSOCIATE_PENDING_LUA = `
+-- 1. Refused while an active authenticator exists (SPEC §4 Enrollment).
+if redis.call('HGET', KEYS[1], 'active') == '1' then return 0 end
+
+-- 2. Replace any earlier pending authenticator (DEL first: no stale fields).
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'secret', ARGV[2], 'active', '0', 'last_step', '-1')
+
+-- 3. The recovery code is stored only on the user's first association.
+if redis.call('SET', KEYS[2], ARGV[3], 'NX') then return 2 end
+return 1
+`;
+
+/**
+ * Store.deleteAuthenticator — delete only if the id still matches, so a
+ * stale delete never removes a newer enrollment. The recovery code is kept.
+ * KEYS: 1 authenticator hash. ARGV: 1 id. Returns 1 (deleted) | 0.
+ */
+export const DELETE_AUTHENTICATOR_LUA = `
+if redis.call('HGET', KEYS[1], 'id') == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+`;
+
+/**
+ * Store.redeemRecoveryCode — the recovery grant in one step.
+ * KEYS: 1 mfa_token marker, 2 failure bucket, 3 recovery-code hash.
+ * ARGV: 1 now, 2 capacity, 3 refillMs, 4 code hash, 5 new code hash,
+ *       6 marker TTL ms.
+ * Returns {'used'} | {'locked', retryAfterSeconds} | {'invalid'} | {'redeemed'}.
+ */
+export const REDEEM_RECOVERY_CODE_LUA = `${BUCKET_FUNCTIONS}
+local now, capacity, refill = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+
+-- 1. A consumed mfa_token stays consumed.
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'used'} end
+
+-- 2. The failure bucket is shared with OTP verification (per user).
+local full_at = bucket_full_at(KEYS[2], now)
+local retry_after = bucket_retry_after(full_at, now, capacity, refill)
+if retry_after > 0 then return {'locked', retry_after} end
+
+-- 3. Compare hashes (never codes in clear). A mismatch, or no code at all,
+--    costs one attempt.
+local stored = redis.call('GET', KEYS[3])
+if not stored or stored ~= ARGV[4] then
+  bucket_take(KEYS[2], full_at, now, refill)
+  return {'invalid'}
+end
+
+-- 4. Match: consume the mfa_token and rotate the code (plain SET: durable).
+redis.call('SET', KEYS[1], '1', 'PX', num(tonumber(ARGV[6])))
+redis.call('SET', KEYS[3], ARGV[5])
+return {'redeemed'}
+`;
+
+export interface ScriptDefinition {
+  lua: string;
+  numberOfKeys: number;
+}
+
+/** Registered with ioredis `defineCommand` under these names. */
+export const STORE_SCRIPTS = {
+  tsBeginVerify: { lua: BEGIN_VERIFY_LUA, numberOfKeys: 3 },
+  tsCommitOtp: { lua: COMMIT_OTP_LUA, numberOfKeys: 3 },
+  tsAssociatePending: { lua: ASSOCIATE_PENDING_LUA, numberOfKeys: 2 },
+  tsDeleteAuthenticator: { lua: DELETE_AUTHENTICATOR_LUA, numberOfKeys: 1 },
+  tsRedeemRecoveryCode: { lua: REDEEM_RECOVERY_CODE_LUA, numberOfKeys: 3 },
+} as const satisfies Record<string, ScriptDefinition>;
+
+export type StoreScriptName = keyof typeof STORE_SCRIPTS;
