@@ -33,6 +33,8 @@ export interface Config {
   otpMaxFailures: number;
   otpFailureRefillSeconds: number;
   logLevel: LogLevel;
+  /** RFC 9449: ± seconds for a proof's iat; server nonces (§8) and their rotation window. */
+  dpop: { iatSkewSeconds: number; requireNonce: boolean; nonceWindowSeconds: number };
   /** Which embedded defaults are in use (refused when NODE_ENV=production). */
   devDefaults: {
     memoryStore: boolean;
@@ -191,6 +193,11 @@ export function loadConfig(
   }
   const internalApiKey = internalApiKeyRaw ?? randomBytes(24).toString("base64url");
 
+  const requireNonceRaw = (value("DPOP_REQUIRE_NONCE") ?? "false").toLowerCase();
+  if (!["true", "false", "1", "0"].includes(requireNonceRaw)) {
+    problems.push(`DPOP_REQUIRE_NONCE must be true or false (got "${requireNonceRaw}")`);
+  }
+
   const logLevel = (value("LOG_LEVEL") ?? "info") as LogLevel;
   if (!LOG_LEVELS.includes(logLevel))
     problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}`);
@@ -231,6 +238,11 @@ export function loadConfig(
     otpMaxFailures: integer("OTP_MAX_FAILURES", 10, 1, 1_000),
     otpFailureRefillSeconds: integer("OTP_FAILURE_REFILL_SECONDS", 360, 1, 86_400),
     logLevel,
+    dpop: {
+      iatSkewSeconds: integer("DPOP_IAT_SKEW_SECONDS", 60, 1, 3_600),
+      requireNonce: requireNonceRaw === "true" || requireNonceRaw === "1",
+      nonceWindowSeconds: integer("DPOP_NONCE_WINDOW_SECONDS", 300, 10, 86_400),
+    },
     devDefaults,
   };
   if (problems.length > 0) throw new ConfigError(problems);

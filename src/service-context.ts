@@ -2,7 +2,10 @@ import type { Clock } from "./clock.js";
 import type { Config } from "./config.js";
 import { createMfaTokenCodec, type MfaTokenCodec } from "./mfa/mfa-token-codec.js";
 import { createSecretBox, deriveKey, type SecretBox } from "./mfa/secret-box.js";
+import { createAssertionVerifier } from "./oauth/client-assertion.js";
 import { type ClientAuthenticator, createClientAuthenticator } from "./oauth/client-auth.js";
+import { createDpopVerifier, type DpopVerifier } from "./oauth/dpop.js";
+import { createDpopNonces } from "./oauth/dpop-nonce.js";
 import type { Logger } from "./observability/logger.js";
 import type { BucketPolicy, Store } from "./store/store.js";
 import { createTokenIssuer, type TokenIssuer } from "./tokens/token-issuer.js";
@@ -17,6 +20,7 @@ export interface ServiceContext {
   clock: Clock;
   logger: Logger;
   clientAuth: ClientAuthenticator;
+  dpop: DpopVerifier;
   mfaTokens: MfaTokenCodec;
   /** Seals TOTP secrets at rest (SPEC §4). */
   totpSecrets: SecretBox;
@@ -39,7 +43,16 @@ export function createServiceContext(
     store,
     clock,
     logger,
-    clientAuth: createClientAuthenticator(config.clients),
+    clientAuth: createClientAuthenticator(
+      config.clients,
+      createAssertionVerifier({ issuerUrl: config.issuerUrl, store, clock, logger }),
+    ),
+    dpop: createDpopVerifier(
+      store,
+      createDpopNonces(config.secretsKey, config.dpop.nonceWindowSeconds),
+      config.dpop,
+      logger,
+    ),
     mfaTokens: createMfaTokenCodec(config.secretsKey),
     totpSecrets: createSecretBox(config.secretsKey, "totp-secret"),
     recoveryCodeKey: deriveKey(config.secretsKey, "recovery-code"),

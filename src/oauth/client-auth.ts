@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from "node:crypto";
+import { assertionSubject } from "./client-assertion.js";
 import type { ClientRegistry, RegisteredClient } from "./client-registry.js";
 import { oauthErrors } from "./oauth-error.js";
 
@@ -54,7 +55,7 @@ export function createClientAuthenticator(
       if (Number(basic !== undefined) + Number(presentsSecret) + Number(presentsAssertion) > 1) {
         throw oauthErrors.unauthorizedClient();
       }
-      const id = basic?.clientId ?? clientId;
+      const id = basic?.clientId ?? clientId ?? assertionSubject(clientAssertion);
       if (
         typeof id !== "string" ||
         (basic !== undefined && clientId !== undefined && clientId !== id)

@@ -9,6 +9,8 @@ import { Code } from "@connectrpc/connect";
  */
 export class OAuthError extends Error {
   override readonly name = "OAuthError";
+  /** Extra response headers (e.g. `DPoP-Nonce`, RFC 9449 §8); both renderers send them. */
+  readonly headers: Record<string, string> = {};
 
   constructor(
     /** RFC 6749 §5.2 / Auth0 `error` code. */

@@ -23,7 +23,7 @@ export function createOAuthErrorInterceptor(logger: Logger): Interceptor {
 }
 
 export function toConnectError(error: OAuthError): ConnectError {
-  const metadata = new Headers({ "cache-control": "no-store" });
+  const metadata = new Headers({ "cache-control": "no-store", ...error.headers });
   if (error.retryAfterSeconds !== undefined)
     metadata.set("retry-after", String(error.retryAfterSeconds));
   return new ConnectError(error.description, error.code, metadata, [

@@ -25,6 +25,12 @@ export function createTokenServiceImpl(ctx: ServiceContext): ServiceImpl<typeof 
     dpopHtu,
   });
 
+  const setTokenHeaders = (context: HandlerContext) => {
+    context.responseHeader.set("cache-control", "no-store");
+    const nonce = ctx.dpop.nonceFor(ctx.clock.nowMs());
+    if (nonce !== undefined) context.responseHeader.set("dpop-nonce", nonce);
+  };
+
   return {
     async verifyMfaOtp(request, context) {
       const tokens = await verifyMfaOtp(
@@ -43,7 +49,7 @@ export function createTokenServiceImpl(ctx: ServiceContext): ServiceImpl<typeof 
           verifyOtpHtu,
         ),
       );
-      context.responseHeader.set("cache-control", "no-store");
+      setTokenHeaders(context);
       return {
         accessToken: tokens.accessToken,
         tokenType: tokens.tokenType,
@@ -69,7 +75,7 @@ export function createTokenServiceImpl(ctx: ServiceContext): ServiceImpl<typeof 
           recoveryHtu,
         ),
       );
-      context.responseHeader.set("cache-control", "no-store");
+      setTokenHeaders(context);
       return {
         accessToken: tokens.accessToken,
         tokenType: tokens.tokenType,

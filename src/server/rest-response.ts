@@ -5,7 +5,7 @@ import type { HttpResponse } from "./http-types.js";
  * RFC 6749 §5.1: token responses (and their errors) MUST NOT be cached.
  * Sent on every REST response that carries or concerns a credential.
  */
-const NO_STORE = { "cache-control": "no-store", pragma: "no-cache" } as const;
+export const NO_STORE = { "cache-control": "no-store", pragma: "no-cache" } as const;
 
 export function sendJson(
   res: HttpResponse,
@@ -29,7 +29,7 @@ export function sendNoContent(res: HttpResponse): void {
 
 /** The REST renderer of OAuthError: `{error, error_description}` (RFC 6749 §5.2). */
 export function sendOAuthError(res: HttpResponse, error: OAuthError): void {
-  const headers: Record<string, string> = { ...NO_STORE };
+  const headers: Record<string, string> = { ...NO_STORE, ...error.headers };
   if (error.retryAfterSeconds !== undefined)
     headers["retry-after"] = String(error.retryAfterSeconds);
   sendJson(

@@ -11,7 +11,7 @@ import type { TokenResponse } from "../tokens/token-issuer.js";
 import type { HttpRequest, HttpResponse } from "./http-types.js";
 import { type Params, parseParams } from "./parse-params.js";
 import { readBody } from "./read-body.js";
-import { sendJson, sendNoContent, sendOAuthError } from "./rest-response.js";
+import { NO_STORE, sendJson, sendNoContent, sendOAuthError } from "./rest-response.js";
 
 type RestHandler = (req: HttpRequest, res: HttpResponse) => Promise<void>;
 
@@ -50,6 +50,12 @@ export function createRestRoutes(ctx: ServiceContext): RestRoutes {
     dpopHtu: tokenEndpoint,
   });
 
+  /** RFC 9449 §8.2: in nonce mode every token response carries the current nonce. */
+  const tokenHeaders = (): Record<string, string> => {
+    const nonce = ctx.dpop.nonceFor(ctx.clock.nowMs());
+    return nonce === undefined ? NO_STORE : { ...NO_STORE, "dpop-nonce": nonce };
+  };
+
   const postToken = guarded(async (req, res) => {
     const params = parseParams(req.headers["content-type"], await readBody(req));
     const grantType = params.grant_type;
@@ -58,10 +64,16 @@ export function createRestRoutes(ctx: ServiceContext): RestRoutes {
     }
     if (typeof grantType !== "string") throw oauthErrors.notAString("grant_type");
     if (grantType === MFA_OTP_GRANT) {
-      sendJson(res, 200, renderTokens(await verifyMfaOtp(ctx, grantRequestOf(req, params))));
+      const result = await verifyMfaOtp(ctx, grantRequestOf(req, params));
+      sendJson(res, 200, renderTokens(result), tokenHeaders());
     } else if (grantType === MFA_RECOVERY_CODE_GRANT) {
       const result = await verifyMfaRecoveryCode(ctx, grantRequestOf(req, params));
-      sendJson(res, 200, { ...renderTokens(result), recovery_code: result.recoveryCode });
+      sendJson(
+        res,
+        200,
+        { ...renderTokens(result), recovery_code: result.recoveryCode },
+        tokenHeaders(),
+      );
     } else {
       throw oauthErrors.unsupportedGrantType(grantType.slice(0, 256));
     }

@@ -1,3 +1,4 @@
+import { ASYMMETRIC_JWS_ALGORITHMS } from "../oauth/jose-algorithms.js";
 import { MFA_OTP_GRANT, MFA_RECOVERY_CODE_GRANT } from "../oauth/oauth-error.js";
 import type { SigningKey } from "./signing-keys.js";
 
@@ -13,11 +14,17 @@ export function buildDiscoveryDocument(issuerUrl: string, keys: readonly Signing
     token_endpoint: new URL("oauth/token", issuerUrl).href,
     jwks_uri: new URL(".well-known/jwks.json", issuerUrl).href,
     grant_types_supported: [MFA_OTP_GRANT, MFA_RECOVERY_CODE_GRANT],
-    token_endpoint_auth_methods_supported: ["client_secret_post", "client_secret_basic", "none"],
+    token_endpoint_auth_methods_supported: [
+      "client_secret_post",
+      "client_secret_basic",
+      "private_key_jwt",
+      "none",
+    ],
+    token_endpoint_auth_signing_alg_values_supported: ASYMMETRIC_JWS_ALGORITHMS,
     response_types_supported: ["token"],
     subject_types_supported: ["public"],
     id_token_signing_alg_values_supported: [...new Set(keys.map((k) => k.alg))],
     scopes_supported: ["openid"],
-    dpop_signing_alg_values_supported: [] as string[],
+    dpop_signing_alg_values_supported: ASYMMETRIC_JWS_ALGORITHMS,
   };
 }

@@ -66,10 +66,11 @@ export async function verifyGrantRequest(
   if (!client.grantTypes.includes(grantType)) throw oauthErrors.grantNotAllowed(grantType);
   const rawToken = requireString(request.params, "mfa_token");
   const code = requireString(request.params, codeParameter);
-  // Row 11 (DPoP) is checked here once sender-constrained tokens land.
+  // Row 11 comes before anything single-use is looked at: a bad proof consumes nothing.
+  const dpopJkt = await ctx.dpop.verify(request.dpopHeader, request.dpopHtu, nowMs);
   const token = decodeLiveMfaToken(ctx, rawToken, nowMs);
   if (token.clientId !== client.clientId) throw oauthErrors.mfaTokenOtherClient();
-  return { client, token, tokenRef: mfaTokenRefOf(token), code };
+  return { client, token, tokenRef: mfaTokenRefOf(token), code, ...(dpopJkt ? { dpopJkt } : {}) };
 }
 
 /** Rows 5 and 6 (by time; "already used" is decided by the store). */

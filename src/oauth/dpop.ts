@@ -1,0 +1,143 @@
+import { Code } from "@connectrpc/connect";
+import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, jwtVerify } from "jose";
+import type { Logger } from "../observability/logger.js";
+import type { Store } from "../store/store.js";
+import type { DpopNonces } from "./dpop-nonce.js";
+import { ASYMMETRIC_JWS_ALGORITHMS, MAX_JWT_LENGTH } from "./jose-algorithms.js";
+import { OAuthError, oauthErrors } from "./oauth-error.js";
+
+export interface DpopOptions {
+  /** ± seconds a proof's `iat` may differ from the server clock (SPEC §4: 60). */
+  iatSkewSeconds: number;
+  /** RFC 9449 §8: demand a fresh server nonce in every proof. */
+  requireNonce: boolean;
+}
+
+export interface DpopVerifier {
+  /**
+   * RFC 9449 §4.3, point by point. undefined when no proof was sent; the
+   * RFC 7638 thumbprint of the proof key when it is valid; throws row 11
+   * (`invalid_dpop_proof`) or `use_dpop_nonce` otherwise.
+   */
+  verify(
+    header: string | string[] | undefined,
+    htu: string,
+    nowMs: number,
+  ): Promise<string | undefined>;
+  /** The nonce to send in `DPoP-Nonce` (nonce mode only). */
+  nonceFor(nowMs: number): string | undefined;
+}
+
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+export function createDpopVerifier(
+  store: Store,
+  nonces: DpopNonces,
+  options: DpopOptions,
+  logger: Logger,
+): DpopVerifier {
+  const invalid: (reason: string) => never = (reason) => {
+    logger.debug({ event: "dpop_rejected", reason }, "DPoP proof rejected");
+    throw oauthErrors.invalidDpopProof(reason);
+  };
+
+  return {
+    nonceFor: (nowMs) => (options.requireNonce ? nonces.current(nowMs) : undefined),
+
+    async verify(header, htu, nowMs) {
+      if (header === undefined || header === "") return undefined;
+      // Check 1: exactly one DPoP header (Node joins repeated headers with ", ").
+      if (Array.isArray(header) || header.includes(","))
+        invalid("Exactly one DPoP proof is allowed");
+      const proof = header as string;
+      if (proof.length > MAX_JWT_LENGTH) invalid("DPoP proof is too large");
+      // Check 2: a well-formed compact JWS.
+      if (!COMPACT_JWS.test(proof)) invalid("DPoP proof is not a compact JWS");
+
+      let protectedHeader: ReturnType<typeof decodeProtectedHeader>;
+      try {
+        protectedHeader = decodeProtectedHeader(proof);
+      } catch {
+        return invalid("DPoP proof header is malformed");
+      }
+      // Checks 4–5: typ, and an asymmetric algorithm from the allow-list.
+      if (protectedHeader.typ !== "dpop+jwt") invalid("DPoP proof typ must be dpop+jwt");
+      if (!ASYMMETRIC_JWS_ALGORITHMS.includes(String(protectedHeader.alg))) {
+        invalid("DPoP proof alg is not supported");
+      }
+      const jwk = protectedHeader.jwk;
+      if (typeof jwk !== "object" || jwk === null) invalid("DPoP proof has no jwk");
+      // Check 6: the key is public (no private members) …
+      if (["d", "p", "q", "dp", "dq", "qi", "k"].some((member) => member in (jwk as object))) {
+        invalid("DPoP proof jwk must be a public key");
+      }
+
+      // … and the signature verifies with it (check 7). jose checks typ and alg again.
+      let payload: Record<string, unknown>;
+      try {
+        ({ payload } = await jwtVerify(proof, EmbeddedJWK, {
+          typ: "dpop+jwt",
+          algorithms: ASYMMETRIC_JWS_ALGORITHMS,
+          currentDate: new Date(nowMs),
+        }));
+      } catch {
+        return invalid("DPoP proof signature is invalid");
+      }
+
+      // Check 8: htm and htu (query and fragment ignored, RFC 9449 §4.3 and §4.2).
+      if (payload.htm !== "POST") invalid("DPoP proof htm mismatch");
+      if (typeof payload.htu !== "string" || normaliseHtu(payload.htu) !== normaliseHtu(htu)) {
+        invalid("DPoP proof htu mismatch");
+      }
+      // Check 11: iat within the acceptance window.
+      const iat = payload.iat;
+      if (typeof iat !== "number" || Math.abs(iat - nowMs / 1000) > options.iatSkewSeconds) {
+        invalid("DPoP proof iat is outside the acceptable window");
+      }
+      // Check 10: a server nonce, when required (RFC 9449 §8).
+      if (options.requireNonce) {
+        if (typeof payload.nonce !== "string" || !nonces.isFresh(payload.nonce, nowMs)) {
+          throw useDpopNonce(nonces.current(nowMs));
+        }
+      }
+      const jti = payload.jti;
+      if (typeof jti !== "string" || jti === "" || jti.length > 256)
+        invalid("DPoP proof jti is missing");
+
+      const jkt = await calculateJwkThumbprint(
+        jwk as Parameters<typeof calculateJwkThumbprint>[0],
+        "sha256",
+      );
+      // Check 12: jti seen once within the acceptance window (RFC 9449 §11.1),
+      // scoped to the key so two clients' random jtis can never collide.
+      const ttlMs = 2 * options.iatSkewSeconds * 1000 + 1000;
+      if (!(await store.rememberOnce(`dpop:${jkt}`, jti as string, ttlMs))) {
+        invalid("DPoP proof has already been used");
+      }
+      return jkt;
+    },
+  };
+}
+
+/** RFC 9449 §8: the challenge that carries a fresh nonce in `DPoP-Nonce`. */
+export function useDpopNonce(nonce: string): OAuthError {
+  const error = new OAuthError(
+    "use_dpop_nonce",
+    "Authorization server requires nonce in DPoP proof",
+    400,
+    Code.InvalidArgument,
+  );
+  error.headers["dpop-nonce"] = nonce;
+  return error;
+}
+
+function normaliseHtu(value: string): string {
+  try {
+    const url = new URL(value);
+    url.search = "";
+    url.hash = "";
+    return url.href;
+  } catch {
+    return "";
+  }
+}
