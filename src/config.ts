@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { type ClientRegistry, parseClients } from "./oauth/client-registry.js";
 import {
@@ -18,6 +19,8 @@ export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" |
 export interface Config {
   port: number;
   host: string;
+  /** node:cluster workers sharing the port (WORKERS: a number or "auto" = cores). */
+  workers: number;
   /** Always ends with "/". */
   issuerUrl: string;
   issuerName: string;
@@ -109,6 +112,9 @@ export function loadConfig(
 
   const port = integer("PORT", 8080, 0, 65535);
   const host = value("HOST") ?? "127.0.0.1";
+  const workersRaw = value("WORKERS");
+  const workers =
+    workersRaw?.toLowerCase() === "auto" ? availableParallelism() : integer("WORKERS", 1, 1, 256);
 
   let issuerUrl = value("ISSUER_URL") ?? `http://localhost:${port}/`;
   try {
@@ -141,6 +147,12 @@ export function loadConfig(
       return { host: match[1], port: Number(match[2]) };
     });
     store = { kind: "redis-cluster", nodes };
+  }
+
+  if (workers > 1 && store.kind === "memory") {
+    problems.push(
+      "WORKERS > 1 needs a shared store (REDIS_URL or REDIS_CLUSTER_NODES): each worker would have its own memory store",
+    );
   }
 
   const clientsFile = value("CLIENTS_FILE") ?? DEMO_CLIENTS_FILE;
@@ -209,6 +221,18 @@ export function loadConfig(
     generatedInternalApiKey: internalApiKeyRaw === undefined,
     ephemeralSecretsKey: secretsKeyRaw === undefined,
   };
+  if (workers > 1) {
+    const perWorker = [
+      devDefaults.ephemeralSigningKey && "SIGNING_KEYS_FILE",
+      devDefaults.ephemeralSecretsKey && "SECRETS_KEY",
+      devDefaults.generatedInternalApiKey && "INTERNAL_API_KEY",
+    ].filter((x): x is string => typeof x === "string");
+    if (perWorker.length > 0) {
+      problems.push(
+        `WORKERS > 1 needs ${perWorker.join(", ")} set: generated values would differ per worker`,
+      );
+    }
+  }
   if (production) {
     const refused = [
       devDefaults.memoryStore &&
@@ -226,6 +250,7 @@ export function loadConfig(
   const config: Config = {
     port,
     host,
+    workers,
     issuerUrl,
     issuerName,
     store,
