@@ -1,0 +1,246 @@
+// One TCP port serving HTTP/1.1 and cleartext HTTP/2 (h2c, "prior knowledge") with
+// one request handler (SPEC §2: Connect, gRPC, gRPC-Web and the REST routes all on
+// `PORT`).
+//
+// Why not `http2.createServer({ allowHTTP1: true })`: that fallback is chosen by TLS
+// ALPN only; on cleartext an HTTP/1.1 client gets HTTP/2 frames (NOTES, "Serving
+// HTTP/1.1 and h2c on one port"). Instead a plain `net.Server` accepts every
+// connection, looks at its first bytes and hands the socket to an `http2` server when
+// they are the HTTP/2 client connection preface, to an `http` server otherwise.
+//
+// RFC 9113 §3.4: a client using prior knowledge starts the connection with the
+// 24-octet preface `PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n` (followed by a SETTINGS frame).
+// No HTTP/1.x request can start with those 24 bytes (`PRI` is reserved as a method
+// for exactly that reason, RFC 9113 §11.6), so the sniff is unambiguous. Clients that
+// ask for h2c with `Upgrade: h2c` (e.g. `curl --http2`) are simply served HTTP/1.1,
+// which RFC 9113 §3.2 allows (the h2c upgrade token is deprecated).
+//
+// Hot path notes: per connection we add one Set entry and four listeners (data once,
+// timeout once, error, close once); all listeners are shared functions that use
+// `this` (the socket), so no closure is allocated per connection.
+
+import { Buffer } from "node:buffer";
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+
+export type OnePortRequest = http.IncomingMessage | http2.Http2ServerRequest;
+export type OnePortResponse = http.ServerResponse | http2.Http2ServerResponse;
+export type OnePortHandler = (req: OnePortRequest, res: OnePortResponse) => void;
+
+export interface OnePortServerOptions {
+  /** Destroy a connection that has not sent enough bytes to be classified within this time (default 10 000 ms). */
+  sniffTimeoutMs?: number;
+  /** HTTP/1.1: time allowed to receive the request headers (Node's `headersTimeout`, default 60 000 ms). */
+  headersTimeoutMs?: number;
+  /** HTTP/1.1: time allowed to receive the whole request (Node's `requestTimeout`, default 300 000 ms). */
+  requestTimeoutMs?: number;
+  /** HTTP/1.1: idle time before a keep-alive connection is closed (Node's `keepAliveTimeout`, default 5 000 ms). */
+  keepAliveTimeoutMs?: number;
+}
+
+export interface OnePortServer {
+  /** Listens on `host:port` (port 0 picks a free port) and resolves with the actual port. */
+  listen(port: number, host: string): Promise<{ port: number }>;
+  /**
+   * Graceful shutdown: stop accepting, close idle HTTP/1.1 keep-alive connections and
+   * connections not yet classified, send GOAWAY to HTTP/2 sessions, let in-flight
+   * requests finish for up to `graceMs` (default 10 000 ms), then destroy what is left.
+   * Resolves once every connection is closed. Idempotent. A closed server cannot
+   * listen again.
+   */
+  close(graceMs?: number): Promise<void>;
+  /** The listening address of the underlying `net.Server` (null while not listening). */
+  address(): net.AddressInfo | null;
+}
+
+/** RFC 9113 §3.4 client connection preface. */
+const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+const PREFACE_LENGTH = H2_PREFACE.length; // 24
+
+const DEFAULT_SNIFF_TIMEOUT_MS = 10_000;
+const DEFAULT_GRACE_MS = 10_000;
+/** How often idle HTTP/1.1 connections are reaped while draining. */
+const DRAIN_POLL_MS = 25;
+
+/** Bytes of a connection whose first chunk(s) matched only a prefix of the preface. */
+const kSniffed = Symbol("onePortServer.sniffed");
+type SniffSocket = net.Socket & { [kSniffed]?: Buffer };
+
+export function createOnePortServer(
+  handler: OnePortHandler,
+  options: OnePortServerOptions = {},
+): OnePortServer {
+  const sniffTimeoutMs = options.sniffTimeoutMs ?? DEFAULT_SNIFF_TIMEOUT_MS;
+
+  const h1 = http.createServer({
+    ...(options.headersTimeoutMs !== undefined && { headersTimeout: options.headersTimeoutMs }),
+    ...(options.requestTimeoutMs !== undefined && { requestTimeout: options.requestTimeoutMs }),
+  });
+  if (options.keepAliveTimeoutMs !== undefined) h1.keepAliveTimeout = options.keepAliveTimeoutMs;
+  h1.on("request", handler);
+
+  const h2 = http2.createServer();
+  h2.on("request", handler);
+
+  // allowHalfOpen stays false (net's default) while sniffing, so a client that sends
+  // FIN before classifying is closed right away; the HTTP/1 path switches it on
+  // (as http.Server does) and lets the http server handle the end of input.
+  const outer = net.createServer({ noDelay: true });
+
+  const sockets = new Set<net.Socket>();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  let closing = false;
+  let closed: Promise<void> | undefined;
+
+  function onSocketClose(this: net.Socket): void {
+    sockets.delete(this);
+  }
+
+  function onSniffTimeout(this: net.Socket): void {
+    // Sent nothing (or only part of the preface) in time: not worth a slot.
+    this.destroy();
+  }
+
+  function onSniffError(this: net.Socket): void {
+    // ECONNRESET and friends before classification: the socket is already being
+    // destroyed; this listener only keeps the error from crashing the process.
+    this.destroy();
+  }
+
+  function handOff(socket: SniffSocket, bytes: Buffer, isH2: boolean): void {
+    // Stop flowing before anything else: more chunks may already sit in the socket's
+    // buffer and must not be emitted while nobody listens.
+    socket.pause();
+    socket.setTimeout(0);
+    socket.removeListener("timeout", onSniffTimeout);
+    socket.removeListener("error", onSniffError);
+    if (socket[kSniffed] !== undefined) socket[kSniffed] = undefined;
+    // Put the sniffed bytes back so the real server parses them first.
+    socket.unshift(bytes);
+    if (isH2) {
+      // Do NOT resume: http2 consumes the native handle and, on the next tick, drains
+      // what is buffered in the JS stream (our unshifted bytes) with socket.read().
+      // Resuming would emit those bytes as 'data' events with no listener: lost.
+      h2.emit("connection", socket);
+    } else {
+      socket.allowHalfOpen = true;
+      h1.emit("connection", socket);
+      // http reads the native handle directly from now on; the unshifted bytes reach
+      // its parser through a 'data' event, which needs the stream flowing. resume()
+      // flushes them on the next tick, before any further I/O is read.
+      socket.resume();
+    }
+  }
+
+  function onFirstData(this: SniffSocket, chunk: Buffer): void {
+    const previous = this[kSniffed];
+    const bytes = previous === undefined ? chunk : Buffer.concat([previous, chunk]);
+    const n = Math.min(bytes.length, PREFACE_LENGTH);
+    if (bytes.compare(H2_PREFACE, 0, n, 0, n) !== 0) {
+      handOff(this, bytes, false);
+    } else if (n === PREFACE_LENGTH) {
+      handOff(this, bytes, true);
+    } else {
+      // A prefix of the preface (e.g. a client writing it in small pieces): wait for
+      // more before deciding. The sniff timeout keeps running.
+      this[kSniffed] = bytes;
+      this.once("data", onFirstData);
+    }
+  }
+
+  outer.on("connection", (socket: net.Socket) => {
+    if (closing) {
+      socket.destroy();
+      return;
+    }
+    sockets.add(socket);
+    socket.once("close", onSocketClose);
+    socket.on("error", onSniffError);
+    socket.setTimeout(sniffTimeoutMs);
+    socket.once("timeout", onSniffTimeout);
+    socket.once("data", onFirstData);
+  });
+
+  // http.Server starts its connection tracking (needed by closeIdleConnections and
+  // closeAllConnections) and the checker enforcing headersTimeout/requestTimeout on
+  // its own 'listening' event (setupConnectionsTracking in Node's _http_server.js).
+  // It never listens itself, so forward the outer server's event. This must happen
+  // before the first connection is handed over: a connection's parser registers
+  // with the tracking list only when it is created.
+  outer.once("listening", () => {
+    h1.emit("listening");
+  });
+
+  function onSessionClose(this: http2.ServerHttp2Session): void {
+    sessions.delete(this);
+  }
+  h2.on("session", (session: http2.ServerHttp2Session) => {
+    sessions.add(session);
+    session.once("close", onSessionClose);
+    if (closing) session.close();
+  });
+
+  function markConnectionClose(_req: http.IncomingMessage, res: http.ServerResponse): void {
+    // During shutdown every HTTP/1.1 response announces `Connection: close`.
+    res.shouldKeepAlive = false;
+  }
+
+  function isSniffing(socket: net.Socket): boolean {
+    return socket.listeners("timeout").includes(onSniffTimeout);
+  }
+
+  return {
+    listen(port: number, host: string): Promise<{ port: number }> {
+      return new Promise((resolve, reject) => {
+        const onError = (error: Error): void => reject(error);
+        outer.once("error", onError);
+        outer.listen(port, host, () => {
+          outer.removeListener("error", onError);
+          resolve({ port: (outer.address() as net.AddressInfo).port });
+        });
+      });
+    },
+
+    close(graceMs: number = DEFAULT_GRACE_MS): Promise<void> {
+      if (closed !== undefined) return closed;
+      closing = true;
+      closed = new Promise<void>((resolve) => {
+        let poll: NodeJS.Timeout | undefined;
+        let grace: NodeJS.Timeout | undefined;
+        // The callback runs once the listening socket is closed and every accepted
+        // connection has closed (net.Server counts them; handing a socket to the
+        // inner servers does not change that). Called with an error when the server
+        // was not listening: nothing to wait for then.
+        outer.close(() => {
+          clearInterval(poll);
+          clearTimeout(grace);
+          resolve();
+        });
+
+        h1.prependListener("request", markConnectionClose);
+        // Closes idle keep-alive connections and stops the timeout checker.
+        h1.close();
+        h2.close();
+        for (const socket of sockets) if (isSniffing(socket)) socket.destroy();
+        // GOAWAY; each session closes once its open streams are done.
+        for (const session of sessions) session.close();
+
+        // A request in flight at close time keeps its connection; when it completes
+        // the connection turns idle and is reaped here.
+        poll = setInterval(() => h1.closeIdleConnections(), DRAIN_POLL_MS).unref();
+        grace = setTimeout(() => {
+          clearInterval(poll);
+          for (const session of sessions) session.destroy();
+          for (const socket of sockets) socket.destroy();
+        }, graceMs).unref();
+      });
+      return closed;
+    },
+
+    address(): net.AddressInfo | null {
+      const address = outer.address();
+      return address !== null && typeof address === "object" ? address : null;
+    },
+  };
+}
