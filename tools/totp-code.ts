@@ -9,4 +9,6 @@ if (!secret) {
   process.stderr.write("usage: npm run -s totp -- <base32 secret>\n");
   process.exit(2);
 }
-process.stdout.write(`${generateTotp(decodeBase32Secret(secret), Math.floor(Date.now() / 1000))}\n`);
+process.stdout.write(
+  `${generateTotp(decodeBase32Secret(secret), Math.floor(Date.now() / 1000))}\n`,
+);
