@@ -43,7 +43,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       router.service(MfaTokenService, createMfaTokenServiceImpl(ctx));
       router.service(MfaService, createMfaServiceImpl(ctx));
     },
-    interceptors: [createOAuthErrorInterceptor(logger)],
+    interceptors: [createOAuthErrorInterceptor(logger, ctx.metrics)],
     readMaxBytes: MAX_BODY_BYTES,
   });
   const server = createOnePortServer(createRequestHandler(createRestRoutes(ctx), connect));

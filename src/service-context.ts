@@ -7,6 +7,7 @@ import { type ClientAuthenticator, createClientAuthenticator } from "./oauth/cli
 import { createDpopVerifier, type DpopVerifier } from "./oauth/dpop.js";
 import { createDpopNonces } from "./oauth/dpop-nonce.js";
 import type { Logger } from "./observability/logger.js";
+import { createMetrics, type Metrics } from "./observability/metrics.js";
 import type { BucketPolicy, Store } from "./store/store.js";
 import { createTokenIssuer, type TokenIssuer } from "./tokens/token-issuer.js";
 
@@ -19,6 +20,7 @@ export interface ServiceContext {
   store: Store;
   clock: Clock;
   logger: Logger;
+  metrics: Metrics;
   clientAuth: ClientAuthenticator;
   dpop: DpopVerifier;
   mfaTokens: MfaTokenCodec;
@@ -43,6 +45,7 @@ export function createServiceContext(
     store,
     clock,
     logger,
+    metrics: createMetrics(),
     clientAuth: createClientAuthenticator(
       config.clients,
       createAssertionVerifier({ issuerUrl: config.issuerUrl, store, clock, logger }),

@@ -1,8 +1,9 @@
-import { ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { OAuthErrorSchema } from "@token-service/client";
 import type { OAuthError } from "../oauth/oauth-error.js";
 import { toOAuthError } from "../oauth/to-oauth-error.js";
 import type { Logger } from "../observability/logger.js";
+import type { Metrics } from "../observability/metrics.js";
 
 /**
  * The RPC renderer of OAuthError (SPEC §3, §5): the row's Connect code, the
@@ -11,13 +12,21 @@ import type { Logger } from "../observability/logger.js";
  * handler, or connect-es reports a bare internal error). Errors connect-es
  * raised itself (undecodable input → InvalidArgument) pass through.
  */
-export function createOAuthErrorInterceptor(logger: Logger): Interceptor {
+export function createOAuthErrorInterceptor(logger: Logger, metrics: Metrics): Interceptor {
   return (next) => async (request) => {
+    const route = request.method.name;
     try {
-      return await next(request);
+      const response = await next(request);
+      metrics.recordRequest("rpc", route, "ok");
+      return response;
     } catch (error) {
-      if (error instanceof ConnectError) throw error;
-      throw toConnectError(toOAuthError(error, logger));
+      if (error instanceof ConnectError) {
+        metrics.recordRequest("rpc", route, `connect_${Code[error.code]}`);
+        throw error;
+      }
+      const oauthError = toOAuthError(error, logger);
+      metrics.recordRequest("rpc", route, oauthError.error);
+      throw toConnectError(oauthError);
     }
   };
 }

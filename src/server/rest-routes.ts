@@ -34,12 +34,15 @@ export function createRestRoutes(ctx: ServiceContext): RestRoutes {
 
   /** Runs a handler and renders any failure as RFC 6749 §5.2 JSON. */
   const guarded =
-    (handler: RestHandler): RestHandler =>
+    (route: string, handler: RestHandler): RestHandler =>
     async (req, res) => {
       try {
         await handler(req, res);
+        ctx.metrics.recordRequest("rest", route, "ok");
       } catch (error) {
-        sendOAuthError(res, toOAuthError(error, ctx.logger));
+        const oauthError = toOAuthError(error, ctx.logger);
+        ctx.metrics.recordRequest("rest", route, oauthError.error);
+        sendOAuthError(res, oauthError);
       }
     };
 
@@ -56,7 +59,7 @@ export function createRestRoutes(ctx: ServiceContext): RestRoutes {
     return nonce === undefined ? NO_STORE : { ...NO_STORE, "dpop-nonce": nonce };
   };
 
-  const postToken = guarded(async (req, res) => {
+  const postToken = guarded("/oauth/token", async (req, res) => {
     const params = parseParams(req.headers["content-type"], await readBody(req));
     const grantType = params.grant_type;
     if (grantType === undefined || grantType === null || grantType === "") {
@@ -79,7 +82,7 @@ export function createRestRoutes(ctx: ServiceContext): RestRoutes {
     }
   });
 
-  const postAssociate = guarded(async (req, res) => {
+  const postAssociate = guarded("/mfa/associate", async (req, res) => {
     const params = parseParams(req.headers["content-type"], await readBody(req), true);
     const result = await associate(
       ctx,
@@ -94,7 +97,7 @@ export function createRestRoutes(ctx: ServiceContext): RestRoutes {
     });
   });
 
-  const getAuthenticators = guarded(async (req, res) => {
+  const getAuthenticators = guarded("/mfa/authenticators", async (req, res) => {
     const list = await listAuthenticators(ctx, bearerTokenOf(req.headers.authorization));
     sendJson(
       res,
@@ -103,7 +106,7 @@ export function createRestRoutes(ctx: ServiceContext): RestRoutes {
     );
   });
 
-  const deleteAuthenticatorRoute = guarded(async (req, res) => {
+  const deleteAuthenticatorRoute = guarded("/mfa/authenticators/{id}", async (req, res) => {
     const path = (req.url ?? "").split("?", 1)[0] ?? "";
     let id: string;
     try {
@@ -122,6 +125,16 @@ export function createRestRoutes(ctx: ServiceContext): RestRoutes {
     "/.well-known/jwks.json": { GET: async (_req, res) => sendJson(res, 200, jwks, publicCache) },
     "/.well-known/openid-configuration": {
       GET: async (_req, res) => sendJson(res, 200, discovery, publicCache),
+    },
+    "/metrics": {
+      GET: async (_req, res) => {
+        const body = Buffer.from(await ctx.metrics.registry.metrics(), "utf8");
+        res.writeHead(200, {
+          "content-type": ctx.metrics.registry.contentType,
+          "content-length": String(body.length),
+        });
+        res.end(body);
+      },
     },
     "/healthz": { GET: async (_req, res) => sendJson(res, 200, { status: "ok" }, {}) },
     "/readyz": {
