@@ -1,8 +1,20 @@
-import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { MfaService, MfaTokenService, TokenService } from "@token-service/client";
+import {
+  file_token_v1_errors,
+  file_token_v1_mfa_service,
+  file_token_v1_mfa_token_service,
+  file_token_v1_token_service,
+  grpcHealthV1,
+  grpcReflectionV1,
+  MfaService,
+  MfaTokenService,
+  TokenService,
+} from "@token-service/client";
 import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
+import { createHealthServiceImpl } from "./observability/health.js";
 import { createLogger, type Logger } from "./observability/logger.js";
+import { createReflectionServiceImpl } from "./observability/reflection.js";
+import { createConnectAdapter } from "./rpc/connect-adapter.js";
 import { createMfaServiceImpl } from "./rpc/mfa-service-impl.js";
 import { createMfaTokenServiceImpl } from "./rpc/mfa-token-service-impl.js";
 import { createOAuthErrorInterceptor } from "./rpc/oauth-error-interceptor.js";
@@ -36,12 +48,32 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   const logger = options.logger ?? createLogger(config.logLevel);
   const store = options.store ?? createStore(config.store, clock, logger);
   const ctx = createServiceContext(config, store, clock, logger);
+  // Aborted by close(): health reports NOT_SERVING and ends Watch streams, which
+  // would otherwise hold the drain open until the grace period runs out.
+  const shutdown = new AbortController();
 
-  const connect = connectNodeAdapter({
+  const connect = createConnectAdapter({
     routes(router) {
       router.service(TokenService, createTokenServiceImpl(ctx));
       router.service(MfaTokenService, createMfaTokenServiceImpl(ctx));
       router.service(MfaService, createMfaServiceImpl(ctx));
+      // gRPC health and server reflection (buf curl --list-services, calls without --schema).
+      // They throw ConnectErrors only, which the OAuth error interceptor passes through.
+      router.service(
+        grpcHealthV1.Health,
+        createHealthServiceImpl(store, { shutdown: shutdown.signal }),
+      );
+      router.service(
+        grpcReflectionV1.ServerReflection,
+        createReflectionServiceImpl([
+          file_token_v1_token_service,
+          file_token_v1_mfa_service,
+          file_token_v1_mfa_token_service,
+          file_token_v1_errors,
+          grpcHealthV1.file_grpc_health_v1_health,
+          grpcReflectionV1.file_grpc_reflection_v1_reflection,
+        ]),
+      );
     },
     interceptors: [createOAuthErrorInterceptor(logger, ctx.metrics)],
     readMaxBytes: MAX_BODY_BYTES,
@@ -53,6 +85,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     server,
     listen: (port = config.port) => server.listen(port, config.host),
     async close(graceMs) {
+      shutdown.abort();
       await server.close(graceMs);
       await store.close();
     },

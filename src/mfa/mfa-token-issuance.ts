@@ -30,7 +30,8 @@ export async function issueMfaToken(
   const client = ctx.config.clients.get(input.clientId);
   if (client === undefined) throw oauthErrors.unknownClient();
   if (!client.grantTypes.includes(MFA_OTP_GRANT)) throw oauthErrors.grantNotAllowed(MFA_OTP_GRANT);
-  const nowSeconds = Math.floor(ctx.clock.nowMs() / 1000);
+  // Rounded up: the token lives at least the whole TTL (it is checked in ms).
+  const nowSeconds = Math.ceil(ctx.clock.nowMs() / 1000);
   const { token } = ctx.mfaTokens.issue({
     userId: input.userId,
     clientId: input.clientId,

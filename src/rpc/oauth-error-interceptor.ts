@@ -10,7 +10,8 @@ import type { Metrics } from "../observability/metrics.js";
  * description as message, and a typed `token.v1.OAuthError` detail with the
  * REST body's exact values (NOTES: convert before the error leaves the
  * handler, or connect-es reports a bare internal error). Errors connect-es
- * raised itself (undecodable input → InvalidArgument) pass through.
+ * raised itself pass through (undecodable input is InvalidArgument; see
+ * connect-adapter.ts for binary input).
  */
 export function createOAuthErrorInterceptor(logger: Logger, metrics: Metrics): Interceptor {
   return (next) => async (request) => {

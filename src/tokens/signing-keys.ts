@@ -2,7 +2,10 @@ import {
   createPrivateKey,
   createPublicKey,
   generateKeyPairSync,
+  type JsonWebKey,
   type KeyObject,
+  sign,
+  verify,
 } from "node:crypto";
 
 /** Algorithms a signing key may use (SPEC §4: ES256 default; EdDSA, RS256, PS256 allowed). */
@@ -42,10 +45,13 @@ export function importSigningKey(jwk: unknown, where: string): SigningKey | stri
   }
   if (typeof d !== "string") return `${where}: not a private key (no "d")`;
   try {
-    const privateKey = createPrivateKey({
-      key: jwk as import("node:crypto").JsonWebKey,
-      format: "jwk",
-    });
+    const privateKey = createPrivateKey({ key: jwk as JsonWebKey, format: "jwk" });
+    // node:crypto accepts an EC JWK whose `d` does not belong to its x/y; its
+    // published public key would then verify no token. Prove the pair once.
+    const filePublicKey = createPublicKey({ key: publicMembers(jwk as JsonWebKey), format: "jwk" });
+    if (!keyPairMatches(privateKey, filePublicKey)) {
+      return `${where}: the private key does not belong to its public part`;
+    }
     return toSigningKey(kid, alg as SigningAlgorithm, privateKey);
   } catch {
     return `${where}: not a valid ${alg} private key`;
@@ -64,4 +70,16 @@ function toSigningKey(kid: string, alg: SigningAlgorithm, privateKey: KeyObject)
     unknown
   >;
   return { kid, alg, privateKey, publicJwk: { ...publicJwk, kid, alg, use: "sig" } };
+}
+
+/** The JWK without its private members (RFC 7518 §6.2.2, §6.3.2; RFC 8037 §2). */
+function publicMembers(jwk: JsonWebKey): JsonWebKey {
+  const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, oth: _oth, ...rest } = jwk;
+  return rest;
+}
+
+function keyPairMatches(privateKey: KeyObject, publicKey: KeyObject): boolean {
+  const probe = Buffer.from("token-service signing key check");
+  const digest = privateKey.asymmetricKeyType === "ed25519" ? null : "sha256";
+  return verify(digest, probe, publicKey, sign(digest, probe, privateKey));
 }

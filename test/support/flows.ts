@@ -1,5 +1,9 @@
 import { type Client, createClient, type Transport } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import {
+  createConnectTransport,
+  createGrpcTransport,
+  createGrpcWebTransport,
+} from "@connectrpc/connect-node";
 import { MfaService, MfaTokenService, TokenService } from "@token-service/client";
 import { decodeBase32Secret, generateTotp } from "../../src/mfa/totp.js";
 import { CLIENTS, TEST_INTERNAL_API_KEY, type TestService } from "./test-service.js";
@@ -68,13 +72,19 @@ export async function issueMfaToken(
 
 /** Associates an OTP authenticator (pending) and returns its base32 secret. */
 export async function associate(service: TestService, mfaToken: string): Promise<string> {
-  const response = await clientsFor(service).mfa.associate({ mfaToken, authenticatorTypes: ["otp"] });
+  const response = await clientsFor(service).mfa.associate({
+    mfaToken,
+    authenticatorTypes: ["otp"],
+  });
   return response.secret;
 }
 
 /** The code for the service's (fake) clock now, or `offsetSteps` steps away. */
 export function codeAt(service: TestService, secret: string, offsetSteps = 0): string {
-  return generateTotp(decodeBase32Secret(secret), Math.floor(service.clock.nowMs() / 1000) + offsetSteps * 30);
+  return generateTotp(
+    decodeBase32Secret(secret),
+    Math.floor(service.clock.nowMs() / 1000) + offsetSteps * 30,
+  );
 }
 
 /** Moves the fake clock to the start of the next 30 s step (a fresh code, no replay). */
@@ -94,23 +104,38 @@ export async function postTokenForm(
     headers: { "content-type": "application/x-www-form-urlencoded", ...headers },
     body: new URLSearchParams(params).toString(),
   });
-  return { status: response.status, headers: response.headers, body: (await response.json()) as Record<string, unknown> };
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: (await response.json()) as Record<string, unknown>,
+  };
 }
 
-export async function postTokenJson(service: TestService, body: unknown, headers: Record<string, string> = {}) {
+export async function postTokenJson(
+  service: TestService,
+  body: unknown,
+  headers: Record<string, string> = {},
+) {
   const response = await fetch(`${service.baseUrl}/oauth/token`, {
     method: "POST",
     headers: { "content-type": "application/json", ...headers },
     body: JSON.stringify(body),
   });
-  return { status: response.status, headers: response.headers, body: (await response.json()) as Record<string, unknown> };
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: (await response.json()) as Record<string, unknown>,
+  };
 }
 
 /**
  * A user with an ACTIVE authenticator: issue, associate, verify once.
  * Returns the secret; the clock is moved to a fresh step afterwards.
  */
-export async function enrolledUser(service: TestService, userId = uniqueUserId()): Promise<{ userId: string; secret: string }> {
+export async function enrolledUser(
+  service: TestService,
+  userId = uniqueUserId(),
+): Promise<{ userId: string; secret: string }> {
   const secret = await associate(service, await issueMfaToken(service, userId));
   const mfaToken = await issueMfaToken(service, userId);
   const result = await postTokenForm(service, {
@@ -120,7 +145,8 @@ export async function enrolledUser(service: TestService, userId = uniqueUserId()
     mfa_token: mfaToken,
     otp: codeAt(service, secret),
   });
-  if (result.status !== 200) throw new Error(`enrolment verify failed: ${JSON.stringify(result.body)}`);
+  if (result.status !== 200)
+    throw new Error(`enrolment verify failed: ${JSON.stringify(result.body)}`);
   nextStep(service);
   return { userId, secret };
 }

@@ -8,7 +8,9 @@ import { createMemoryStore } from "../../src/store/memory-store.js";
 import { connectRedisStore } from "../../src/store/redis-store.js";
 import type { Store } from "../../src/store/store.js";
 
-export const FIXTURE_CLIENTS_FILE = fileURLToPath(new URL("../fixtures/clients.json", import.meta.url));
+export const FIXTURE_CLIENTS_FILE = fileURLToPath(
+  new URL("../fixtures/clients.json", import.meta.url),
+);
 export const TEST_INTERNAL_API_KEY = "test-internal-api-key-0123456789";
 export const TEST_SECRETS_KEY = Buffer.alloc(32, 7).toString("base64");
 
@@ -42,6 +44,11 @@ export interface TestServiceOptions {
   env?: Record<string, string>;
   /** Start time of the fake clock; defaults to the real time so TOTP codes from otplib line up. */
   startMs?: number;
+  /**
+   * A ready-made store (e.g. one whose ping rejects); wins over `store`. The
+   * app closes it on close(). (`store` already names the kind, hence the name.)
+   */
+  storeOverride?: Store;
 }
 
 /**
@@ -69,7 +76,9 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     }),
   );
   let store: Store;
-  if (options.store === "redis") {
+  if (options.storeOverride) {
+    store = options.storeOverride;
+  } else if (options.store === "redis") {
     if (!options.redisUrl) throw new Error("redisUrl is required for the redis store");
     store = connectRedisStore(options.redisUrl);
   } else {

@@ -1,0 +1,299 @@
+/**
+ * SPEC §4 "Nothing secret is ever logged": run every kind of flow with the
+ * service logging at debug level, then scan everything it wrote for the codes,
+ * TOTP secrets, mfa_tokens, issued tokens, client secrets, recovery codes,
+ * DPoP proofs and the internal API key those flows used.
+ */
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { Code } from "@connectrpc/connect";
+import { decodeBase32Secret } from "../../src/mfa/totp.js";
+import {
+  clientsFor,
+  issueMfaToken,
+  MFA_OTP_GRANT,
+  postTokenForm,
+  postTokenJson,
+  uniqueUserId,
+} from "../support/flows.js";
+import {
+  assertRestError,
+  assertRpcError,
+  dpopProof,
+  freshCode,
+  otpGrantParams,
+  otpRpcRequest,
+  recoveryGrantParams,
+  wrongCode,
+} from "../support/mfa-flows.js";
+import { freePort } from "../support/redis-server.js";
+import {
+  CLIENTS,
+  startTestService,
+  TEST_INTERNAL_API_KEY,
+  type TestService,
+} from "../support/test-service.js";
+
+const DEBUG = { LOG_LEVEL: "debug" };
+
+/** Every secret the flows handled; six-digit codes are matched as whole numbers only. */
+const secrets = new Set<string>([
+  TEST_INTERNAL_API_KEY,
+  CLIENTS.post.secret,
+  CLIENTS.basic.secret,
+  CLIENTS.noGrant.secret,
+]);
+const codes = new Set<string>();
+
+function keepSecret(...values: unknown[]): void {
+  for (const value of values) {
+    assert.equal(typeof value, "string");
+    assert.ok((value as string).length >= 8, "a secret long enough to search for");
+    secrets.add(value as string);
+  }
+}
+
+function keepTotpSecret(secret: string): void {
+  const raw = Buffer.from(decodeBase32Secret(secret));
+  keepSecret(secret, raw.toString("hex"), raw.toString("base64"), raw.toString("base64url"));
+}
+
+/** The mfa_token of a fresh login, remembered as a secret. */
+async function login(
+  service: TestService,
+  userId: string,
+  clientId: string = CLIENTS.post.id,
+): Promise<string> {
+  const mfaToken = await issueMfaToken(service, userId, { clientId });
+  keepSecret(mfaToken);
+  return mfaToken;
+}
+
+/** Associates over REST and keeps the secret and recovery code. */
+async function associateRest(
+  service: TestService,
+  mfaToken: string,
+): Promise<{ secret: string; recoveryCode: string }> {
+  const response = await fetch(`${service.baseUrl}/mfa/associate`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${mfaToken}`, "content-type": "application/json" },
+    body: JSON.stringify({ authenticator_types: ["otp"] }),
+  });
+  assert.equal(response.status, 200);
+  const body = (await response.json()) as { secret: string; recovery_codes: string[] };
+  const [recoveryCode = ""] = body.recovery_codes;
+  keepTotpSecret(body.secret);
+  keepSecret(recoveryCode);
+  return { secret: body.secret, recoveryCode };
+}
+
+function keepTokens(body: Record<string, unknown>): void {
+  keepSecret(body.access_token);
+  if (body.id_token !== undefined) keepSecret(body.id_token);
+  if (body.recovery_code !== undefined) keepSecret(body.recovery_code);
+}
+
+const services: TestService[] = [];
+after(() => Promise.all(services.map((s) => s.close())));
+
+let service: TestService;
+before(async () => {
+  service = await startTestService({ env: DEBUG });
+  services.push(service);
+});
+
+test("enroll, verify, wrong codes, recovery, lockout (client_secret_post)", async () => {
+  const userId = uniqueUserId("logs");
+  const { secret, recoveryCode } = await associateRest(service, await login(service, userId));
+
+  const code = freshCode(service, secret);
+  codes.add(code);
+  const mfaToken = await login(service, userId);
+  const ok = await postTokenForm(service, otpGrantParams(mfaToken, code));
+  assert.equal(ok.status, 200);
+  keepTokens(ok.body);
+  assertRestError(
+    await postTokenForm(service, otpGrantParams(mfaToken, code)),
+    400,
+    "expired_token",
+    "mfa_token is expired",
+  );
+
+  const recovered = await postTokenJson(
+    service,
+    recoveryGrantParams(await login(service, userId), recoveryCode),
+  );
+  assert.equal(recovered.status, 200);
+  keepTokens(recovered.body);
+
+  // Wrong codes until the bucket is empty: row 9 ten times, then row 8.
+  const retryToken = await login(service, userId);
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const wrong = wrongCode(service, secret);
+    codes.add(wrong);
+    assertRestError(
+      await postTokenJson(service, otpGrantParams(retryToken, wrong)),
+      400,
+      "invalid_grant",
+      "Invalid otp_code.",
+    );
+  }
+  const rightButLocked = freshCode(service, secret);
+  codes.add(rightButLocked);
+  const locked = await postTokenForm(service, otpGrantParams(retryToken, rightButLocked));
+  assert.equal(locked.status, 429);
+  assertRestError(
+    await postTokenForm(
+      service,
+      recoveryGrantParams(retryToken, String(recovered.body.recovery_code)),
+    ),
+    429,
+    "too_many_attempts",
+    "Too many failed attempts. Try again later.",
+  );
+});
+
+test("client_secret_basic, bad credentials, bad grants, bad tokens, DPoP, RPC", async () => {
+  const userId = uniqueUserId("logs-basic");
+  const { secret } = await associateRest(service, await login(service, userId, CLIENTS.basic.id));
+  const basic = (id: string, clientSecret: string) => {
+    const encoded = Buffer.from(`${id}:${clientSecret}`).toString("base64");
+    keepSecret(encoded);
+    return { authorization: `Basic ${encoded}` };
+  };
+
+  const code = freshCode(service, secret);
+  codes.add(code);
+  const params = (mfaToken: string, otp: string) => ({
+    grant_type: MFA_OTP_GRANT,
+    mfa_token: mfaToken,
+    otp,
+  });
+  const ok = await postTokenForm(
+    service,
+    params(await login(service, userId, CLIENTS.basic.id), code),
+    basic(CLIENTS.basic.id, CLIENTS.basic.secret),
+  );
+  assert.equal(ok.status, 200);
+  keepTokens(ok.body);
+
+  const wrongSecret = "not-the-basic-client-secret-42";
+  keepSecret(wrongSecret);
+  assertRestError(
+    await postTokenForm(
+      service,
+      params(await login(service, userId, CLIENTS.basic.id), code),
+      basic(CLIENTS.basic.id, wrongSecret),
+    ),
+    401,
+    "access_denied",
+    "Unauthorized",
+  );
+  assertRestError(
+    await postTokenForm(service, {
+      ...otpGrantParams(await login(service, userId), code),
+      client_secret: wrongSecret,
+    }),
+    401,
+    "access_denied",
+    "Unauthorized",
+  );
+  assertRestError(
+    await postTokenForm(service, {
+      ...otpGrantParams(await login(service, userId), code),
+      grant_type: "password",
+    }),
+    400,
+    "unsupported_grant_type",
+    "Unsupported grant type: password",
+  );
+  const tampered = `${await login(service, userId)}x`;
+  keepSecret(tampered);
+  assertRestError(
+    await postTokenJson(service, otpGrantParams(tampered, code)),
+    400,
+    "invalid_grant",
+    "Malformed mfa_token",
+  );
+
+  // A DPoP proof for another URL is rejected (logged at debug without the proof).
+  const proof = await dpopProof(service, "https://elsewhere.example/oauth/token");
+  keepSecret(proof);
+  const rejected = await postTokenForm(
+    service,
+    otpGrantParams(await login(service, userId), code),
+    { dpop: proof },
+  );
+  assert.equal(rejected.status, 400);
+  assert.equal(rejected.body.error, "invalid_dpop_proof");
+
+  // The RPC surface: a wrong internal key, a wrong code, an associate refused.
+  const wrongKey = "not-the-internal-api-key-0123";
+  keepSecret(wrongKey);
+  const rpc = clientsFor(service, "grpc");
+  await assertRpcError(
+    rpc.mfaToken.issueMfaToken(
+      { userId, clientId: CLIENTS.post.id },
+      { headers: { authorization: `Bearer ${wrongKey}` } },
+    ),
+    Code.Unauthenticated,
+    "access_denied",
+    "Unauthorized",
+  );
+  const rpcWrong = wrongCode(service, secret);
+  codes.add(rpcWrong);
+  await assertRpcError(
+    rpc.token.verifyMfaOtp(otpRpcRequest(await login(service, userId), rpcWrong)),
+    Code.FailedPrecondition,
+    "invalid_grant",
+    "Invalid otp_code.",
+  );
+  await assertRpcError(
+    rpc.mfa.associate({ mfaToken: await login(service, userId) }),
+    Code.PermissionDenied,
+    "access_denied",
+    "User is already enrolled.",
+  );
+});
+
+test("store outage: causes are logged, secrets are not", async () => {
+  // Nothing listens on this port: every store call fails and is logged as an error.
+  const down = await startTestService({
+    store: "redis",
+    redisUrl: `redis://127.0.0.1:${await freePort()}`,
+    env: DEBUG,
+  });
+  services.push(down);
+  const mfaToken = down.app.ctx.mfaTokens.issue({
+    userId: uniqueUserId("logs-down"),
+    clientId: CLIENTS.post.id,
+    audience: "",
+    scope: "openid",
+    userLabel: "",
+    expiresAt: Math.floor(down.clock.nowMs() / 1000) + 600,
+  }).token;
+  keepSecret(mfaToken);
+  codes.add("246813");
+  assertRestError(
+    await postTokenForm(down, otpGrantParams(mfaToken, "246813")),
+    503,
+    "temporarily_unavailable",
+    "Service temporarily unavailable",
+  );
+  assert.ok(down.logs.some((line) => line.includes('"event":"request_failed"')));
+});
+
+test("no secret appears in any captured log line", () => {
+  const lines = services.flatMap((s) => s.logs);
+  // The capture works and saw debug and error lines.
+  assert.ok(lines.some((line) => line.includes('"event":"dpop_rejected"')));
+  assert.ok(lines.some((line) => line.includes('"event":"request_failed"')));
+  const text = lines.join("");
+  for (const secret of secrets) {
+    assert.equal(text.includes(secret), false, `a secret of ${secret.length} chars is logged`);
+  }
+  assert.ok(codes.size >= 4);
+  for (const code of codes) {
+    assert.doesNotMatch(text, new RegExp(`(?<!\\d)${code}(?!\\d)`), "a code is logged");
+  }
+});

@@ -1,0 +1,177 @@
+// SPEC §5b client authentication: each client with its registered method and only that one;
+// every failure is row 1.
+
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { describe, test } from "node:test";
+import { type ClientCredentials, createClientAuthenticator } from "../../src/oauth/client-auth.js";
+import { parseClients } from "../../src/oauth/client-registry.js";
+import { OAuthError } from "../../src/oauth/oauth-error.js";
+import {
+  codeAt,
+  enrolledUser,
+  issueMfaToken,
+  MFA_OTP_GRANT,
+  postTokenForm,
+} from "../support/flows.js";
+import { CLIENTS, FIXTURE_CLIENTS_FILE } from "../support/test-service.js";
+import { assertOAuthError, basicAuth, useService } from "./helpers.js";
+
+const fixture = parseClients(JSON.parse(readFileSync(FIXTURE_CLIENTS_FILE, "utf8")), "fixture");
+const special = parseClients(
+  {
+    clients: [
+      {
+        client_id: "id:with space",
+        client_secret: "p@ss:w+rd/%",
+        token_endpoint_auth_method: "client_secret_basic",
+      },
+    ],
+  },
+  "special",
+);
+const auth = createClientAuthenticator(new Map([...fixture.clients, ...special.clients]));
+
+async function accepted(credentials: ClientCredentials): Promise<string> {
+  return (await auth.authenticate(credentials)).clientId;
+}
+
+async function assertRefused(credentials: ClientCredentials): Promise<void> {
+  await assert.rejects(auth.authenticate(credentials), (error: unknown) => {
+    assert.ok(error instanceof OAuthError);
+    assert.deepEqual(
+      [error.status, error.error, error.description],
+      [401, "access_denied", "Unauthorized"],
+    );
+    return true;
+  });
+}
+
+const basicHeader = basicAuth(CLIENTS.basic.id, CLIENTS.basic.secret);
+
+describe("client_secret_basic", () => {
+  test("the Authorization header authenticates", async () => {
+    assert.equal(await accepted({ authorization: basicHeader }), CLIENTS.basic.id);
+    // The scheme is case-insensitive; a matching client_id in the body is allowed.
+    const lower = `basic ${basicHeader.slice(6)}`;
+    assert.equal(
+      await accepted({ authorization: lower, clientId: CLIENTS.basic.id }),
+      "basic-client",
+    );
+  });
+
+  test("id and secret are form-urlencoded inside the header (RFC 6749 §2.3.1)", async () => {
+    assert.equal(
+      await accepted({ authorization: basicAuth("id:with space", "p@ss:w+rd/%") }),
+      "id:with space",
+    );
+  });
+
+  test("the secret in the body is refused", async () => {
+    await assertRefused({ clientId: CLIENTS.basic.id, clientSecret: CLIENTS.basic.secret });
+  });
+
+  test("a wrong secret, a mismatching body client_id, a malformed header", async () => {
+    await assertRefused({ authorization: basicAuth(CLIENTS.basic.id, "wrong") });
+    await assertRefused({ authorization: basicHeader, clientId: CLIENTS.post.id });
+    await assertRefused({ authorization: `Basic ${Buffer.from("no-colon").toString("base64")}` });
+    await assertRefused({ authorization: `Basic ${Buffer.from("%zz:x").toString("base64")}` });
+  });
+});
+
+describe("client_secret_post", () => {
+  test("the right secret in the body authenticates", async () => {
+    assert.equal(
+      await accepted({ clientId: CLIENTS.post.id, clientSecret: CLIENTS.post.secret }),
+      CLIENTS.post.id,
+    );
+  });
+
+  test("a wrong, missing, prefixed or non-string secret is refused", async () => {
+    for (const clientSecret of [
+      "wrong",
+      undefined,
+      `${CLIENTS.post.secret}x`,
+      42,
+      [CLIENTS.post.secret],
+    ]) {
+      await assertRefused({ clientId: CLIENTS.post.id, clientSecret });
+    }
+  });
+
+  test("the secret in a Basic header is refused", async () => {
+    await assertRefused({ authorization: basicAuth(CLIENTS.post.id, CLIENTS.post.secret) });
+  });
+});
+
+describe("none (public client)", () => {
+  test("client_id alone authenticates", async () => {
+    assert.equal(await accepted({ clientId: CLIENTS.public.id }), CLIENTS.public.id);
+  });
+
+  test("a public client sending a secret is refused", async () => {
+    await assertRefused({ clientId: CLIENTS.public.id, clientSecret: "anything" });
+    await assertRefused({ authorization: basicAuth(CLIENTS.public.id, "") });
+    await assertRefused({
+      clientId: CLIENTS.public.id,
+      clientAssertionType: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+    });
+  });
+});
+
+describe("refused whatever the client", () => {
+  test("two methods at once", async () => {
+    await assertRefused({ authorization: basicHeader, clientSecret: CLIENTS.basic.secret });
+    await assertRefused({
+      clientId: CLIENTS.post.id,
+      clientSecret: CLIENTS.post.secret,
+      clientAssertion: "a.b.c",
+      clientAssertionType: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+    });
+  });
+
+  test("unknown or missing client id", async () => {
+    await assertRefused({ clientId: "nobody", clientSecret: "x" });
+    await assertRefused({});
+    await assertRefused({ clientId: 42 });
+  });
+});
+
+describe("over REST", () => {
+  const service = useService();
+
+  test("client_secret_basic via the header gets tokens; the body secret gets 401", async () => {
+    const { userId, secret } = await enrolledUser(service());
+    const mfaToken = await issueMfaToken(service(), userId, { clientId: CLIENTS.basic.id });
+    const params = {
+      grant_type: MFA_OTP_GRANT,
+      mfa_token: mfaToken,
+      otp: codeAt(service(), secret),
+    };
+    assertOAuthError(
+      await postTokenForm(service(), {
+        ...params,
+        client_id: CLIENTS.basic.id,
+        client_secret: CLIENTS.basic.secret,
+      }),
+      401,
+      "access_denied",
+      "Unauthorized",
+    );
+    const result = await postTokenForm(service(), params, { authorization: basicHeader });
+    assert.equal(result.status, 200);
+    assert.equal(result.body.token_type, "Bearer");
+  });
+
+  test("a public client with client_id only gets tokens", async () => {
+    const { userId, secret } = await enrolledUser(service());
+    const mfaToken = await issueMfaToken(service(), userId, { clientId: CLIENTS.public.id });
+    const result = await postTokenForm(service(), {
+      grant_type: MFA_OTP_GRANT,
+      client_id: CLIENTS.public.id,
+      mfa_token: mfaToken,
+      otp: codeAt(service(), secret),
+    });
+    assert.equal(result.status, 200);
+  });
+});

@@ -1,0 +1,84 @@
+// The hand-written JWS signer (src/tokens/jwt-signer.ts) checked with jose, for every
+// algorithm SIGNING_KEYS_FILE allows (SPEC §4: ES256 default; EdDSA, RS256, PS256).
+
+import assert from "node:assert/strict";
+import { generateKeyPairSync, type KeyObject } from "node:crypto";
+import { describe, test } from "node:test";
+import { compactVerify, decodeProtectedHeader, importJWK, jwtVerify } from "jose";
+import { buildJwks } from "../../src/tokens/discovery.js";
+import { signJwt } from "../../src/tokens/jwt-signer.js";
+import {
+  generateEphemeralSigningKey,
+  importSigningKey,
+  type SigningAlgorithm,
+  type SigningKey,
+} from "../../src/tokens/signing-keys.js";
+
+function keyPair(alg: SigningAlgorithm): KeyObject {
+  switch (alg) {
+    case "ES256":
+      return generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey;
+    case "EdDSA":
+      return generateKeyPairSync("ed25519").privateKey;
+    case "RS256":
+    case "PS256":
+      return generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey;
+  }
+}
+
+function signingKey(alg: SigningAlgorithm): SigningKey {
+  const jwk = { ...keyPair(alg).export({ format: "jwk" }), kid: `kid-${alg}`, alg };
+  const key = importSigningKey(jwk, "test");
+  if (typeof key === "string") throw new Error(key);
+  return key;
+}
+
+const PAYLOAD = {
+  iss: "https://issuer.test/",
+  sub: "user-1",
+  aud: "api",
+  iat: 1,
+  exp: 4_000_000_000,
+};
+
+describe("signJwt", () => {
+  for (const alg of ["ES256", "EdDSA", "RS256", "PS256"] as const) {
+    test(`${alg}: verifies with jose against the published JWK`, async () => {
+      const key = signingKey(alg);
+      const token = signJwt(key, "at+jwt", PAYLOAD);
+      assert.deepEqual(decodeProtectedHeader(token), { alg, typ: "at+jwt", kid: `kid-${alg}` });
+      const [publicJwk] = buildJwks([key]).keys;
+      assert.equal(publicJwk?.d, undefined);
+      assert.deepEqual([publicJwk?.kid, publicJwk?.alg, publicJwk?.use], [key.kid, alg, "sig"]);
+      const { payload, protectedHeader } = await jwtVerify(
+        token,
+        await importJWK(publicJwk ?? {}, alg),
+        { typ: "at+jwt", algorithms: [alg] },
+      );
+      assert.deepEqual(payload, PAYLOAD);
+      assert.equal(protectedHeader.kid, key.kid);
+    });
+  }
+
+  test("ES256 signatures are R || S, 64 bytes (RFC 7518 §3.4)", () => {
+    const token = signJwt(signingKey("ES256"), "JWT", PAYLOAD);
+    assert.equal(Buffer.from(token.split(".")[2] ?? "", "base64url").length, 64);
+  });
+
+  test("a changed payload does not verify", async () => {
+    const key = generateEphemeralSigningKey();
+    const [header, , signature] = signJwt(key, "JWT", PAYLOAD).split(".");
+    const forged = Buffer.from(JSON.stringify({ ...PAYLOAD, sub: "admin" })).toString("base64url");
+    await assert.rejects(
+      compactVerify(`${header}.${forged}.${signature}`, await importJWK(key.publicJwk, "ES256")),
+      { code: "ERR_JWS_SIGNATURE_VERIFICATION_FAILED" },
+    );
+  });
+
+  test("the ephemeral key is ES256 with a kid", () => {
+    const key = generateEphemeralSigningKey();
+    assert.equal(key.alg, "ES256");
+    assert.match(key.kid, /^ephemeral-/);
+    assert.deepEqual([key.publicJwk.kty, key.publicJwk.crv], ["EC", "P-256"]);
+  });
+});

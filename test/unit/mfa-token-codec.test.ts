@@ -1,0 +1,62 @@
+// The sealed mfa_token format (src/mfa/mfa-token-codec.ts): round trip, and null for
+// anything not sealed by this SECRETS_KEY (SPEC §5 row 5).
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { createMfaTokenCodec, MAX_MFA_TOKEN_LENGTH } from "../../src/mfa/mfa-token-codec.js";
+
+const codec = createMfaTokenCodec(Buffer.alloc(32, 3));
+const CLAIMS = {
+  userId: "auth0|user:1",
+  clientId: "web-app",
+  audience: "https://api.example.test",
+  scope: "openid profile",
+  userLabel: "ünïcode@example.test",
+  expiresAt: 1_767_225_600,
+};
+
+test("issue then decode returns the claims and a fresh random tokenId", () => {
+  const first = codec.issue(CLAIMS);
+  const second = codec.issue(CLAIMS);
+  assert.match(first.token, /^mt1\.[A-Za-z0-9_-]+$/);
+  assert.match(first.claims.tokenId, /^[A-Za-z0-9_-]{22}$/);
+  assert.notEqual(first.claims.tokenId, second.claims.tokenId);
+  assert.notEqual(first.token, second.token);
+  assert.deepEqual(codec.decode(first.token), { tokenId: first.claims.tokenId, ...CLAIMS });
+});
+
+test("the claims are not readable in the token", () => {
+  const { token } = codec.issue(CLAIMS);
+  const decoded = Buffer.from(token.slice(4), "base64url").toString("latin1");
+  for (const value of ["auth0|user", "web-app", "api.example.test", "openid"]) {
+    assert.ok(!decoded.includes(value), value);
+  }
+});
+
+test("every byte position is protected", () => {
+  const { token } = codec.issue(CLAIMS);
+  const raw = Buffer.from(token.slice(4), "base64url");
+  for (let i = 0; i < raw.length; i++) {
+    const copy = Buffer.from(raw);
+    copy[i] = (copy[i] as number) ^ 0x01;
+    assert.equal(codec.decode(`mt1.${copy.toString("base64url")}`), null, `byte ${i}`);
+  }
+});
+
+test("foreign, truncated, mis-prefixed and oversized tokens decode to null", () => {
+  const { token } = codec.issue(CLAIMS);
+  const foreign = createMfaTokenCodec(Buffer.alloc(32, 4)).issue(CLAIMS).token;
+  for (const candidate of [
+    foreign,
+    token.slice(0, -1),
+    token.slice(0, 20),
+    `mt2.${token.slice(4)}`,
+    token.slice(4),
+    "",
+    "mt1.",
+    "mt1.!!!!",
+    `mt1.${"A".repeat(MAX_MFA_TOKEN_LENGTH)}`,
+  ]) {
+    assert.equal(codec.decode(candidate), null, candidate.slice(0, 40));
+  }
+});
