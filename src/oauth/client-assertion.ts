@@ -55,7 +55,11 @@ export function createAssertionVerifier(options: {
         currentDate: new Date(nowMs),
       }));
     } catch (error) {
-      return reject(`assertion rejected: ${(error as { code?: string }).code ?? "invalid"}`);
+      // jose names the claim that failed (iss, sub, aud, exp, nbf, jti) and how
+      // (missing / check_failed): that is the rule, safe to log; values never are.
+      const { code, claim, reason } = error as { code?: string; claim?: string; reason?: string };
+      const rule = typeof claim === "string" ? ` (${claim}: ${reason ?? "invalid"})` : "";
+      return reject(`assertion rejected: ${code ?? "invalid"}${rule}`);
     }
     const exp = payload.exp as number;
     if (exp > nowSeconds + MAX_LIFETIME_SECONDS + CLOCK_SKEW_SECONDS)

@@ -45,7 +45,12 @@ export function createDpopVerifier(
     nonceFor: (nowMs) => (options.requireNonce ? nonces.current(nowMs) : undefined),
 
     async verify(header, htu, nowMs) {
-      if (header === undefined || header === "") return undefined;
+      // No DPoP header at all: a Bearer request. (The RPC's empty `dpop` field
+      // means "absent" and arrives here as undefined.) A header that is present
+      // but empty is not "a single and well-formed JWT" (check 2): refusing it
+      // keeps a client whose proof went missing from getting an unbound token.
+      if (header === undefined) return undefined;
+      if (header === "") invalid("DPoP proof is not a compact JWS");
       // Check 1: exactly one DPoP header (Node joins repeated headers with ", ").
       if (Array.isArray(header) || header.includes(","))
         invalid("Exactly one DPoP proof is allowed");
