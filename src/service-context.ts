@@ -49,6 +49,7 @@ export function createServiceContext(
     clientAuth: createClientAuthenticator(
       config.clients,
       createAssertionVerifier({ issuerUrl: config.issuerUrl, store, clock, logger }),
+      logger,
     ),
     dpop: createDpopVerifier(
       store,

@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from "node:crypto";
+import type { Logger } from "../observability/logger.js";
 import { assertionSubject } from "./client-assertion.js";
 import type { ClientRegistry, RegisteredClient } from "./client-registry.js";
 import { oauthErrors } from "./oauth-error.js";
@@ -34,6 +35,7 @@ const sha256 = (value: string) => createHash("sha256").update(value, "utf8").dig
 export function createClientAuthenticator(
   clients: ClientRegistry,
   verifyAssertion?: AssertionVerifier,
+  logger?: Logger,
 ): ClientAuthenticator {
   const secretDigests = new Map<string, Buffer>();
   for (const client of clients.values()) {
@@ -48,27 +50,37 @@ export function createClientAuthenticator(
   return {
     async authenticate(credentials) {
       const basic = parseBasic(credentials.authorization);
+      /**
+       * One answer for every rule (row 1). The rule is logged at debug —
+       * never a secret or assertion. RFC 6749 §5.2: a client that tried the
+       * Authorization header gets a WWW-Authenticate challenge for its scheme.
+       */
+      const refuse = (reason: string, clientIdForLog?: string): never => {
+        logger?.debug({ event: "client_auth_rejected", client_id: clientIdForLog, reason }, reason);
+        const error = oauthErrors.unauthorizedClient();
+        if (basic !== undefined) error.headers["www-authenticate"] = 'Basic realm="token-service"';
+        throw error;
+      };
       const { clientId, clientSecret, clientAssertion, clientAssertionType } = credentials;
-      if (basic === "malformed") throw oauthErrors.unauthorizedClient();
+      if (basic === "malformed") refuse("malformed Basic authorization header");
       const presentsSecret = clientSecret !== undefined;
       const presentsAssertion = clientAssertion !== undefined || clientAssertionType !== undefined;
       if (Number(basic !== undefined) + Number(presentsSecret) + Number(presentsAssertion) > 1) {
-        throw oauthErrors.unauthorizedClient();
+        refuse("more than one client authentication method");
       }
-      const id = basic?.clientId ?? clientId ?? assertionSubject(clientAssertion);
-      if (
-        typeof id !== "string" ||
-        (basic !== undefined && clientId !== undefined && clientId !== id)
-      ) {
-        throw oauthErrors.unauthorizedClient();
+      const fromBasic = basic === "malformed" ? undefined : basic;
+      const id = fromBasic?.clientId ?? clientId ?? assertionSubject(clientAssertion);
+      if (typeof id !== "string") return refuse("no client_id");
+      if (fromBasic !== undefined && clientId !== undefined && clientId !== id) {
+        refuse("client_id differs from the Basic credentials");
       }
       const client = clients.get(id);
-      if (client === undefined) throw oauthErrors.unauthorizedClient();
+      if (client === undefined) return refuse("unknown client");
 
       let ok = false;
       switch (client.authMethod) {
         case "client_secret_basic":
-          ok = basic !== undefined && secretMatches(client, basic.clientSecret);
+          ok = fromBasic !== undefined && secretMatches(client, fromBasic.clientSecret);
           break;
         case "client_secret_post":
           ok = typeof clientSecret === "string" && secretMatches(client, clientSecret);
@@ -84,7 +96,7 @@ export function createClientAuthenticator(
             (await verifyAssertion(client, clientAssertion));
           break;
       }
-      if (!ok) throw oauthErrors.unauthorizedClient();
+      if (!ok) refuse(`${client.authMethod} authentication failed`, client.clientId);
       return client;
     },
   };

@@ -20,8 +20,7 @@ export function createTokenServiceImpl(ctx: ServiceContext): ServiceImpl<typeof 
   ): GrantRequest => ({
     params,
     authorization: context.requestHeader.get("authorization") ?? undefined,
-    // RPC: the `dpop` field, or the `DPoP` request header (SPEC §3).
-    dpopHeader: dpop !== "" ? dpop : (context.requestHeader.get("dpop") ?? undefined),
+    dpopHeader: dpopProofsOf(dpop, context.requestHeader.get("dpop")),
     dpopHtu,
   });
 
@@ -86,4 +85,13 @@ export function createTokenServiceImpl(ctx: ServiceContext): ServiceImpl<typeof 
       };
     },
   };
+}
+
+/**
+ * RPC: the proof comes in the `dpop` field or the `DPoP` request header
+ * (SPEC §3). Both at once are two proofs, which RFC 9449 §4.3 check 1 refuses.
+ */
+function dpopProofsOf(field: string, header: string | null): string | string[] | undefined {
+  if (field !== "" && header !== null) return [field, header];
+  return field !== "" ? field : (header ?? undefined);
 }

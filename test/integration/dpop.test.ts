@@ -245,6 +245,23 @@ describe("DPoP on the memory store", () => {
     assert.equal(response.tokenType, "DPoP");
   });
 
+  test("gRPC: a proof in the field AND in the DPoP header is two proofs (RFC 9449 §4.3 check 1)", async () => {
+    const [user] = await readyUsers(service, 1);
+    assert.ok(user);
+    const request = otpRpcRequest(user.mfaToken, codeAt(service, user.secret));
+    const failure = await rpcFailure(
+      clientsFor(service, "grpc").token.verifyMfaOtp(
+        { ...request, dpop: await proof(rpcHtu(service)) },
+        { headers: { DPoP: await proof(rpcHtu(service)) } },
+      ),
+    );
+    assert.equal(failure.code, Code.InvalidArgument);
+    assert.deepEqual(
+      [failure.detail?.error, failure.detail?.errorDescription],
+      ["invalid_dpop_proof", "Exactly one DPoP proof is allowed"],
+    );
+  });
+
   test("Connect: a stale proof in the DPoP header is InvalidArgument with an OAuthError detail", async () => {
     const [user] = await readyUsers(service, 1);
     assert.ok(user);

@@ -175,3 +175,18 @@ describe("over REST", () => {
     assert.equal(result.status, 200);
   });
 });
+
+describe("WWW-Authenticate (RFC 6749 §5.2)", () => {
+  test("a failed Basic attempt is challenged for the Basic scheme; a failed body secret is not", async () => {
+    const viaHeader = await auth
+      .authenticate({ authorization: basicAuth(CLIENTS.basic.id, "wrong-secret") })
+      .catch((error: unknown) => error);
+    assert.ok(viaHeader instanceof OAuthError);
+    assert.equal(viaHeader.headers["www-authenticate"], 'Basic realm="token-service"');
+    const viaBody = await auth
+      .authenticate({ clientId: CLIENTS.post.id, clientSecret: "wrong-secret" })
+      .catch((error: unknown) => error);
+    assert.ok(viaBody instanceof OAuthError);
+    assert.equal(viaBody.headers["www-authenticate"], undefined);
+  });
+});
