@@ -1,9 +1,8 @@
-import { Cluster } from "ioredis";
 import type { Clock } from "../clock.js";
 import type { StoreConfig } from "../config.js";
 import type { Logger } from "../observability/logger.js";
 import { createMemoryStore } from "./memory-store.js";
-import { connectRedisStore, createRedisStore, REDIS_CLIENT_OPTIONS } from "./redis-store.js";
+import { connectRedisClusterStore, connectRedisStore } from "./redis-store.js";
 import type { Store } from "./store.js";
 
 /** The store SPEC §6 asks for: REDIS_URL, REDIS_CLUSTER_NODES, or the in-process default. */
@@ -15,10 +14,7 @@ export function createStore(config: StoreConfig, clock: Clock, logger: Logger): 
       return createMemoryStore({ now: clock.nowMs });
     case "redis":
       return connectRedisStore(config.url, { onError });
-    case "redis-cluster": {
-      const cluster = new Cluster(config.nodes, { redisOptions: REDIS_CLIENT_OPTIONS });
-      cluster.on("error", onError);
-      return createRedisStore(cluster);
-    }
+    case "redis-cluster":
+      return connectRedisClusterStore(config.nodes, { onError });
   }
 }

@@ -11,7 +11,14 @@
  * Authenticators and recovery-code hashes are durable data: run Redis with
  * AOF (`appendonly yes`) in production.
  */
-import { type Cluster, Redis, type RedisOptions } from "ioredis";
+import {
+  Cluster,
+  type ClusterNode,
+  type ClusterOptions,
+  type Command,
+  Redis,
+  type RedisOptions,
+} from "ioredis";
 import { onceKey, userKeys } from "./redis-keys.js";
 import { STORE_SCRIPTS, type StoreScriptName } from "./redis-scripts.js";
 import {
@@ -70,6 +77,112 @@ export function createRedisClient(url: string, options: RedisClientOptions = {})
   // Without a listener ioredis prints every reconnection error to stderr.
   client.on("error", (err: Error) => options.onError?.(err));
   return client;
+}
+
+/**
+ * Options of a Cluster client (SPEC §6 `REDIS_CLUSTER_NODES`), chosen for the
+ * same fail-fast, fail-closed behaviour as REDIS_CLIENT_OPTIONS. ioredis
+ * splits them in two levels, and not every standalone option means the same
+ * thing on a cluster:
+ * - Per-node connections (`redisOptions`): `commandTimeout`,
+ *   `connectTimeout` and `autoResendUnfulfilledCommands` as standalone.
+ *   `retryStrategy` and `enableOfflineQueue` are not node options here
+ *   (ioredis forces them: a lost node is not reconnected, the cluster
+ *   refreshes its slots instead), so they are not passed.
+ * - `enableOfflineQueue: true` (cluster level): commands issued before the
+ *   cluster is ready (start-up, reconnection) wait for it. That queue has no
+ *   limit of its own (`maxRetriesPerRequest` is standalone only), so
+ *   `createRedisClusterClient` gives every command the `commandTimeout`
+ *   deadline from the moment it is issued, queued or not.
+ * - `clusterRetryStrategy`: reconnect forever, at most 500 ms apart, so the
+ *   service recovers by itself.
+ * - `scaleReads: "master"`: every read goes to the slot's master. Single-use
+ *   state (the consumed marker behind `isMfaTokenConsumed`, the
+ *   authenticator's `last_step`) must never be read from a lagging replica.
+ * - `retryDelayOnFailover: 0`: a command whose node connection closed may
+ *   already have run (a script in flight); ioredis would resend it after a
+ *   delay, applying it twice (e.g. charging the failure bucket twice). It
+ *   fails instead, as `autoResendUnfulfilledCommands: false` does standalone.
+ *   MOVED, ASK, TRYAGAIN and CLUSTERDOWN mean the command did not run, so
+ *   they are still retried (`retryDelayOnClusterDown`, `retryDelayOnTryAgain`,
+ *   at most `maxRedirections` times, within the deadline).
+ * - `slotsRefreshTimeout: 1000`, `slotsRefreshInterval: 5000`: the topology
+ *   refresh (CLUSTER SLOTS) gives up on a dead node in 1 s and runs every
+ *   5 s, on top of the refresh a MOVED reply triggers.
+ * - `enableReadyCheck: true`: ready only once CLUSTER INFO says the cluster
+ *   is not failing.
+ */
+export const REDIS_CLUSTER_OPTIONS: ClusterOptions = {
+  redisOptions: {
+    commandTimeout: 2000,
+    connectTimeout: 1000,
+    autoResendUnfulfilledCommands: false,
+  },
+  enableOfflineQueue: true,
+  enableReadyCheck: true,
+  scaleReads: "master",
+  clusterRetryStrategy: (times) => Math.min(100 * 2 ** (times - 1), 500),
+  retryDelayOnFailover: 0,
+  retryDelayOnClusterDown: 100,
+  retryDelayOnTryAgain: 100,
+  maxRedirections: 16,
+  slotsRefreshTimeout: 1000,
+  slotsRefreshInterval: 5000,
+};
+
+export interface RedisClusterClientOptions {
+  /** Connection errors also reach callers as StoreUnavailableError; this is for logging. */
+  onError?: (err: Error) => void;
+  /** Overrides of REDIS_CLUSTER_OPTIONS (`redisOptions` is merged, not replaced). */
+  cluster?: ClusterOptions;
+}
+
+/**
+ * A Cluster whose commands all settle within the nodes' `commandTimeout`,
+ * counted from when they are issued. Without it, a command issued while the
+ * cluster is unreachable waits in the cluster's offline queue for as long as
+ * the outage lasts (the nodes' `commandTimeout` only starts once a command
+ * reaches a node). A command that timed out while queued is dropped rather
+ * than sent late, when the queue is replayed through `sendCommand`.
+ */
+class DeadlineCluster extends Cluster {
+  override sendCommand(command: Command, stream?: unknown, node?: unknown): unknown {
+    if (command.isSettled) return command.promise;
+    const deadline = this.options.redisOptions?.commandTimeout;
+    // Sets the timer once; the node keeps it (Command#setTimeout is a no-op when set).
+    if (typeof deadline === "number") command.setTimeout(deadline);
+    return super.sendCommand(command, stream as Parameters<Cluster["sendCommand"]>[1], node);
+  }
+}
+
+/** A Cluster client with REDIS_CLUSTER_OPTIONS; it starts connecting at once. */
+export function createRedisClusterClient(
+  nodes: ClusterNode[],
+  options: RedisClusterClientOptions = {},
+): Cluster {
+  const merged: ClusterOptions = {
+    ...REDIS_CLUSTER_OPTIONS,
+    ...options.cluster,
+    redisOptions: { ...REDIS_CLUSTER_OPTIONS.redisOptions, ...options.cluster?.redisOptions },
+  };
+  // The store reads replies in the default (RESP2, "legacy") mapping.
+  const cluster = new DeadlineCluster(
+    nodes,
+    merged as ConstructorParameters<typeof DeadlineCluster>[1],
+  );
+  // Without a listener ioredis prints cluster errors to stderr; node errors
+  // (one master unreachable) are worth logging too.
+  cluster.on("error", (err: Error) => options.onError?.(err));
+  cluster.on("node error", (err: Error) => options.onError?.(err));
+  return cluster;
+}
+
+/** A Redis Cluster store that owns its client (`close()` quits it); see connectRedisStore. */
+export function connectRedisClusterStore(
+  nodes: ClusterNode[],
+  options: RedisClusterClientOptions = {},
+): Store {
+  return createRedisStore(createRedisClusterClient(nodes, options));
 }
 
 /**

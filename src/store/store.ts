@@ -1,7 +1,7 @@
 /**
  * The Store contract: every piece of state the service keeps, as atomic,
  * domain-level steps. Three implementations pass one contract suite
- * (test/integration/store-contract.test.ts): memory (default), Redis, and
+ * (test/support/store-contract.ts): memory (default), Redis, and
  * later Redis Cluster.
  *
  * Rules every implementation keeps (SPEC §4, §7):

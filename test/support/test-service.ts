@@ -37,8 +37,12 @@ export interface TestService {
 }
 
 export interface TestServiceOptions {
-  /** Default memory; "redis" needs `redisUrl`. */
-  store?: "memory" | "redis";
+  /**
+   * Default memory; "redis" needs `redisUrl`. "config": the app builds the
+   * store from the configuration like `npm start` does (e.g. with
+   * `env.REDIS_CLUSTER_NODES`), so its real client options are the ones tested.
+   */
+  store?: "memory" | "redis" | "config";
   redisUrl?: string;
   /** Extra environment for loadConfig (e.g. MFA_TOKEN_TTL_SECONDS). */
   env?: Record<string, string>;
@@ -75,9 +79,11 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
       },
     }),
   );
-  let store: Store;
+  let store: Store | undefined;
   if (options.storeOverride) {
     store = options.storeOverride;
+  } else if (options.store === "config") {
+    store = undefined; // createApp builds it from config.store
   } else if (options.store === "redis") {
     if (!options.redisUrl) throw new Error("redisUrl is required for the redis store");
     store = connectRedisStore(options.redisUrl);
@@ -91,7 +97,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     baseUrl: `http://127.0.0.1:${port}`,
     port,
     clock,
-    store,
+    store: store ?? app.ctx.store,
     logs,
     close: () => app.close(1000),
   };
