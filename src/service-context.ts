@@ -52,7 +52,6 @@ export function createServiceContext(
       logger,
     ),
     dpop: createDpopVerifier(
-      store,
       createDpopNonces(config.secretsKey, config.dpop.nonceWindowSeconds),
       config.dpop,
       logger,

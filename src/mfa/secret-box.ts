@@ -35,7 +35,9 @@ export function createSecretBox(secretsKey: Buffer, purpose: string): SecretBox 
     },
     open(sealed, context) {
       const raw = Buffer.from(sealed, "base64url");
-      if (raw.length < IV_BYTES + TAG_BYTES) return null;
+      // Node's decoder skips stray characters and a dangling last one; only the
+      // canonical encoding is accepted, so no two strings open to one secret.
+      if (raw.length < IV_BYTES + TAG_BYTES || raw.toString("base64url") !== sealed) return null;
       try {
         const decipher = createDecipheriv("aes-256-gcm", key, raw.subarray(0, IV_BYTES));
         decipher.setAAD(Buffer.from(context, "utf8"));

@@ -1,7 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, jwtVerify } from "jose";
 import type { Logger } from "../observability/logger.js";
-import type { Store } from "../store/store.js";
+import type { ProofMark } from "../store/store.js";
 import type { DpopNonces } from "./dpop-nonce.js";
 import { ASYMMETRIC_JWS_ALGORITHMS, MAX_JWT_LENGTH } from "./jose-algorithms.js";
 import { OAuthError, oauthErrors } from "./oauth-error.js";
@@ -16,22 +16,35 @@ export interface DpopOptions {
 export interface DpopVerifier {
   /**
    * RFC 9449 §4.3, point by point. undefined when no proof was sent; the
-   * RFC 7638 thumbprint of the proof key when it is valid; throws row 11
-   * (`invalid_dpop_proof`) or `use_dpop_nonce` otherwise.
+   * RFC 7638 thumbprint of the proof key and the proof's single-use mark
+   * when it is valid; throws row 11 (`invalid_dpop_proof`) or
+   * `use_dpop_nonce` otherwise. Check 12 (jti used once) is completed by the
+   * grant, which records the mark in its first atomic store step
+   * (Store.beginVerify): no extra round trip.
    */
   verify(
     header: string | string[] | undefined,
     htu: string,
     nowMs: number,
-  ): Promise<string | undefined>;
+  ): Promise<ValidDpopProof | undefined>;
   /** The nonce to send in `DPoP-Nonce` (nonce mode only). */
   nonceFor(nowMs: number): string | undefined;
 }
 
+export interface ValidDpopProof {
+  /** RFC 7638 SHA-256 thumbprint of the proof key: the token's `cnf.jkt`. */
+  jkt: string;
+  /** Recorded once per key and `jti` for the acceptance window (RFC 9449 §11.1). */
+  proof: ProofMark;
+}
+
+/** The answer when a proof's mark was already recorded. */
+export const dpopProofReplayed = () =>
+  oauthErrors.invalidDpopProof("DPoP proof has already been used");
+
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 export function createDpopVerifier(
-  store: Store,
   nonces: DpopNonces,
   options: DpopOptions,
   logger: Logger,
@@ -113,13 +126,10 @@ export function createDpopVerifier(
         jwk as Parameters<typeof calculateJwkThumbprint>[0],
         "sha256",
       );
-      // Check 12: jti seen once within the acceptance window (RFC 9449 §11.1),
-      // scoped to the key so two clients' random jtis can never collide.
+      // Check 12: the jti is remembered for the whole acceptance window
+      // (±skew), scoped to the key so two clients' random jtis never collide.
       const ttlMs = 2 * options.iatSkewSeconds * 1000 + 1000;
-      if (!(await store.rememberOnce(`dpop:${jkt}`, jti as string, ttlMs))) {
-        invalid("DPoP proof has already been used");
-      }
-      return jkt;
+      return { jkt, proof: { id: `${jkt}.${jti as string}`, ttlMs } };
     },
   };
 }

@@ -9,16 +9,18 @@
  * `isMfaTokenConsumed` have no `nowMs` and use the factory's clock. Expired entries are treated as absent
  * at once and swept lazily, so memory stays bounded by the live entries.
  */
-import type {
-  AssociateResult,
-  BeginVerifyResult,
-  BucketPolicy,
-  CommitOtpInput,
-  CommitOtpResult,
-  MfaTokenRef,
-  RedeemRecoveryCodeResult,
-  Store,
-  StoredAuthenticator,
+import {
+  type AssociateResult,
+  type BeginVerifyResult,
+  type BucketPolicy,
+  type CommitOtpInput,
+  type CommitOtpResult,
+  type MfaTokenRef,
+  PROOF_SCOPE,
+  type ProofMark,
+  type RedeemRecoveryCodeResult,
+  type Store,
+  type StoredAuthenticator,
 } from "./store.js";
 
 export interface MemoryStoreOptions {
@@ -123,9 +125,19 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore
     else buckets.set(userId, next, next, now);
   };
 
+  /** Records a DPoP proof once, globally (the same key space as rememberOnce("dpop", …)). */
+  const markProof = (proof: ProofMark | undefined, now: number): boolean => {
+    if (proof === undefined) return true;
+    const key = onceMapKey(PROOF_SCOPE, proof.id);
+    if (onceValues.get(key, now)) return false;
+    onceValues.set(key, true, now + Math.max(1, Math.ceil(proof.ttlMs)), now);
+    return true;
+  };
+
   return {
-    async beginVerify(token, nowMs, bucket): Promise<BeginVerifyResult> {
+    async beginVerify(token, nowMs, bucket, proof): Promise<BeginVerifyResult> {
       const now = ms(nowMs);
+      if (!markProof(proof, now)) return { kind: "proof_replayed" };
       if (markers.get(markerKey(token), now)) return { kind: "mfa_token_used" };
       const fullAt = bucketFullAt(token.userId, now);
       const seconds = retryAfter(fullAt, now, bucket);
@@ -187,8 +199,10 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore
       newCodeHash,
       nowMs,
       bucket,
+      proof,
     ): Promise<RedeemRecoveryCodeResult> {
       const now = ms(nowMs);
+      if (!markProof(proof, now)) return { kind: "proof_replayed" };
       if (markers.get(markerKey(token), now)) return { kind: "mfa_token_used" };
       const fullAt = bucketFullAt(token.userId, now);
       const seconds = retryAfter(fullAt, now, bucket);

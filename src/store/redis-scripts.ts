@@ -24,6 +24,13 @@
 const BUCKET_FUNCTIONS = `
 local function num(s) return string.format('%.0f', s) end
 
+-- A DPoP proof is used once (RFC 9449 §11.1): recorded with its TTL, or
+-- false when already recorded. ttl 0 means "no proof in this request".
+local function proof_first_use(key, ttl)
+  if tonumber(ttl) == 0 then return true end
+  return redis.call('SET', key, '1', 'NX', 'PX', ttl) ~= false
+end
+
 -- Stored fullAt, never earlier than now (a past fullAt means "full").
 local function bucket_full_at(key, now)
   local stored = tonumber(redis.call('GET', key))
@@ -60,13 +67,16 @@ end
 
 /**
  * Store.beginVerify — round trip 1 of a verify ("charge first").
- * KEYS: 1 mfa_token marker, 2 failure bucket, 3 authenticator hash.
- * ARGV: 1 now, 2 capacity, 3 refillMs.
- * Returns {'used'} | {'locked', retryAfterSeconds} |
+ * KEYS: 1 mfa_token marker, 2 failure bucket, 3 authenticator hash, 4 DPoP proof.
+ * ARGV: 1 now, 2 capacity, 3 refillMs, 4 proof TTL ms (0: no proof).
+ * Returns {'proof_replayed'} | {'used'} | {'locked', retryAfterSeconds} |
  *         {'ready'} (no authenticator) | {'ready', id, secret, active, last_step}.
  */
 export const BEGIN_VERIFY_LUA = `${BUCKET_FUNCTIONS}
 local now, capacity, refill = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+
+-- 0. A replayed DPoP proof (SPEC §5 row 11 comes before rows 6 and 8).
+if not proof_first_use(KEYS[4], ARGV[4]) then return {'proof_replayed'} end
 
 -- 1. A consumed mfa_token stays consumed (SPEC §4: first success wins).
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'used'} end
@@ -153,11 +163,15 @@ return 0
  * Store.redeemRecoveryCode — the recovery grant in one step.
  * KEYS: 1 mfa_token marker, 2 failure bucket, 3 recovery-code hash.
  * ARGV: 1 now, 2 capacity, 3 refillMs, 4 code hash, 5 new code hash,
- *       6 marker TTL ms.
- * Returns {'used'} | {'locked', retryAfterSeconds} | {'invalid'} | {'redeemed'}.
+ *       6 marker TTL ms, 7 proof TTL ms (0: no proof); KEYS 4: DPoP proof.
+ * Returns {'proof_replayed'} | {'used'} | {'locked', retryAfterSeconds} |
+ *         {'invalid'} | {'redeemed'}.
  */
 export const REDEEM_RECOVERY_CODE_LUA = `${BUCKET_FUNCTIONS}
 local now, capacity, refill = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+
+-- 0. A replayed DPoP proof, as in beginVerify.
+if not proof_first_use(KEYS[4], ARGV[7]) then return {'proof_replayed'} end
 
 -- 1. A consumed mfa_token stays consumed.
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'used'} end
@@ -188,11 +202,11 @@ export interface ScriptDefinition {
 
 /** Registered with ioredis `defineCommand` under these names. */
 export const STORE_SCRIPTS = {
-  tsBeginVerify: { lua: BEGIN_VERIFY_LUA, numberOfKeys: 3 },
+  tsBeginVerify: { lua: BEGIN_VERIFY_LUA, numberOfKeys: 4 },
   tsCommitOtp: { lua: COMMIT_OTP_LUA, numberOfKeys: 3 },
   tsAssociatePending: { lua: ASSOCIATE_PENDING_LUA, numberOfKeys: 2 },
   tsDeleteAuthenticator: { lua: DELETE_AUTHENTICATOR_LUA, numberOfKeys: 1 },
-  tsRedeemRecoveryCode: { lua: REDEEM_RECOVERY_CODE_LUA, numberOfKeys: 3 },
+  tsRedeemRecoveryCode: { lua: REDEEM_RECOVERY_CODE_LUA, numberOfKeys: 4 },
 } as const satisfies Record<string, ScriptDefinition>;
 
 export type StoreScriptName = keyof typeof STORE_SCRIPTS;

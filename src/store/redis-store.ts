@@ -19,7 +19,7 @@ import {
   Redis,
   type RedisOptions,
 } from "ioredis";
-import { onceKey, userKeys } from "./redis-keys.js";
+import { onceKey, type UserKeys, userKeys } from "./redis-keys.js";
 import { STORE_SCRIPTS, type StoreScriptName } from "./redis-scripts.js";
 import {
   type AssociateResult,
@@ -28,6 +28,8 @@ import {
   type CommitOtpInput,
   type CommitOtpResult,
   type MfaTokenRef,
+  PROOF_SCOPE,
+  type ProofMark,
   type RedeemRecoveryCodeResult,
   type Store,
   type StoredAuthenticator,
@@ -269,20 +271,48 @@ export function createRedisStore(client: Redis | Cluster): Store {
   const run = (name: StoreScriptName, args: Array<string | number>): Promise<unknown> =>
     commands[name].call(client, ...args);
 
+  /**
+   * Where a grant's DPoP proof mark is recorded. Proof ids are global (one
+   * proof, one use, whoever's mfa_token it comes with), so their key is not in
+   * the user's slot. Standalone Redis has no slots: the mark is the script's
+   * KEYS[4] and costs no extra round trip. On a cluster the key may live on
+   * another node, so it is recorded first with one SET NX (one more round
+   * trip, DPoP requests only) and the script gets a same-slot placeholder.
+   */
+  const inCluster = client instanceof Cluster;
+  const proofArguments = async (
+    keys: UserKeys,
+    proof: ProofMark | undefined,
+  ): Promise<{ key: string; ttl: number } | "replayed"> => {
+    const placeholder = { key: keys.otp, ttl: 0 };
+    if (proof === undefined) return placeholder;
+    const key = onceKey(PROOF_SCOPE, proof.id);
+    const ttl = Math.max(1, Math.ceil(proof.ttlMs));
+    if (!inCluster) return { key, ttl };
+    const reply = await client.set(key, "1", "PX", ttl, "NX");
+    return reply === "OK" ? placeholder : "replayed";
+  };
+
   return {
-    beginVerify: (token: MfaTokenRef, nowMs: number, bucket: BucketPolicy) =>
+    beginVerify: (token: MfaTokenRef, nowMs: number, bucket: BucketPolicy, proof?: ProofMark) =>
       guarded(async (): Promise<BeginVerifyResult> => {
         const keys = userKeys(token.userId);
+        const mark = await proofArguments(keys, proof);
+        if (mark === "replayed") return { kind: "proof_replayed" };
         const reply = await run("tsBeginVerify", [
           keys.mfaToken(token.tokenId),
           keys.failureBucket,
           keys.otp,
+          mark.key,
           ms(nowMs),
           bucket.capacity,
           ms(bucket.refillMs),
+          mark.ttl,
         ]);
         if (!Array.isArray(reply)) throw unexpected(reply);
         switch (reply[0]) {
+          case "proof_replayed":
+            return { kind: "proof_replayed" };
           case "used":
             return { kind: "mfa_token_used" };
           case "locked":
@@ -358,22 +388,28 @@ export function createRedisStore(client: Redis | Cluster): Store {
         return reply === 1;
       }),
 
-    redeemRecoveryCode: (token, codeHash, newCodeHash, nowMs, bucket) =>
+    redeemRecoveryCode: (token, codeHash, newCodeHash, nowMs, bucket, proof) =>
       guarded(async (): Promise<RedeemRecoveryCodeResult> => {
         const keys = userKeys(token.userId);
+        const mark = await proofArguments(keys, proof);
+        if (mark === "replayed") return { kind: "proof_replayed" };
         const reply = await run("tsRedeemRecoveryCode", [
           keys.mfaToken(token.tokenId),
           keys.failureBucket,
           keys.recoveryCode,
+          mark.key,
           ms(nowMs),
           bucket.capacity,
           ms(bucket.refillMs),
           codeHash,
           newCodeHash,
           markerTtl(token, nowMs),
+          mark.ttl,
         ]);
         if (!Array.isArray(reply)) throw unexpected(reply);
         switch (reply[0]) {
+          case "proof_replayed":
+            return { kind: "proof_replayed" };
           case "used":
             return { kind: "mfa_token_used" };
           case "locked":

@@ -44,12 +44,27 @@ export interface MfaTokenRef {
 }
 
 /**
+ * A DPoP proof to record as used (RFC 9449 §11.1) inside the first atomic
+ * step of a grant, so a DPoP verify costs no extra round trip. `id` names the
+ * proof (key thumbprint and `jti`); it is remembered for `ttlMs`.
+ */
+export interface ProofMark {
+  id: string;
+  ttlMs: number;
+}
+
+/** The rememberOnce scope proof marks share in every store: one proof, one use, globally. */
+export const PROOF_SCOPE = "dpop";
+
+/**
  * Result of the first round trip of a code verification. When `ready`, one
  * attempt has already been taken from the user's failure bucket ("charge
  * first"): a wrong code needs no second round trip, and a success gives the
  * attempt back in `commitOtp` (a success does not drain the bucket).
  */
 export type BeginVerifyResult =
+  /** The ProofMark was already recorded: nothing changed. */
+  | { kind: "proof_replayed" }
   | { kind: "mfa_token_used" }
   | { kind: "locked"; retryAfterSeconds: number }
   | { kind: "ready"; authenticator: StoredAuthenticator | null };
@@ -76,6 +91,7 @@ export type AssociateResult =
   | { kind: "pending_created"; recoveryCodeStored: boolean };
 
 export type RedeemRecoveryCodeResult =
+  | { kind: "proof_replayed" }
   | { kind: "mfa_token_used" }
   | { kind: "locked"; retryAfterSeconds: number }
   /** Wrong code (or no code stored): one attempt was taken from the bucket. */
@@ -85,12 +101,18 @@ export type RedeemRecoveryCodeResult =
 
 export interface Store {
   /**
-   * Round trip 1 of a verify, in order: the mfa_token not yet consumed
+   * Round trip 1 of a verify, in order: the DPoP proof (when given) not
+   * used before, and recorded (else `proof_replayed`); the mfa_token not yet consumed
    * (else `mfa_token_used`); the failure bucket not empty (else `locked`,
    * nothing changed); then take one attempt and return the user's OTP
    * authenticator (active, or the latest pending; null when none).
    */
-  beginVerify(token: MfaTokenRef, nowMs: number, bucket: BucketPolicy): Promise<BeginVerifyResult>;
+  beginVerify(
+    token: MfaTokenRef,
+    nowMs: number,
+    bucket: BucketPolicy,
+    proof?: ProofMark,
+  ): Promise<BeginVerifyResult>;
 
   /** Round trip 2 of a successful verify; all-or-nothing. */
   commitOtp(input: CommitOtpInput): Promise<CommitOtpResult>;
@@ -120,7 +142,8 @@ export interface Store {
   deleteAuthenticator(userId: string, authenticatorId: string): Promise<boolean>;
 
   /**
-   * The recovery grant in one step: mfa_token not consumed; bucket not
+   * The recovery grant in one step: the DPoP proof (when given) recorded
+   * once, as in beginVerify; mfa_token not consumed; bucket not
    * empty; compare `codeHash` with the stored hash; on a match consume the
    * mfa_token and store `newCodeHash`; on a mismatch take one attempt.
    */
@@ -130,6 +153,7 @@ export interface Store {
     newCodeHash: string,
     nowMs: number,
     bucket: BucketPolicy,
+    proof?: ProofMark,
   ): Promise<RedeemRecoveryCodeResult>;
 
   /**

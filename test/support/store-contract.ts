@@ -456,6 +456,75 @@ export function defineStoreContract(name: string, makeHarness: () => Promise<Sto
       });
     });
 
+    describe("DPoP proof marks (recorded in the grant's first step)", () => {
+      const proof = (ttlMs = MINUTE) => ({ id: `jkt.${randomUUID()}`, ttlMs });
+
+      it("beginVerify records a proof once; a replay changes nothing (no attempt taken)", async () => {
+        const { token, t0 } = await enrolled();
+        const mark = proof();
+        const bucket = { capacity: 1, refillMs: MINUTE };
+        const first = await store.beginVerify(token(), t0, bucket, mark);
+        assert.equal(first.kind, "ready");
+        // The only attempt is taken; a replay answers proof_replayed, not locked.
+        assert.deepEqual(await store.beginVerify(token(), t0, bucket, mark), {
+          kind: "proof_replayed",
+        });
+        // Another proof reaches the bucket, which the replay did not touch further.
+        const other = await store.beginVerify(token(), t0, bucket, proof());
+        assert.equal(other.kind, "locked");
+      });
+
+      it("a proof replay is reported before a consumed mfa_token", async () => {
+        const user = await active(5);
+        const mark = proof();
+        const tok = user.token();
+        assert.equal((await store.beginVerify(tok, user.t0, POLICY, mark)).kind, "ready");
+        assert.equal(
+          await store.commitOtp({
+            token: tok,
+            authenticatorId: user.auth.id,
+            step: 6,
+            nowMs: user.t0,
+            bucket: POLICY,
+          }),
+          "committed",
+        );
+        assert.deepEqual(await store.beginVerify(tok, user.t0, POLICY, mark), {
+          kind: "proof_replayed",
+        });
+        assert.deepEqual(await store.beginVerify(tok, user.t0, POLICY, proof()), {
+          kind: "mfa_token_used",
+        });
+      });
+
+      it("redeemRecoveryCode records a proof once", async () => {
+        const { token, t0 } = await enrolled("code-p");
+        const mark = proof();
+        assert.deepEqual(await store.redeemRecoveryCode(token(), "wrong", "n1", t0, POLICY, mark), {
+          kind: "invalid",
+        });
+        assert.deepEqual(
+          await store.redeemRecoveryCode(token(), "code-p", "n2", t0, POLICY, mark),
+          {
+            kind: "proof_replayed",
+          },
+        );
+        assert.deepEqual(
+          await store.redeemRecoveryCode(token(), "code-p", "n3", t0, POLICY, proof()),
+          { kind: "redeemed" },
+        );
+      });
+
+      it("50 parallel beginVerify with one proof: exactly one gets past it", async () => {
+        const { token, t0 } = await enrolled();
+        const mark = proof();
+        const results = await Promise.all(
+          Array.from({ length: 50 }, () => store.beginVerify(token(), t0, POLICY, mark)),
+        );
+        assert.equal(results.filter((r) => r.kind !== "proof_replayed").length, 1);
+      });
+    });
+
     describe("concurrency", () => {
       const N = 50;
 

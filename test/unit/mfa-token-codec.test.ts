@@ -60,3 +60,19 @@ test("foreign, truncated, mis-prefixed and oversized tokens decode to null", () 
     assert.equal(codec.decode(candidate), null, candidate.slice(0, 40));
   }
 });
+
+test("only the canonical encoding decodes: every character position, stray and trailing characters", () => {
+  // Node's base64url decoder is lenient (it skips stray characters and drops a
+  // dangling last one); a token must not have two spellings.
+  for (const userLabel of ["a", "ab", "abc", "abcd"]) {
+    const { token } = codec.issue({ ...CLAIMS, userLabel });
+    for (let i = 4; i < token.length; i++) {
+      const changed = token.slice(0, i) + (token[i] === "A" ? "B" : "A") + token.slice(i + 1);
+      assert.equal(codec.decode(changed), null, `character ${i} of ${token.length}`);
+    }
+    for (const suffix of ["x", "xy", "=", "==", ".", " "]) {
+      assert.equal(codec.decode(token + suffix), null, `suffix ${JSON.stringify(suffix)}`);
+    }
+    assert.equal(codec.decode(`${token.slice(0, 10)}!${token.slice(10)}`), null, "stray character");
+  }
+});

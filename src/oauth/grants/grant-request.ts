@@ -3,6 +3,7 @@ import type { ServiceContext } from "../../service-context.js";
 import type { MfaTokenRef } from "../../store/store.js";
 import type { ClientCredentials } from "../client-auth.js";
 import type { RegisteredClient } from "../client-registry.js";
+import type { ValidDpopProof } from "../dpop.js";
 import { oauthErrors } from "../oauth-error.js";
 
 /**
@@ -27,8 +28,8 @@ export interface VerifiedGrantRequest {
   tokenRef: MfaTokenRef;
   /** The code-like parameter (otp or recovery_code), known to be a string. */
   code: string;
-  /** RFC 7638 thumbprint of a valid DPoP proof's key, if one was sent. */
-  dpopJkt?: string;
+  /** A valid DPoP proof, if one was sent: its key thumbprint and single-use mark. */
+  dpop?: ValidDpopProof;
 }
 
 export function credentialsOf(request: GrantRequest): ClientCredentials {
@@ -67,10 +68,10 @@ export async function verifyGrantRequest(
   const rawToken = requireString(request.params, "mfa_token");
   const code = requireString(request.params, codeParameter);
   // Row 11 comes before anything single-use is looked at: a bad proof consumes nothing.
-  const dpopJkt = await ctx.dpop.verify(request.dpopHeader, request.dpopHtu, nowMs);
+  const dpop = await ctx.dpop.verify(request.dpopHeader, request.dpopHtu, nowMs);
   const token = decodeLiveMfaToken(ctx, rawToken, nowMs);
   if (token.clientId !== client.clientId) throw oauthErrors.mfaTokenOtherClient();
-  return { client, token, tokenRef: mfaTokenRefOf(token), code, ...(dpopJkt ? { dpopJkt } : {}) };
+  return { client, token, tokenRef: mfaTokenRefOf(token), code, ...(dpop ? { dpop } : {}) };
 }
 
 /** Rows 5 and 6 (by time; "already used" is decided by the store). */

@@ -2,6 +2,7 @@ import { openTotpSecret } from "../../mfa/authenticator-secret.js";
 import { matchTotp } from "../../mfa/totp.js";
 import type { ServiceContext } from "../../service-context.js";
 import type { TokenResponse } from "../../tokens/token-issuer.js";
+import { dpopProofReplayed } from "../dpop.js";
 import { MFA_OTP_GRANT, oauthErrors } from "../oauth-error.js";
 import { type GrantRequest, verifyGrantRequest } from "./grant-request.js";
 
@@ -25,7 +26,8 @@ export async function verifyMfaOtp(
   const verified = await verifyGrantRequest(ctx, request, MFA_OTP_GRANT, "otp", nowMs);
   const { token, tokenRef, code } = verified;
 
-  const begun = await ctx.store.beginVerify(tokenRef, nowMs, ctx.bucket);
+  const begun = await ctx.store.beginVerify(tokenRef, nowMs, ctx.bucket, verified.dpop?.proof);
+  if (begun.kind === "proof_replayed") throw dpopProofReplayed();
   if (begun.kind === "mfa_token_used") throw oauthErrors.expiredMfaToken();
   if (begun.kind === "locked") throw oauthErrors.tooManyAttempts(begun.retryAfterSeconds);
 
@@ -60,7 +62,7 @@ export async function verifyMfaOtp(
     audience: token.audience,
     scope: token.scope,
     amr: AMR_OTP,
-    ...(verified.dpopJkt ? { dpopJkt: verified.dpopJkt } : {}),
+    ...(verified.dpop ? { dpopJkt: verified.dpop.jkt } : {}),
     nowSeconds: Math.floor(nowMs / 1000),
   });
 }

@@ -1,6 +1,7 @@
 import { generateRecoveryCode, hashRecoveryCode } from "../../mfa/recovery-code.js";
 import type { ServiceContext } from "../../service-context.js";
 import type { TokenResponse } from "../../tokens/token-issuer.js";
+import { dpopProofReplayed } from "../dpop.js";
 import { MFA_RECOVERY_CODE_GRANT, oauthErrors } from "../oauth-error.js";
 import { type GrantRequest, verifyGrantRequest } from "./grant-request.js";
 
@@ -32,7 +33,9 @@ export async function verifyMfaRecoveryCode(
     hashRecoveryCode(ctx.recoveryCodeKey, token.userId, newCode),
     nowMs,
     ctx.bucket,
+    verified.dpop?.proof,
   );
+  if (result.kind === "proof_replayed") throw dpopProofReplayed();
   if (result.kind === "mfa_token_used") throw oauthErrors.expiredMfaToken();
   if (result.kind === "locked") throw oauthErrors.tooManyAttempts(result.retryAfterSeconds);
   if (result.kind === "invalid") throw oauthErrors.invalidRecoveryCode();
@@ -43,7 +46,7 @@ export async function verifyMfaRecoveryCode(
     audience: token.audience,
     scope: token.scope,
     amr: AMR_RECOVERY,
-    ...(verified.dpopJkt ? { dpopJkt: verified.dpopJkt } : {}),
+    ...(verified.dpop ? { dpopJkt: verified.dpop.jkt } : {}),
     nowSeconds: Math.floor(nowMs / 1000),
   });
   return { ...tokens, recoveryCode: newCode };
