@@ -1,0 +1,205 @@
+/**
+ * The processes a benchmark run owns: its own redis-server, the service
+ * (production build) and the floor server. Every one is started here, pinned
+ * with taskset when asked, and stopped by its own pid.
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { generateKeyPairSync } from "node:crypto";
+import { once } from "node:events";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { CLIENT_ID, CLIENT_SECRET, MFA_OTP_GRANT } from "./common.js";
+
+/** CPU list for `taskset -c`, or undefined to leave the process unpinned. */
+export type Cpus = string | undefined;
+
+export const hasTaskset = (): boolean => existsSync("/usr/bin/taskset");
+
+/** Pins this process (every thread: -a) to `cpus`; the load tools run in it. */
+export function pinSelf(cpus: string): void {
+  execFileSync("taskset", ["-a", "-cp", cpus, String(process.pid)], { stdio: "ignore" });
+}
+
+/** Spawns `command` under `taskset -c cpus` (taskset execs, so the pid is the command's own). */
+function spawnPinned(
+  cpus: Cpus,
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): ChildProcess {
+  const [file, argv] =
+    cpus === undefined ? [command, args] : ["taskset", ["-c", cpus, command, ...args]];
+  return spawn(file, argv, { env, stdio: ["ignore", "ignore", "pipe"] });
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer().listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const address = server.address();
+  server.close();
+  await once(server, "close");
+  if (address === null || typeof address === "string") throw new Error("no port");
+  return address.port;
+}
+
+export interface Proc {
+  pid: number;
+  port: number;
+  child: ChildProcess;
+  /** Last lines of stderr (for error messages). */
+  stderr(): string;
+  stop(): Promise<void>;
+}
+
+function track(child: ChildProcess, port: number): Proc {
+  let stderr = "";
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4000);
+  });
+  if (child.pid === undefined) throw new Error("spawn failed");
+  return {
+    pid: child.pid,
+    port,
+    child,
+    stderr: () => stderr,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = once(child, "exit");
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+async function waitUntil(what: string, proc: Proc, ready: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!(await ready().catch(() => false))) {
+    if (proc.child.exitCode !== null) {
+      throw new Error(`${what} exited with ${proc.child.exitCode}:\n${proc.stderr()}`);
+    }
+    if (Date.now() > deadline) throw new Error(`${what} not ready in 30 s:\n${proc.stderr()}`);
+    await sleep(50);
+  }
+}
+
+/** A redis-server without persistence on a free port (the bench's data is throwaway). */
+export async function startRedis(cpus: Cpus): Promise<Proc & { url: string }> {
+  const port = await freePort();
+  const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+  const proc = track(spawnPinned(cpus, "redis-server", args, process.env), port);
+  const { Redis } = await import("ioredis");
+  await waitUntil("redis-server", proc, async () => {
+    const client = new Redis(port, "127.0.0.1", { lazyConnect: true, retryStrategy: () => null });
+    client.on("error", () => {}); // refused while it starts: the loop retries
+    try {
+      await client.connect();
+      return (await client.ping()) === "PONG";
+    } finally {
+      client.disconnect();
+    }
+  });
+  return { ...proc, url: `redis://127.0.0.1:${port}` };
+}
+
+const httpReady = (port: number, path: string) => async () =>
+  (await fetch(`http://127.0.0.1:${port}${path}`)).ok;
+
+export interface BenchFiles {
+  signingKeysFile: string;
+  clientsFile: string;
+}
+
+/** A fresh ES256 JWKS (with kid and alg) and a client_secret_post client, in `dir`. */
+export function writeBenchFiles(dir: string): BenchFiles {
+  const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const jwk = { ...privateKey.export({ format: "jwk" }), kid: "bench-es256", alg: "ES256" };
+  const signingKeysFile = join(dir, "signing-keys.json");
+  writeFileSync(signingKeysFile, JSON.stringify({ keys: [jwk] }));
+  const clientsFile = join(dir, "clients.json");
+  writeFileSync(
+    clientsFile,
+    JSON.stringify({
+      clients: [
+        {
+          client_id: CLIENT_ID,
+          client_secret: CLIENT_SECRET,
+          token_endpoint_auth_method: "client_secret_post",
+          grant_types: [MFA_OTP_GRANT],
+        },
+      ],
+    }),
+  );
+  return { signingKeysFile, clientsFile };
+}
+
+export interface ServiceOptions {
+  cpus: Cpus;
+  redisUrl: string;
+  files: BenchFiles;
+  secretsKey: string;
+  internalApiKey: string;
+  workers: number;
+  /** The entry point, normally dist/main.js. */
+  main: string;
+  /** Extra node flags, e.g. --cpu-prof. */
+  nodeFlags?: string[];
+}
+
+/** The production build (`node dist/main.js`) with NODE_ENV=production. */
+export async function startService(options: ServiceOptions): Promise<Proc> {
+  const port = await freePort();
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    NODE_ENV: "production",
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    // DPoP htu is ISSUER_URL + "oauth/token": it must name this port.
+    ISSUER_URL: `http://127.0.0.1:${port}/`,
+    REDIS_URL: options.redisUrl,
+    SECRETS_KEY: options.secretsKey,
+    INTERNAL_API_KEY: options.internalApiKey,
+    SIGNING_KEYS_FILE: options.files.signingKeysFile,
+    CLIENTS_FILE: options.files.clientsFile,
+    LOG_LEVEL: "warn",
+    WORKERS: String(options.workers),
+    // The attack-path row sends wrong codes for the same users again and
+    // again; with the default 10 it would soon measure 429s (a different,
+    // cheaper path). 1000 (the maximum) keeps every wrong code a real check.
+    OTP_MAX_FAILURES: "1000",
+  };
+  const args = [...(options.nodeFlags ?? []), options.main];
+  const proc = track(spawnPinned(options.cpus, process.execPath, args, env), port);
+  await waitUntil("service", proc, httpReady(port, "/readyz"));
+  return proc;
+}
+
+export async function startFloor(options: {
+  cpus: Cpus;
+  redisUrl: string;
+  files: BenchFiles;
+  users: number;
+}): Promise<Proc> {
+  const port = await freePort();
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    PORT: String(port),
+    REDIS_URL: options.redisUrl,
+    SIGNING_KEYS_FILE: options.files.signingKeysFile,
+    USERS: String(options.users),
+  };
+  const args = ["--import", "tsx", "bench/floor-server.ts"];
+  const proc = track(spawnPinned(options.cpus, process.execPath, args, env), port);
+  await waitUntil("floor server", proc, httpReady(port, "/"));
+  return proc;
+}
+
+/** Resident set size of one process, MiB (Linux /proc). */
+export function rssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kib = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1]);
+  return kib / 1024;
+}

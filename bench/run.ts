@@ -1,0 +1,621 @@
+/**
+ * `npm run bench` — throughput and latency of the verify path (issue 4).
+ *
+ * Builds the service, starts its own redis-server, seeds users straight into
+ * Redis, measures the floor (bench/floor-server.ts) and then the production
+ * build (`node dist/main.js`) on every surface with the same load tool,
+ * connections and duration, and prints one markdown table plus memory,
+ * worker and target lines.
+ *
+ * Flags:
+ *   --smoke      CI: 2 s, one run, floor + two rows, small seed (numbers meaningless)
+ *   --long       also 1,000,000 REST successes, RSS every 100,000 (leak check)
+ *   --profile    also a `node --cpu-prof` run of the success path; prints the top frames
+ *   --profile-row=form|json|connect|grpc|wrong|dpop   the row to profile (default form)
+ *   --profile-dir=DIR   keep the .cpuprofile there (default: a temp dir, deleted)
+ *   --no-pin     do not pin with taskset
+ *   --no-build   use the existing dist/
+ *   --dist=DIR   run the service from another build (A/B a change; implies nothing about --no-build)
+ *   --rows=form,json,connect,grpc,wrong,dpop   service rows to measure (default all)
+ *   --duration=S, --runs=N, --users=N, --connections=N
+ *   --grpc-sessions=N   HTTP/2 connections the gRPC row's calls share (default: one per call)
+ *
+ * Pinning (2 cores): the server under test alone on CPU 0; this process (the
+ * load tools) and redis-server on CPU 1. Without pinning the load tool and the
+ * server steal each other's core and run-to-run spread grows.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { parseArgs } from "node:util";
+import { Redis } from "ioredis";
+import { generateTotp } from "../src/mfa/totp.js";
+import { countCommands } from "../test/support/redis-server.js";
+import { hotp6, INTERNAL_API_KEY, median, SECRETS_KEY_B64, userSecret } from "./common.js";
+import { runGrpcLoad } from "./h2-load.js";
+import { runHttpLoad } from "./http-load.js";
+import {
+  type BenchFiles,
+  type Cpus,
+  hasTaskset,
+  type Proc,
+  pinSelf,
+  rssMiB,
+  startFloor,
+  startRedis,
+  startService,
+  writeBenchFiles,
+} from "./processes.js";
+import { topSelfFrames } from "./profile.js";
+import {
+  cpuSecondsOf,
+  type LoadResult,
+  othersCpuSeconds,
+  statsOf,
+  unexpectedOf,
+} from "./recorder.js";
+import { type BodyKind, Feed, UserPool } from "./seed.js";
+
+const { values: flags } = parseArgs({
+  options: {
+    smoke: { type: "boolean", default: false },
+    long: { type: "boolean", default: false },
+    profile: { type: "boolean", default: false },
+    "profile-row": { type: "string", default: "form" },
+    rows: { type: "string" },
+    "profile-dir": { type: "string" },
+    dist: { type: "string", default: "dist" },
+    "no-pin": { type: "boolean", default: false },
+    "no-build": { type: "boolean", default: false },
+    duration: { type: "string" },
+    runs: { type: "string" },
+    users: { type: "string" },
+    connections: { type: "string" },
+    "grpc-sessions": { type: "string" },
+  },
+});
+const smoke = flags.smoke === true;
+const settings = {
+  duration: Number(flags.duration ?? (smoke ? 2 : 8)),
+  warmup: smoke ? 0.5 : 2,
+  runs: Number(flags.runs ?? (smoke ? 1 : 3)),
+  connections: Number(flags.connections ?? 50),
+  // A user gives one success per 30 s step: enough users for the fastest
+  // row's runs within one step, else the driver waits for the next step.
+  users: Number(flags.users ?? (smoke ? 80_000 : 400_000)),
+};
+const grpcSessions = Number(flags["grpc-sessions"] ?? settings.connections);
+const CORES = availableParallelism(); // read before pinning this process to one CPU
+const pin = !flags["no-pin"] && hasTaskset() && CORES >= 2;
+const SERVER_CPUS: Cpus = pin ? "0" : undefined;
+const DRIVER_CPUS: Cpus = pin ? "1" : undefined;
+
+const VERIFY_RPC = "/token.v1.TokenService/VerifyMfaOtp";
+
+interface RowSpec {
+  name: string;
+  kind: BodyKind;
+  protocol: "http" | "grpc";
+  path: string;
+  contentType: string;
+  headers?: Record<string, string>;
+  /** Outcomes that count as the row's answers ("ok" = 200 / grpc-status 0). */
+  expected: string[];
+}
+
+const FORM = "application/x-www-form-urlencoded";
+const ROWS: Record<string, RowSpec> = {
+  floor: {
+    name: "floor (node:http, 1 EVALSHA, 1 ES256)",
+    kind: "floor",
+    protocol: "http",
+    path: "/oauth/token",
+    contentType: FORM,
+    expected: ["ok"],
+  },
+  form: {
+    name: "REST form success",
+    kind: "form",
+    protocol: "http",
+    path: "/oauth/token",
+    contentType: FORM,
+    expected: ["ok"],
+  },
+  json: {
+    name: "REST JSON success",
+    kind: "json",
+    protocol: "http",
+    path: "/oauth/token",
+    contentType: "application/json",
+    expected: ["ok"],
+  },
+  connect: {
+    name: "Connect JSON success",
+    kind: "connect",
+    protocol: "http",
+    path: VERIFY_RPC,
+    contentType: "application/json",
+    headers: { "connect-protocol-version": "1" },
+    expected: ["ok"],
+  },
+  grpc: {
+    name: "gRPC success",
+    kind: "grpc",
+    protocol: "grpc",
+    path: VERIFY_RPC,
+    contentType: "application/grpc+proto",
+    expected: ["ok"],
+  },
+  wrong: {
+    name: "REST wrong code (attack path)",
+    kind: "wrong",
+    protocol: "http",
+    path: "/oauth/token",
+    contentType: FORM,
+    expected: ["400"],
+  },
+  dpop: {
+    name: "REST success with DPoP",
+    kind: "dpop",
+    protocol: "http",
+    path: "/oauth/token",
+    contentType: FORM,
+    expected: ["ok"],
+  },
+};
+const SERVICE_ROWS =
+  flags.rows?.split(",") ??
+  (smoke ? ["form", "wrong"] : ["form", "json", "connect", "grpc", "wrong", "dpop"]);
+for (const key of SERVICE_ROWS) if (!(key in ROWS)) throw new Error(`unknown row ${key}`);
+
+/** Share of one core per process group during a run (others: the busiest run). */
+interface Cpu {
+  server: number;
+  /** Server CPU time per answered request, µs: steadier than req/s when a neighbour steals time. */
+  serverUsPerRequest: number;
+  load: number;
+  redis: number;
+  /** Processes that are not the bench's own: a neighbour on a shared machine. */
+  others: number;
+}
+
+type Run = LoadResult & { cpu: Cpu };
+
+/** One measured row: medians over the runs. */
+interface RowResult {
+  name: string;
+  rps: number;
+  p50: number;
+  p99: number;
+  unexpected: number;
+  cpu: Cpu;
+  redisPerRequest?: string;
+}
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+class Bench {
+  /** Observed answers per second by body kind; sizes the next run's bodies. */
+  private readonly estimate = new Map<BodyKind, number>();
+  private redisProc!: Proc & { url: string };
+  private redis!: Redis;
+  private pool!: UserPool;
+  private files!: BenchFiles;
+  private tmp!: string;
+  /** Requests sent to the current service process (for the memory lines). */
+  served = 0;
+
+  async setUp(): Promise<void> {
+    this.tmp = mkdtempSync(join(tmpdir(), "token-service-bench-"));
+    this.files = writeBenchFiles(this.tmp);
+    this.redisProc = await startRedis(DRIVER_CPUS);
+    this.redis = new Redis(this.redisProc.url);
+    const started = Date.now();
+    this.pool = new UserPool(settings.users);
+    checkTotp();
+    await this.pool.seed(this.redis);
+    log(`seeded ${settings.users} users in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  }
+
+  async tearDown(): Promise<void> {
+    this.redis?.disconnect();
+    await this.redisProc?.stop();
+    if (this.tmp) rmSync(this.tmp, { recursive: true, force: true });
+  }
+
+  get redisUrl(): string {
+    return this.redisProc.url;
+  }
+
+  startFloor(): Promise<Proc> {
+    return startFloor({
+      cpus: SERVER_CPUS,
+      redisUrl: this.redisUrl,
+      files: this.files,
+      users: settings.users,
+    });
+  }
+
+  startService(workers: number, cpus: Cpus, nodeFlags?: string[]): Promise<Proc> {
+    this.served = 0;
+    return startService({
+      cpus,
+      redisUrl: this.redisUrl,
+      files: this.files,
+      secretsKey: SECRETS_KEY_B64,
+      internalApiKey: INTERNAL_API_KEY,
+      workers,
+      main: join(flags.dist ?? "dist", "main.js"),
+      ...(nodeFlags ? { nodeFlags } : {}),
+    });
+  }
+
+  /** Bodies for one run; waits for the next time step when the pool is used up in this one. */
+  private async feedFor(kind: BodyKind, count: number, port: number): Promise<Feed> {
+    // Wrong codes reuse a fixed set of users and may simply cycle.
+    if (kind === "wrong") return new Feed(this.pool.build(kind, count, port));
+    // Every success body takes a user for the current step ("mixed": half of them).
+    const perUser = kind === "mixed" ? 2 : 1;
+    count = Math.min(count, settings.users * perUser);
+    if (this.pool.available() * perUser < count) {
+      const waitMs = 30_000 - (Date.now() % 30_000) + 50;
+      log(`  (user pool used up in this time step: waiting ${(waitMs / 1000).toFixed(0)} s)`);
+      await sleep(waitMs);
+    }
+    // A small batch at a time keeps the load tool's pause short (a few ms).
+    const refillSize = kind === "dpop" ? 200 : 500;
+    const refill = () =>
+      this.pool.available() * perUser >= refillSize
+        ? this.pool.build(kind, refillSize, port)
+        : undefined;
+    return new Feed(this.pool.build(kind, count, port), refill);
+  }
+
+  /** One load run of `seconds` (or `amount` requests) against `server`. */
+  async load(spec: RowSpec, server: Proc, seconds: number, amount?: number): Promise<Run> {
+    const perSecond = this.estimate.get(spec.kind) ?? 15_000;
+    // 15% spare; the feed refills in small batches if a run is faster still.
+    const count = amount ?? Math.ceil(perSecond * seconds * 1.15) + 2 * settings.connections;
+    const feed = await this.feedFor(spec.kind, count, server.port);
+    const ours = [process.pid, server.pid, this.redisProc.pid];
+    const before = [
+      cpuSecondsOf(server.pid),
+      cpuSecondsOf(this.redisProc.pid),
+      othersCpuSeconds(ours),
+    ];
+    const common = {
+      port: server.port,
+      path: spec.path,
+      connections: settings.connections,
+      feed,
+      ...(amount !== undefined ? { amount } : { duration: seconds }),
+    };
+    const result =
+      spec.protocol === "grpc"
+        ? await runGrpcLoad({ ...common, sessions: grpcSessions })
+        : await runHttpLoad({
+            ...common,
+            contentType: spec.contentType,
+            ...(spec.headers ? { headers: spec.headers } : {}),
+          });
+    const share = (now: number, then: number | undefined) =>
+      Math.max(0, now - (then ?? 0)) / result.seconds;
+    const answered = [...result.counts.values()].reduce((a, b) => a + b, 0);
+    const serverCpu = share(cpuSecondsOf(server.pid), before[0]);
+    const run: Run = {
+      ...result,
+      cpu: {
+        server: serverCpu,
+        serverUsPerRequest: (serverCpu * result.seconds * 1e6) / answered,
+        load: result.loadCpu,
+        redis: share(cpuSecondsOf(this.redisProc.pid), before[1]),
+        others: share(othersCpuSeconds(ours), before[2]),
+      },
+    };
+    this.served += answered;
+    // Never lower: a cold warm-up run would undersize the next run's bodies.
+    const observed = answered / result.seconds;
+    this.estimate.set(spec.kind, Math.max(observed, this.estimate.get(spec.kind) ?? 0));
+    if (process.env.BENCH_DEBUG) {
+      log(
+        `    ${spec.kind} ${seconds || amount}: ${JSON.stringify(Object.fromEntries(result.counts))} ` +
+          `in ${result.seconds.toFixed(2)} s, ${count} bodies, refills=${feed.refills} ` +
+          `wrapped=${feed.wrapped} cpu=${JSON.stringify(run.cpu, (_k, v) => (typeof v === "number" ? Math.round(v * 100) : v))}`,
+      );
+    }
+    return run;
+  }
+
+  /** Warm-up, then `runs` measured runs; medians of each figure. */
+  async row(spec: RowSpec, server: Proc, outcome = spec.expected[0] as string): Promise<RowResult> {
+    await this.load(spec, server, settings.warmup);
+    const runs: Run[] = [];
+    for (let i = 0; i < settings.runs; i++) {
+      runs.push(await this.load(spec, server, settings.duration));
+    }
+    return summarize(spec, runs, outcome);
+  }
+
+  /**
+   * Two rows whose ratio matters (the floor and REST form success) take turns
+   * run by run, so a slow patch of a shared machine hits both alike.
+   */
+  async paired(a: [RowSpec, Proc], b: [RowSpec, Proc]): Promise<[RowResult, RowResult]> {
+    await this.load(...a, settings.warmup);
+    await this.load(...b, settings.warmup);
+    const runsA: Run[] = [];
+    const runsB: Run[] = [];
+    for (let i = 0; i < settings.runs; i++) {
+      runsA.push(await this.load(...a, settings.duration));
+      runsB.push(await this.load(...b, settings.duration));
+    }
+    return [summarize(a[0], runsA), summarize(b[0], runsB)];
+  }
+
+  /**
+   * Redis commands clients sent per request (MONITOR, commands run inside
+   * scripts excluded), over a short separate pass: MONITOR slows Redis, so
+   * never during the timed runs.
+   */
+  async redisCommandsPerRequest(spec: RowSpec, server: Proc): Promise<string> {
+    const counter = await countCommands(this.redisUrl);
+    const amount = 200;
+    try {
+      const feed = await this.feedFor(spec.kind, amount, server.port);
+      const common = { port: server.port, path: spec.path, connections: 10, amount, feed };
+      const result =
+        spec.protocol === "grpc"
+          ? await runGrpcLoad(common)
+          : await runHttpLoad({
+              ...common,
+              contentType: spec.contentType,
+              ...(spec.headers ? { headers: spec.headers } : {}),
+            });
+      const commands = await counter.take();
+      const answered = [...result.counts.values()].reduce((a, b) => a + b, 0);
+      const names = new Map<string, number>();
+      for (const [name = "?"] of commands) names.set(name, (names.get(name) ?? 0) + 1);
+      const perRequest = (n: number) => (n / answered).toFixed(2).replace(/\.00$/, "");
+      const detail = [...names].map(([name, n]) => `${perRequest(n)} ${name}`).join(" + ");
+      return `${perRequest(commands.length)} (${detail})`;
+    } finally {
+      await counter.stop();
+    }
+  }
+}
+
+function checkTotp(): void {
+  // The driver's fast HOTP must agree with the service's otplib codes.
+  const secret = userSecret(0);
+  const now = Math.floor(Date.now() / 1000);
+  if (hotp6(secret, Math.floor(now / 30)) !== generateTotp(secret, now)) {
+    throw new Error("bench hotp6 disagrees with otplib");
+  }
+}
+
+function summarize(spec: RowSpec, runs: Run[], outcome = spec.expected[0] as string): RowResult {
+  const stats = runs.map((run) => statsOf(run, outcome));
+  const row: RowResult = {
+    name: spec.name,
+    rps: median(stats.map((s) => s.rps)),
+    p50: median(stats.map((s) => s.p50)),
+    p99: median(stats.map((s) => s.p99)),
+    unexpected: runs.reduce(
+      (n, run) =>
+        n + unexpectedOf(run, ...spec.expected) + (spec.kind === "wrong" ? 0 : run.wrapped),
+      0,
+    ),
+    cpu: {
+      server: median(runs.map((r) => r.cpu.server)),
+      serverUsPerRequest: median(runs.map((r) => r.cpu.serverUsPerRequest)),
+      load: median(runs.map((r) => r.cpu.load)),
+      redis: median(runs.map((r) => r.cpu.redis)),
+      others: Math.max(...runs.map((r) => r.cpu.others)),
+    },
+  };
+  log(`  ${row.name}: ${fmt(row.rps, 0)} req/s, p50 ${fmt(row.p50)} ms, p99 ${fmt(row.p99)} ms`);
+  return row;
+}
+
+const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : "–");
+const pct = (n: number) => `${Math.round(n * 100)}`;
+
+async function main(): Promise<void> {
+  if (!flags["no-build"]) {
+    log("building (npm run build) …");
+    execFileSync("npm", ["run", "build"], { stdio: ["ignore", "ignore", "inherit"] });
+  }
+  if (pin) pinSelf(DRIVER_CPUS as string);
+  const bench = new Bench();
+  const out: string[] = [];
+  try {
+    await bench.setUp();
+    const rows: RowResult[] = [];
+
+    // Both servers run from here (both pinned to the server CPU); only one is
+    // under load at a time, and the idle one costs nothing measurable.
+    log("floor and service (WORKERS=1) …");
+    const floor = await bench.startFloor();
+    const service = await bench.startService(1, SERVER_CPUS);
+    const memory: string[] = [];
+    let floorRow: RowResult;
+    let mixed: RowResult | undefined;
+    try {
+      memory.push(`RSS at start: ${fmt(rssMiB(service.pid), 1)} MiB`);
+      await bench.load(ROWS.form as RowSpec, service, settings.warmup * 2);
+      memory.push(
+        `RSS after warm-up (${bench.served} requests): ${fmt(rssMiB(service.pid), 1)} MiB`,
+      );
+      const [firstKey, ...otherKeys] = SERVICE_ROWS as [string, ...string[]];
+      const first = ROWS[firstKey] as RowSpec;
+      let firstRow: RowResult;
+      [floorRow, firstRow] = await bench.paired([ROWS.floor as RowSpec, floor], [first, service]);
+      floorRow.redisPerRequest = await bench.redisCommandsPerRequest(ROWS.floor as RowSpec, floor);
+      await floor.stop();
+      firstRow.redisPerRequest = await bench.redisCommandsPerRequest(first, service);
+      rows.push(firstRow);
+      for (const key of otherKeys) {
+        const spec = ROWS[key] as RowSpec;
+        const row = await bench.row(spec, service);
+        row.redisPerRequest = await bench.redisCommandsPerRequest(spec, service);
+        rows.push(row);
+      }
+      if (!smoke && SERVICE_ROWS.includes("form") && SERVICE_ROWS.includes("wrong")) {
+        mixed = await mixedRow(bench, service);
+      }
+      memory.push(
+        `RSS after every row (${bench.served} requests): ${fmt(rssMiB(service.pid), 1)} MiB`,
+      );
+      if (flags.long) memory.push(...(await longRun(bench, service)));
+    } finally {
+      await floor.stop();
+      await service.stop();
+    }
+
+    // Only in the full run: --rows is for looking at a few rows quickly.
+    const workerLines = smoke || flags.rows !== undefined ? [] : await workersCompared(bench);
+    const profileLines = flags.profile ? await profileRun(bench) : [];
+
+    out.push(...table(floorRow, rows, mixed));
+    out.push("", ...memory.map((m) => `- ${m}`));
+    if (workerLines.length > 0) out.push("", ...workerLines);
+    out.push("", ...targets(floorRow, rows, mixed));
+    if (profileLines.length > 0) out.push("", ...profileLines);
+  } finally {
+    await bench.tearDown();
+  }
+  process.stdout.write(`${out.join("\n")}\n`);
+}
+
+/** 50/50 success and wrong code on the same connections; the success half's latency. */
+function mixedRow(bench: Bench, service: Proc): Promise<RowResult> {
+  const spec: RowSpec = {
+    ...(ROWS.form as RowSpec),
+    name: "REST mixed 50/50 (success half)",
+    kind: "mixed",
+    expected: ["ok", "400"],
+  };
+  return bench.row(spec, service, "ok");
+}
+
+async function longRun(bench: Bench, service: Proc): Promise<string[]> {
+  const lines: string[] = [];
+  const chunk = 100_000;
+  const samples: string[] = [];
+  for (let done = 0; done < 1_000_000; done += chunk) {
+    await bench.load(ROWS.form as RowSpec, service, 0, chunk);
+    samples.push(`${fmt(rssMiB(service.pid), 0)}`);
+    log(`  long run: ${done + chunk} requests, RSS ${samples.at(-1)} MiB`);
+  }
+  lines.push(
+    `RSS after 1,000,000 more REST successes (--long), every 100,000: ${samples.join(", ")} MiB`,
+  );
+  return lines;
+}
+
+/** WORKERS=1 and 2, both unpinned (2 workers need both cores, shared with the load tool and Redis). */
+async function workersCompared(bench: Bench): Promise<string[]> {
+  const lines = ["Workers (REST form success, server unpinned, load tool and Redis on CPU 1):"];
+  for (const workers of [1, 2]) {
+    log(`service (WORKERS=${workers}, unpinned) …`);
+    const service = await bench.startService(workers, undefined);
+    try {
+      await bench.load(ROWS.form as RowSpec, service, settings.warmup);
+      const row = await bench.row(ROWS.form as RowSpec, service);
+      lines.push(
+        `- WORKERS=${workers}: ${fmt(row.rps, 0)} req/s, p50 ${fmt(row.p50)} ms, p99 ${fmt(row.p99)} ms`,
+      );
+    } finally {
+      await service.stop();
+    }
+  }
+  return lines;
+}
+
+async function profileRun(bench: Bench): Promise<string[]> {
+  const keep = flags["profile-dir"];
+  const dir = keep ?? join(tmpdir(), `token-service-bench-prof-${process.pid}`);
+  mkdirSync(dir, { recursive: true });
+  log("service under --cpu-prof …");
+  const service = await bench.startService(1, SERVER_CPUS, ["--cpu-prof", `--cpu-prof-dir=${dir}`]);
+  const spec = ROWS[flags["profile-row"] ?? "form"] as RowSpec;
+  try {
+    await bench.load(spec, service, settings.warmup);
+    await bench.load(spec, service, settings.duration);
+  } finally {
+    await service.stop();
+  }
+  // Node names it CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile.
+  const file = readdirSync(dir).find(
+    (name) => name.includes(`.${service.pid}.`) && name.endsWith(".cpuprofile"),
+  );
+  if (file === undefined) return ["(no .cpuprofile written)"];
+  const frames = topSelfFrames(join(dir, file), 15);
+  if (keep === undefined) rmSync(dir, { recursive: true, force: true });
+  return [
+    `Top self-time frames, ${spec.name} under load (\`node --cpu-prof\`, share of busy samples):`,
+    "",
+    "| # | self % | function | where |",
+    "|---|---|---|---|",
+    ...frames.map(
+      (f, i) => `| ${i + 1} | ${(f.share * 100).toFixed(1)} | ${f.name} | ${f.where} |`,
+    ),
+  ];
+}
+
+function table(floor: RowResult, rows: RowResult[], mixed: RowResult | undefined): string[] {
+  const date = new Date().toISOString().slice(0, 10);
+  const lines = [
+    `Benchmark ${date}, ${CORES} cores, Node ${process.version}, ${settings.connections} connections, ${settings.runs} × ${settings.duration} s per row (median), ${pin ? "server on CPU 0, load tool + Redis on CPU 1 (taskset)" : "unpinned"}`,
+    "",
+    "| row | req/s | p50 ms | p99 ms | req/s ÷ floor | p99 ÷ floor | server CPU µs/req | Redis cmds/req | CPU % server/load/redis/others | unexpected |",
+    "|---|---:|---:|---:|---:|---:|---:|---|---|---:|",
+  ];
+  for (const row of [floor, ...rows, ...(mixed ? [mixed] : [])]) {
+    lines.push(
+      `| ${row.name} | ${fmt(row.rps, 0)} | ${fmt(row.p50)} | ${fmt(row.p99)} | ${fmt(row.rps / floor.rps)} | ${fmt(row.p99 / floor.p99)} | ${fmt(row.cpu.serverUsPerRequest, 0)} | ${row.redisPerRequest ?? "–"} | ${pct(row.cpu.server)}/${pct(row.cpu.load)}/${pct(row.cpu.redis)}/${pct(row.cpu.others)} | ${row.unexpected} |`,
+    );
+  }
+  return lines;
+}
+
+function targets(floor: RowResult, rows: RowResult[], mixed: RowResult | undefined): string[] {
+  const find = (name: string) => rows.find((r) => r.name === ROWS[name]?.name);
+  const lines = ["Targets:"];
+  const check = (ok: boolean, text: string) => lines.push(`- ${ok ? "met" : "NOT met"}: ${text}`);
+  const form = find("form");
+  if (form)
+    check(
+      form.rps >= 0.85 * floor.rps,
+      `REST form ≥ 0.85 × floor req/s (${fmt(form.rps / floor.rps)}×)`,
+    );
+  for (const key of ["connect", "grpc"]) {
+    const row = find(key);
+    if (row && form)
+      check(
+        row.rps >= 0.85 * form.rps,
+        `${row.name} within 15% of REST form (${fmt(row.rps / form.rps)}×)`,
+      );
+  }
+  const wrong = find("wrong");
+  if (wrong && form)
+    check(
+      wrong.rps >= 1.5 * form.rps,
+      `attack path ≥ 1.5 × success req/s (${fmt(wrong.rps / form.rps)}×)`,
+    );
+  if (mixed && form)
+    check(
+      mixed.p99 <= 2 * form.p99,
+      `mixed 50/50: success p99 ≤ 2 × success-only p99 (${fmt(mixed.p99 / form.p99)}×)`,
+    );
+  const worst = rows.reduce((a, b) => (b.p99 > a.p99 ? b : a), rows[0] as RowResult);
+  check(
+    worst.p99 <= 3 * floor.p99,
+    `p99 ≤ 3 × floor p99 on every row (worst: ${worst.name}, ${fmt(worst.p99 / floor.p99)}×)`,
+  );
+  return lines;
+}
+
+await main();

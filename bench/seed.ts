@@ -1,0 +1,271 @@
+/**
+ * Provisioning and request bodies.
+ *
+ * Every success consumes an mfa_token and the user's current time step (the
+ * replay guard accepts only a strictly greater step), so a run at full speed
+ * needs one fresh user per success. Users are written straight to Redis in
+ * the store's own format (src/store/redis-keys.ts, redis-store.ts) with
+ * pipelining; mfa_tokens are sealed with the service's codec and need no
+ * storage at all.
+ *
+ * Time steps: bodies are built right before a run with the code of the step
+ * current at that moment (S). The service accepts the current and the
+ * previous step, so those codes stay valid until step S+2 begins — at least
+ * 30 s later, longer than any run. A user is handed out again only in a later
+ * step, so its next code is for a greater step.
+ */
+import { generateKeyPairSync, randomBytes, sign } from "node:crypto";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { VerifyMfaOtpRequestSchema } from "@token-service/client";
+import type { Redis } from "ioredis";
+import { sealTotpSecret } from "../src/mfa/authenticator-secret.js";
+import { createMfaTokenCodec } from "../src/mfa/mfa-token-codec.js";
+import { createSecretBox } from "../src/mfa/secret-box.js";
+import { userKeys } from "../src/store/redis-keys.js";
+import {
+  AUDIENCE,
+  CLIENT_ID,
+  CLIENT_SECRET,
+  hotp6,
+  MFA_OTP_GRANT,
+  SCOPE,
+  SECRETS_KEY_B64,
+  timeStepNow,
+  userIdOf,
+  userSecret,
+  wrongCode,
+} from "./common.js";
+
+/** One request as the load tools send it. */
+export interface BenchRequest {
+  body: Buffer;
+  headers?: Record<string, string>;
+}
+
+export type BodyKind =
+  | "form"
+  | "json"
+  | "connect"
+  | "grpc"
+  | "dpop"
+  | "wrong"
+  /** Alternately a "form" success and a "wrong" code. */
+  | "mixed"
+  | "floor";
+
+/**
+ * Hands out prepared requests in order. When a run outlasts them it asks
+ * `refill` for a small batch more (counted: the next run is sized larger),
+ * and wraps around only when that fails (counted: those answer with errors).
+ */
+export class Feed {
+  private index = 0;
+  refills = 0;
+  wrapped = 0;
+  constructor(
+    private items: readonly BenchRequest[],
+    private readonly refill?: () => BenchRequest[] | undefined,
+  ) {
+    if (items.length === 0) throw new Error("empty feed");
+  }
+  next(): BenchRequest {
+    if (this.index === this.items.length) {
+      const more = this.refill?.();
+      if (more !== undefined && more.length > 0) {
+        this.items = more;
+        this.refills++;
+      } else {
+        this.wrapped++;
+      }
+      this.index = 0;
+    }
+    return this.items[this.index++] as BenchRequest;
+  }
+}
+
+const SEED_BATCH = 5_000;
+/** The bench's mfa_tokens outlive any run; short, so consumed markers leave Redis soon. */
+const MFA_TOKEN_LIFETIME_S = 300;
+
+export class UserPool {
+  private readonly secrets: Buffer[] = [];
+  private cursor = 0;
+  private takenStep = -1;
+  private takenInStep = 0;
+  private readonly codec = createMfaTokenCodec(Buffer.from(SECRETS_KEY_B64, "base64"));
+  private readonly dpopKey = newDpopKey();
+
+  constructor(readonly size: number) {
+    for (let i = 0; i < size; i++) this.secrets.push(userSecret(i));
+  }
+
+  /** One active authenticator per user (hash at userKeys(id).otp), pipelined. */
+  async seed(redis: Redis): Promise<void> {
+    const box = createSecretBox(Buffer.from(SECRETS_KEY_B64, "base64"), "totp-secret");
+    for (let start = 0; start < this.size; start += SEED_BATCH) {
+      const pipeline = redis.pipeline();
+      for (let i = start; i < Math.min(this.size, start + SEED_BATCH); i++) {
+        const userId = userIdOf(i);
+        const authenticatorId = `bench${i}`;
+        pipeline.hset(userKeys(userId).otp, {
+          id: authenticatorId,
+          secret: sealTotpSecret(box, userId, authenticatorId, this.secrets[i] as Buffer),
+          active: "1",
+          last_step: "-1",
+        });
+      }
+      await pipeline.exec();
+    }
+  }
+
+  /** Users not yet handed out in the current step. */
+  available(step = timeStepNow()): number {
+    return step === this.takenStep ? this.size - this.takenInStep : this.size;
+  }
+
+  /**
+   * `count` requests of one kind, each with its own user, mfa_token and the
+   * current step's code. Call only when `available()` ≥ count (success kinds).
+   */
+  build(kind: BodyKind, count: number, port: number): BenchRequest[] {
+    const step = timeStepNow();
+    if (kind === "wrong") return this.buildWrong(count, step);
+    if (kind === "mixed") {
+      const right = this.build("form", Math.ceil(count / 2), port);
+      const wrong = this.buildWrong(right.length, step);
+      return right.flatMap((request, i) => [request, wrong[i % wrong.length] as BenchRequest]);
+    }
+    if (step !== this.takenStep) {
+      this.takenStep = step;
+      this.takenInStep = 0;
+    }
+    if (this.available(step) < count) throw new Error(`only ${this.available(step)} users left`);
+    this.takenInStep += count;
+    const requests: BenchRequest[] = [];
+    for (let n = 0; n < count; n++) {
+      const i = this.cursor;
+      this.cursor = (this.cursor + 1) % this.size;
+      const code = hotp6(this.secrets[i] as Buffer, step);
+      requests.push(this.request(kind, i, code, port));
+    }
+    return requests;
+  }
+
+  /**
+   * Wrong codes change neither the user's step nor the mfa_token (a failure
+   * only takes an attempt from the bucket), so the attack path reuses a
+   * fixed set of users, independent of the success users' steps.
+   */
+  private buildWrong(count: number, step: number): BenchRequest[] {
+    const requests: BenchRequest[] = [];
+    for (let i = 0; i < Math.min(count, this.size); i++) {
+      requests.push(this.request("wrong", i, wrongCode(this.secrets[i] as Buffer, step), 0));
+    }
+    return requests;
+  }
+
+  private mfaToken(userIndex: number): string {
+    return this.codec.issue({
+      userId: userIdOf(userIndex),
+      clientId: CLIENT_ID,
+      audience: AUDIENCE,
+      scope: SCOPE,
+      userLabel: "",
+      expiresAt: Math.floor(Date.now() / 1000) + MFA_TOKEN_LIFETIME_S,
+    }).token;
+  }
+
+  private request(kind: BodyKind, i: number, otp: string, port: number): BenchRequest {
+    // The floor takes the user id as its "mfa_token" (see floor-server.ts).
+    const mfaToken = kind === "floor" ? userIdOf(i) : this.mfaToken(i);
+    switch (kind) {
+      case "form":
+      case "wrong":
+      case "mixed":
+      case "floor":
+        return { body: Buffer.from(form(mfaToken, otp)) };
+      case "dpop":
+        return {
+          body: Buffer.from(form(mfaToken, otp)),
+          headers: { dpop: this.dpopKey.proof(`http://127.0.0.1:${port}/oauth/token`) },
+        };
+      case "json":
+        return {
+          body: Buffer.from(
+            JSON.stringify({
+              grant_type: MFA_OTP_GRANT,
+              client_id: CLIENT_ID,
+              client_secret: CLIENT_SECRET,
+              mfa_token: mfaToken,
+              otp,
+            }),
+          ),
+        };
+      case "connect":
+        return {
+          body: Buffer.from(
+            JSON.stringify({ mfaToken, otp, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET }),
+          ),
+        };
+      case "grpc":
+        return { body: grpcFrame(mfaToken, otp) };
+    }
+  }
+}
+
+function form(mfaToken: string, otp: string): string {
+  return new URLSearchParams({
+    grant_type: MFA_OTP_GRANT,
+    client_id: CLIENT_ID,
+    client_secret: CLIENT_SECRET,
+    mfa_token: mfaToken,
+    otp,
+  }).toString();
+}
+
+/** gRPC length-prefixed message: flag 0 (uncompressed), 4-byte big-endian length, protobuf. */
+function grpcFrame(mfaToken: string, otp: string): Buffer {
+  const message = toBinary(
+    VerifyMfaOtpRequestSchema,
+    create(VerifyMfaOtpRequestSchema, {
+      mfaToken,
+      otp,
+      clientId: CLIENT_ID,
+      clientSecret: CLIENT_SECRET,
+    }),
+  );
+  const frame = Buffer.alloc(5 + message.length);
+  frame.writeUInt32BE(message.length, 1);
+  frame.set(message, 5);
+  return frame;
+}
+
+/**
+ * One client DPoP key; proofs are signed before the run (the client's cost,
+ * not the server's), each with its own jti (RFC 9449 §11.1).
+ */
+function newDpopKey() {
+  const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const { kty, crv, x, y } = publicKey.export({ format: "jwk" });
+  const header = Buffer.from(
+    JSON.stringify({ typ: "dpop+jwt", alg: "ES256", jwk: { kty, crv, x, y } }),
+  ).toString("base64url");
+  return {
+    proof(htu: string): string {
+      const payload = Buffer.from(
+        JSON.stringify({
+          htm: "POST",
+          htu,
+          jti: randomBytes(16).toString("base64url"),
+          iat: Math.floor(Date.now() / 1000),
+        }),
+      ).toString("base64url");
+      const input = `${header}.${payload}`;
+      const signature = sign("sha256", Buffer.from(input), {
+        key: privateKey,
+        dsaEncoding: "ieee-p1363",
+      });
+      return `${input}.${signature.toString("base64url")}`;
+    },
+  };
+}
