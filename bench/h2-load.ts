@@ -32,8 +32,14 @@ export async function runGrpcLoad(options: GrpcLoadOptions): Promise<LoadResult>
   );
   await Promise.all(
     Array.from({ length: options.connections }, async (_, i) => {
-      const session = sessions[i % sessions.length] as http2.ClientHttp2Session;
+      const slot = i % sessions.length;
       while (more()) {
+        // A connection the server closed (GOAWAY, reset) is replaced, as a gRPC client would.
+        let session = sessions[slot] as http2.ClientHttp2Session;
+        if (session.closed || session.destroyed) {
+          session = await connect(options.port);
+          sessions[slot] = session;
+        }
         const started = process.hrtime.bigint();
         const outcome = await call(session, options.path, options.feed.next().body);
         if (outcome === undefined) recorder.errors++;
@@ -41,7 +47,7 @@ export async function runGrpcLoad(options: GrpcLoadOptions): Promise<LoadResult>
       }
     }),
   );
-  const result = recorder.finish(options.feed.wrapped);
+  const result = recorder.finish();
   for (const session of sessions) session.close();
   return result;
 }
@@ -51,6 +57,7 @@ function connect(port: number): Promise<http2.ClientHttp2Session> {
     const session = http2.connect(`http://127.0.0.1:${port}`);
     session.once("connect", () => resolve(session));
     session.once("error", reject);
+    session.on("error", () => {}); // after connecting: the stream reports the failure
   });
 }
 
@@ -61,12 +68,18 @@ function call(
   body: Buffer,
 ): Promise<string | undefined> {
   return new Promise((resolve) => {
-    const stream = session.request({
-      ":method": "POST",
-      ":path": path,
-      "content-type": "application/grpc+proto",
-      te: "trailers",
-    });
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = session.request({
+        ":method": "POST",
+        ":path": path,
+        "content-type": "application/grpc+proto",
+        te: "trailers",
+      });
+    } catch {
+      resolve(undefined); // the session went away between two calls
+      return;
+    }
     let status: string | undefined;
     const take = (headers: http2.IncomingHttpHeaders) => {
       const value = headers["grpc-status"];

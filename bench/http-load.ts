@@ -48,7 +48,7 @@ export function runHttpLoad(options: HttpLoadOptions): Promise<LoadResult> {
       },
       (error) => {
         if (error) reject(error);
-        else resolve(recorder.finish(options.feed.wrapped));
+        else resolve(recorder.finish());
       },
     );
     instance.on("response", (_client: unknown, status: number, _bytes: number, ms: number) => {

@@ -17,9 +17,9 @@ export type Cpus = string | undefined;
 
 export const hasTaskset = (): boolean => existsSync("/usr/bin/taskset");
 
-/** Pins this process (every thread: -a) to `cpus`; the load tools run in it. */
-export function pinSelf(cpus: string): void {
-  execFileSync("taskset", ["-a", "-cp", cpus, String(process.pid)], { stdio: "ignore" });
+/** Pins a running process, every thread (-a), to `cpus` (e.g. this one, where the load tools run). */
+export function pinProcess(pid: number, cpus: string): void {
+  execFileSync("taskset", ["-a", "-cp", cpus, String(pid)], { stdio: "ignore" });
 }
 
 /** Spawns `command` under `taskset -c cpus` (taskset execs, so the pid is the command's own). */
@@ -53,7 +53,15 @@ export interface Proc {
   stop(): Promise<void>;
 }
 
+/** Every process this run started: killed if the driver dies before stopping them. */
+const running = new Set<ChildProcess>();
+process.on("exit", () => {
+  for (const child of running) child.kill("SIGKILL");
+});
+
 function track(child: ChildProcess, port: number): Proc {
+  running.add(child);
+  child.once("exit", () => running.delete(child));
   let stderr = "";
   child.stderr?.on("data", (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-4000);

@@ -13,8 +13,6 @@ export interface LoadResult {
   latencies: Map<string, Float64Array>;
   /** Connection errors and timeouts (not responses). */
   errors: number;
-  /** Requests sent after the prepared bodies ran out (those answer with an error). */
-  wrapped: number;
   /** Share of one core used by the load tool's process during the run. */
   loadCpu: number;
 }
@@ -34,7 +32,7 @@ export class Recorder {
     list.push(ms);
   }
 
-  finish(wrapped: number): LoadResult {
+  finish(): LoadResult {
     const seconds = Number(process.hrtime.bigint() - this.startedAt) / 1e9;
     const cpu = process.cpuUsage(this.cpuAtStart);
     const counts = new Map<string, number>();
@@ -48,7 +46,6 @@ export class Recorder {
       counts,
       latencies,
       errors: this.errors,
-      wrapped,
       loadCpu: (cpu.user + cpu.system) / 1e6 / seconds,
     };
   }

@@ -2,10 +2,11 @@
  * `npm run bench` — throughput and latency of the verify path (issue 4).
  *
  * Builds the service, starts its own redis-server, seeds users straight into
- * Redis, measures the floor (bench/floor-server.ts) and then the production
- * build (`node dist/main.js`) on every surface with the same load tool,
- * connections and duration, and prints one markdown table plus memory,
- * worker and target lines.
+ * Redis, then runs the floor (bench/floor-server.ts) and the production build
+ * (`node dist/main.js`, NODE_ENV=production) side by side, every row with the
+ * same load tool, connections and duration, the rows taking turns run by run
+ * (see Bench.roundRobin). Prints one markdown table plus memory, worker and
+ * target lines (progress goes to stderr).
  *
  * Flags:
  *   --smoke      CI: 2 s, one run, floor + two rows, small seed (numbers meaningless)
@@ -15,10 +16,11 @@
  *   --profile-dir=DIR   keep the .cpuprofile there (default: a temp dir, deleted)
  *   --no-pin     do not pin with taskset
  *   --no-build   use the existing dist/
- *   --dist=DIR   run the service from another build (A/B a change; implies nothing about --no-build)
- *   --rows=form,json,connect,grpc,wrong,dpop   service rows to measure (default all)
+ *   --dist=DIR   run the service from another build (A/B a change against dist/)
+ *   --rows=form,json,connect,grpc,wrong,dpop   only these service rows (no workers lines)
  *   --duration=S, --runs=N, --users=N, --connections=N
  *   --grpc-sessions=N   HTTP/2 connections the gRPC row's calls share (default: one per call)
+ *   BENCH_DEBUG=1       every run's outcome counts and CPU shares on stderr
  *
  * Pinning (2 cores): the server under test alone on CPU 0; this process (the
  * load tools) and redis-server on CPU 1. Without pinning the load tool and the
@@ -41,7 +43,7 @@ import {
   type Cpus,
   hasTaskset,
   type Proc,
-  pinSelf,
+  pinProcess,
   rssMiB,
   startFloor,
   startRedis,
@@ -225,6 +227,12 @@ class Bench {
     if (this.tmp) rmSync(this.tmp, { recursive: true, force: true });
   }
 
+  /** Moves this process (the load tools) and redis-server to `cpus`. */
+  pinDriver(cpus: string): void {
+    pinProcess(process.pid, cpus);
+    pinProcess(this.redisProc.pid, cpus);
+  }
+
   get redisUrl(): string {
     return this.redisProc.url;
   }
@@ -322,7 +330,7 @@ class Bench {
       log(
         `    ${spec.kind} ${seconds || amount}: ${JSON.stringify(Object.fromEntries(result.counts))} ` +
           `in ${result.seconds.toFixed(2)} s, ${count} bodies, refills=${feed.refills} ` +
-          `wrapped=${feed.wrapped} cpu=${JSON.stringify(run.cpu, (_k, v) => (typeof v === "number" ? Math.round(v * 100) : v))}`,
+          `wrapped=${feed.wrapped} rss=${fmt(rssMiB(server.pid), 0)}MiB cpu=${JSON.stringify(run.cpu, (_k, v) => (typeof v === "number" ? Math.round(v * 100) : v))}`,
       );
     }
     return run;
@@ -339,19 +347,23 @@ class Bench {
   }
 
   /**
-   * Two rows whose ratio matters (the floor and REST form success) take turns
-   * run by run, so a slow patch of a shared machine hits both alike.
+   * Several rows, round-robin: after one warm-up each, run 1 of every row,
+   * then run 2 of every row, and so on. The host's speed drifts (a shared VM:
+   * the same code moved ±20 % within an hour here), and taking turns spreads
+   * a slow patch over every row instead of sinking one, so the ratios between
+   * rows — which the targets are about — hold still.
    */
-  async paired(a: [RowSpec, Proc], b: [RowSpec, Proc]): Promise<[RowResult, RowResult]> {
-    await this.load(...a, settings.warmup);
-    await this.load(...b, settings.warmup);
-    const runsA: Run[] = [];
-    const runsB: Run[] = [];
+  async roundRobin(
+    rows: { spec: RowSpec; server: Proc; outcome?: string }[],
+  ): Promise<RowResult[]> {
+    for (const { spec, server } of rows) await this.load(spec, server, settings.warmup);
+    const runs: Run[][] = rows.map(() => []);
     for (let i = 0; i < settings.runs; i++) {
-      runsA.push(await this.load(...a, settings.duration));
-      runsB.push(await this.load(...b, settings.duration));
+      for (const [n, { spec, server }] of rows.entries()) {
+        runs[n]?.push(await this.load(spec, server, settings.duration));
+      }
     }
-    return [summarize(a[0], runsA), summarize(b[0], runsB)];
+    return rows.map(({ spec, outcome }, n) => summarize(spec, runs[n] ?? [], outcome));
   }
 
   /**
@@ -374,12 +386,16 @@ class Bench {
               ...(spec.headers ? { headers: spec.headers } : {}),
             });
       const commands = await counter.take();
+      if (process.env.BENCH_DEBUG) {
+        log(`    accounting ${spec.kind}: ${JSON.stringify(Object.fromEntries(result.counts))}`);
+      }
       const answered = [...result.counts.values()].reduce((a, b) => a + b, 0);
       const names = new Map<string, number>();
       for (const [name = "?"] of commands) names.set(name, (names.get(name) ?? 0) + 1);
       const perRequest = (n: number) => (n / answered).toFixed(2).replace(/\.00$/, "");
       const detail = [...names].map(([name, n]) => `${perRequest(n)} ${name}`).join(" + ");
-      return `${perRequest(commands.length)} (${detail})`;
+      const off = unexpectedOf(result, ...spec.expected);
+      return `${perRequest(commands.length)} (${detail}${off > 0 ? `; ${off} of ${answered} unexpected` : ""})`;
     } finally {
       await counter.stop();
     }
@@ -402,11 +418,8 @@ function summarize(spec: RowSpec, runs: Run[], outcome = spec.expected[0] as str
     rps: median(stats.map((s) => s.rps)),
     p50: median(stats.map((s) => s.p50)),
     p99: median(stats.map((s) => s.p99)),
-    unexpected: runs.reduce(
-      (n, run) =>
-        n + unexpectedOf(run, ...spec.expected) + (spec.kind === "wrong" ? 0 : run.wrapped),
-      0,
-    ),
+    // Bodies reused after a feed wrapped answer with errors: counted here.
+    unexpected: runs.reduce((n, run) => n + unexpectedOf(run, ...spec.expected), 0),
     cpu: {
       server: median(runs.map((r) => r.cpu.server)),
       serverUsPerRequest: median(runs.map((r) => r.cpu.serverUsPerRequest)),
@@ -427,7 +440,7 @@ async function main(): Promise<void> {
     log("building (npm run build) …");
     execFileSync("npm", ["run", "build"], { stdio: ["ignore", "ignore", "inherit"] });
   }
-  if (pin) pinSelf(DRIVER_CPUS as string);
+  if (pin) pinProcess(process.pid, DRIVER_CPUS as string);
   const bench = new Bench();
   const out: string[] = [];
   try {
@@ -448,22 +461,20 @@ async function main(): Promise<void> {
       memory.push(
         `RSS after warm-up (${bench.served} requests): ${fmt(rssMiB(service.pid), 1)} MiB`,
       );
-      const [firstKey, ...otherKeys] = SERVICE_ROWS as [string, ...string[]];
-      const first = ROWS[firstKey] as RowSpec;
-      let firstRow: RowResult;
-      [floorRow, firstRow] = await bench.paired([ROWS.floor as RowSpec, floor], [first, service]);
+      const specs = SERVICE_ROWS.map((key) => ROWS[key] as RowSpec);
+      const withMixed = !smoke && SERVICE_ROWS.includes("form") && SERVICE_ROWS.includes("wrong");
+      const results = await bench.roundRobin([
+        { spec: ROWS.floor as RowSpec, server: floor },
+        ...specs.map((spec) => ({ spec, server: service })),
+        ...(withMixed ? [{ spec: MIXED, server: service, outcome: "ok" }] : []),
+      ]);
+      floorRow = results[0] as RowResult;
+      rows.push(...results.slice(1, 1 + specs.length));
+      mixed = withMixed ? results.at(-1) : undefined;
       floorRow.redisPerRequest = await bench.redisCommandsPerRequest(ROWS.floor as RowSpec, floor);
       await floor.stop();
-      firstRow.redisPerRequest = await bench.redisCommandsPerRequest(first, service);
-      rows.push(firstRow);
-      for (const key of otherKeys) {
-        const spec = ROWS[key] as RowSpec;
-        const row = await bench.row(spec, service);
-        row.redisPerRequest = await bench.redisCommandsPerRequest(spec, service);
-        rows.push(row);
-      }
-      if (!smoke && SERVICE_ROWS.includes("form") && SERVICE_ROWS.includes("wrong")) {
-        mixed = await mixedRow(bench, service);
+      for (const [n, spec] of specs.entries()) {
+        (rows[n] as RowResult).redisPerRequest = await bench.redisCommandsPerRequest(spec, service);
       }
       memory.push(
         `RSS after every row (${bench.served} requests): ${fmt(rssMiB(service.pid), 1)} MiB`,
@@ -489,47 +500,55 @@ async function main(): Promise<void> {
   process.stdout.write(`${out.join("\n")}\n`);
 }
 
-/** 50/50 success and wrong code on the same connections; the success half's latency. */
-function mixedRow(bench: Bench, service: Proc): Promise<RowResult> {
-  const spec: RowSpec = {
-    ...(ROWS.form as RowSpec),
-    name: "REST mixed 50/50 (success half)",
-    kind: "mixed",
-    expected: ["ok", "400"],
-  };
-  return bench.row(spec, service, "ok");
-}
+/** 50/50 success and wrong code on the same connections; reported: the success half. */
+const MIXED: RowSpec = {
+  ...(ROWS.form as RowSpec),
+  name: "REST mixed 50/50 (success half)",
+  kind: "mixed",
+  expected: ["ok", "400"],
+};
 
 async function longRun(bench: Bench, service: Proc): Promise<string[]> {
-  const lines: string[] = [];
   const chunk = 100_000;
   const samples: string[] = [];
+  let failed = 0;
   for (let done = 0; done < 1_000_000; done += chunk) {
-    await bench.load(ROWS.form as RowSpec, service, 0, chunk);
-    samples.push(`${fmt(rssMiB(service.pid), 0)}`);
+    const run = await bench.load(ROWS.form as RowSpec, service, 0, chunk);
+    failed += unexpectedOf(run, "ok");
+    samples.push(fmt(rssMiB(service.pid), 0));
     log(`  long run: ${done + chunk} requests, RSS ${samples.at(-1)} MiB`);
   }
-  lines.push(
-    `RSS after 1,000,000 more REST successes (--long), every 100,000: ${samples.join(", ")} MiB`,
-  );
-  return lines;
+  return [
+    `RSS after 1,000,000 more REST successes (--long; ${failed} not 200), every 100,000: ${samples.join(", ")} MiB`,
+  ];
 }
 
 /** WORKERS=1 and 2, both unpinned (2 workers need both cores, shared with the load tool and Redis). */
+/**
+ * WORKERS=1 and 2 with nothing pinned: two workers need both cores, which
+ * they share with the load tool and Redis, so the scheduler places them all.
+ */
 async function workersCompared(bench: Bench): Promise<string[]> {
-  const lines = ["Workers (REST form success, server unpinned, load tool and Redis on CPU 1):"];
-  for (const workers of [1, 2]) {
-    log(`service (WORKERS=${workers}, unpinned) …`);
-    const service = await bench.startService(workers, undefined);
-    try {
-      await bench.load(ROWS.form as RowSpec, service, settings.warmup);
-      const row = await bench.row(ROWS.form as RowSpec, service);
-      lines.push(
-        `- WORKERS=${workers}: ${fmt(row.rps, 0)} req/s, p50 ${fmt(row.p50)} ms, p99 ${fmt(row.p99)} ms`,
-      );
-    } finally {
-      await service.stop();
+  const lines = ["Workers (REST form success; service, load tool and Redis all unpinned):"];
+  if (pin) bench.pinDriver(`0-${CORES - 1}`);
+  try {
+    for (const workers of [1, 2]) {
+      log(`service (WORKERS=${workers}, unpinned) …`);
+      const service = await bench.startService(workers, undefined);
+      try {
+        await bench.load(ROWS.form as RowSpec, service, settings.warmup);
+        const row = await bench.row(ROWS.form as RowSpec, service);
+        lines.push(
+          `- WORKERS=${workers}: ${fmt(row.rps, 0)} req/s, p50 ${fmt(row.p50)} ms, p99 ${fmt(row.p99)} ms; ` +
+            `service CPU ${pct(row.cpu.server)}% of a core (${fmt(row.cpu.serverUsPerRequest, 0)} µs/req), ` +
+            `load tool ${pct(row.cpu.load)}%, Redis ${pct(row.cpu.redis)}%`,
+        );
+      } finally {
+        await service.stop();
+      }
     }
+  } finally {
+    if (pin) bench.pinDriver(DRIVER_CPUS as string);
   }
   return lines;
 }
