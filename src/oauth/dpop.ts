@@ -1,8 +1,8 @@
 import { Code } from "@connectrpc/connect";
-import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, jwtVerify } from "jose";
 import type { Logger } from "../observability/logger.js";
 import type { ProofMark } from "../store/store.js";
 import type { DpopNonces } from "./dpop-nonce.js";
+import { createEmbeddedJwkJwsVerifier, type JwsFailure } from "./embedded-jwk-jws.js";
 import { ASYMMETRIC_JWS_ALGORITHMS, MAX_JWT_LENGTH } from "./jose-algorithms.js";
 import { OAuthError, oauthErrors } from "./oauth-error.js";
 
@@ -44,6 +44,16 @@ export const dpopProofReplayed = () =>
 
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
+/** Short reasons that name the rule, never the proof's content. */
+const JWS_FAILURE_REASONS: Record<JwsFailure, string> = {
+  header: "DPoP proof header is malformed",
+  typ: "DPoP proof typ must be dpop+jwt",
+  alg: "DPoP proof alg is not supported",
+  jwk: "DPoP proof has no jwk",
+  public: "DPoP proof jwk must be a public key",
+  signature: "DPoP proof signature is invalid",
+};
+
 export function createDpopVerifier(
   nonces: DpopNonces,
   options: DpopOptions,
@@ -53,6 +63,11 @@ export function createDpopVerifier(
     logger.debug({ event: "dpop_rejected", reason }, "DPoP proof rejected");
     throw oauthErrors.invalidDpopProof(reason);
   };
+
+  const jws = createEmbeddedJwkJwsVerifier({
+    typ: "dpop+jwt",
+    algorithms: ASYMMETRIC_JWS_ALGORITHMS,
+  });
 
   return {
     nonceFor: (nowMs) => (options.requireNonce ? nonces.current(nowMs) : undefined),
@@ -72,35 +87,11 @@ export function createDpopVerifier(
       // Check 2: a well-formed compact JWS.
       if (!COMPACT_JWS.test(proof)) invalid("DPoP proof is not a compact JWS");
 
-      let protectedHeader: ReturnType<typeof decodeProtectedHeader>;
-      try {
-        protectedHeader = decodeProtectedHeader(proof);
-      } catch {
-        return invalid("DPoP proof header is malformed");
-      }
-      // Checks 4–5: typ, and an asymmetric algorithm from the allow-list.
-      if (protectedHeader.typ !== "dpop+jwt") invalid("DPoP proof typ must be dpop+jwt");
-      if (!ASYMMETRIC_JWS_ALGORITHMS.includes(String(protectedHeader.alg))) {
-        invalid("DPoP proof alg is not supported");
-      }
-      const jwk = protectedHeader.jwk;
-      if (typeof jwk !== "object" || jwk === null) invalid("DPoP proof has no jwk");
-      // Check 6: the key is public (no private members) …
-      if (["d", "p", "q", "dp", "dq", "qi", "k"].some((member) => member in (jwk as object))) {
-        invalid("DPoP proof jwk must be a public key");
-      }
-
-      // … and the signature verifies with it (check 7). jose checks typ and alg again.
-      let payload: Record<string, unknown>;
-      try {
-        ({ payload } = await jwtVerify(proof, EmbeddedJWK, {
-          typ: "dpop+jwt",
-          algorithms: ASYMMETRIC_JWS_ALGORITHMS,
-          currentDate: new Date(nowMs),
-        }));
-      } catch {
-        return invalid("DPoP proof signature is invalid");
-      }
+      // Checks 4–7: typ, an asymmetric algorithm from the allow-list, a public
+      // jwk, and a signature that verifies with it (embedded-jwk-jws.ts).
+      const verified = await jws.verify(proof, nowMs);
+      if (typeof verified === "string") return invalid(JWS_FAILURE_REASONS[verified]);
+      const { payload, jkt } = verified;
 
       // Check 8: htm and htu (query and fragment ignored, RFC 9449 §4.3 and §4.2).
       if (payload.htm !== "POST") invalid("DPoP proof htm mismatch");
@@ -122,10 +113,6 @@ export function createDpopVerifier(
       if (typeof jti !== "string" || jti === "" || jti.length > 256)
         invalid("DPoP proof jti is missing");
 
-      const jkt = await calculateJwkThumbprint(
-        jwk as Parameters<typeof calculateJwkThumbprint>[0],
-        "sha256",
-      );
       // Check 12: the jti is remembered for the whole acceptance window
       // (±skew), scoped to the key so two clients' random jtis never collide.
       const ttlMs = 2 * options.iatSkewSeconds * 1000 + 1000;
