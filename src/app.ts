@@ -1,4 +1,9 @@
 import {
+  type ConnectNodeAdapterOptions,
+  compressionBrotli,
+  compressionGzip,
+} from "@connectrpc/connect-node";
+import {
   file_token_v1_errors,
   file_token_v1_mfa_service,
   file_token_v1_mfa_token_service,
@@ -17,8 +22,9 @@ import { createReflectionServiceImpl } from "./observability/reflection.js";
 import { createConnectAdapter } from "./rpc/connect-adapter.js";
 import { createMfaServiceImpl } from "./rpc/mfa-service-impl.js";
 import { createMfaTokenServiceImpl } from "./rpc/mfa-token-service-impl.js";
-import { createOAuthErrorInterceptor } from "./rpc/oauth-error-interceptor.js";
+import { callWithOAuthErrors, createOAuthErrorInterceptor } from "./rpc/oauth-error-interceptor.js";
 import { createTokenServiceImpl } from "./rpc/token-service-impl.js";
+import { createUnaryFastPath, type UnaryFastPath } from "./rpc/unary-fast-path.js";
 import { createOnePortServer, type OnePortServer } from "./server/one-port-server.js";
 import { MAX_BODY_BYTES } from "./server/read-body.js";
 import { createRequestHandler } from "./server/request-handler.js";
@@ -30,6 +36,8 @@ import type { Store } from "./store/store.js";
 export interface App {
   ctx: ServiceContext;
   server: OnePortServer;
+  /** The RPCs served without connect-es (empty with `rpcFastPath: false`). */
+  rpcFastPaths: UnaryFastPath[];
   /** Listens on the configured (or given) port; resolves with the actual one. */
   listen(port?: number): Promise<{ port: number }>;
   /** Drains the server, then closes the store. */
@@ -40,6 +48,12 @@ export interface AppOptions {
   store?: Store;
   clock?: Clock;
   logger?: Logger;
+  /**
+   * Serve unary VerifyMfaOtp's plain Connect and gRPC calls without
+   * connect-es (rpc/unary-fast-path.ts). Default true; the differential
+   * test turns it off to compare both paths.
+   */
+  rpcFastPath?: boolean;
 }
 
 /** Wires config → store → service context → RPC + REST → one-port server. */
@@ -52,9 +66,10 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   // would otherwise hold the drain open until the grace period runs out.
   const shutdown = new AbortController();
 
-  const connect = createConnectAdapter({
+  const tokenService = createTokenServiceImpl(ctx);
+  const rpcOptions: ConnectNodeAdapterOptions = {
     routes(router) {
-      router.service(TokenService, createTokenServiceImpl(ctx));
+      router.service(TokenService, tokenService);
       router.service(MfaTokenService, createMfaTokenServiceImpl(ctx));
       router.service(MfaService, createMfaServiceImpl(ctx));
       // gRPC health and server reflection (buf curl --list-services, calls without --schema).
@@ -77,12 +92,25 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     },
     interceptors: [createOAuthErrorInterceptor(logger, ctx.metrics)],
     readMaxBytes: MAX_BODY_BYTES,
-  });
+    acceptCompression: [compressionGzip, compressionBrotli],
+  };
+  const fastPaths: UnaryFastPath[] =
+    options.rpcFastPath === false
+      ? []
+      : [
+          createUnaryFastPath(rpcOptions, TokenService.method.verifyMfaOtp, (request, context) =>
+            callWithOAuthErrors(logger, ctx.metrics, "VerifyMfaOtp", () =>
+              tokenService.verifyMfaOtp(request, context),
+            ),
+          ),
+        ];
+  const connect = createConnectAdapter(rpcOptions, fastPaths);
   const server = createOnePortServer(createRequestHandler(createRestRoutes(ctx), connect));
 
   return {
     ctx,
     server,
+    rpcFastPaths: fastPaths,
     listen: (port = config.port) => server.listen(port, config.host),
     async close(graceMs) {
       shutdown.abort();

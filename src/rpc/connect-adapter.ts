@@ -8,6 +8,7 @@ import {
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
 import type { HttpRequest, HttpResponse } from "../server/http-types.js";
+import type { ServeWithConnect, UnaryFastPath } from "./unary-fast-path.js";
 
 /**
  * connect-node's `connectNodeAdapter`, plus one correction. connect-es 2.1
@@ -22,19 +23,22 @@ import type { HttpRequest, HttpResponse } from "../server/http-types.js";
  * Only responses that already are such a failure are touched; a normal
  * response costs one status check (and, on gRPC-Web, one byte per chunk).
  * Written by hand because connect-es offers no hook for it.
+ *
+ * `fastPaths` serve the plain form of their RPC first (unary-fast-path.ts);
+ * whatever they decline, or cannot decode, reaches connect-es.
  */
 export function createConnectAdapter(
   options: ConnectNodeAdapterOptions,
+  fastPaths: UnaryFastPath[] = [],
 ): (req: HttpRequest, res: HttpResponse) => void {
   options.acceptCompression ??= [compressionGzip, compressionBrotli];
   const router = createConnectRouter(options);
   options.routes(router);
   const handlers = new Map(router.handlers.map((handler) => [handler.requestPath, handler]));
+  const fast = new Map(fastPaths.map((path) => [path.path, path]));
 
-  return (req, res) => {
-    const url = req.url ?? "";
-    const query = url.indexOf("?");
-    const handler = handlers.get(query < 0 ? url : url.slice(0, query));
+  const serveWithConnect: ServeWithConnect = (req, res, body) => {
+    const handler = handlers.get(pathOf(req.url ?? ""));
     if (handler === undefined) {
       res.writeHead(404);
       res.end();
@@ -46,7 +50,7 @@ export function createConnectAdapter(
       undefined,
       undefined,
     );
-    handler(request)
+    handler(body === undefined ? request : { ...request, body })
       .then(correctParseFailure)
       .then((response) => universalResponseToNodeResponse(response, res as never))
       .catch((reason: unknown) => {
@@ -55,6 +59,17 @@ export function createConnectAdapter(
         res.destroy();
       });
   };
+
+  return (req, res) => {
+    const path = fast.get(pathOf(req.url ?? ""));
+    if (path?.serve(req, res, serveWithConnect)) return;
+    serveWithConnect(req, res);
+  };
+}
+
+function pathOf(url: string): string {
+  const query = url.indexOf("?");
+  return query < 0 ? url : url.slice(0, query);
 }
 
 const PARSE_FAILURE = "parse binary:";

@@ -14,22 +14,34 @@ import type { Metrics } from "../observability/metrics.js";
  * connect-adapter.ts for binary input).
  */
 export function createOAuthErrorInterceptor(logger: Logger, metrics: Metrics): Interceptor {
-  return (next) => async (request) => {
-    const route = request.method.name;
-    try {
-      const response = await next(request);
-      metrics.recordRequest("rpc", route, "ok");
-      return response;
-    } catch (error) {
-      if (error instanceof ConnectError) {
-        metrics.recordRequest("rpc", route, `connect_${Code[error.code]}`);
-        throw error;
-      }
-      const oauthError = toOAuthError(error, logger);
-      metrics.recordRequest("rpc", route, oauthError.error);
-      throw toConnectError(oauthError);
+  return (next) => (request) =>
+    callWithOAuthErrors(logger, metrics, request.method.name, () => next(request));
+}
+
+/**
+ * Runs one RPC's implementation, records its outcome, and turns a thrown
+ * OAuthError (or anything unexpected) into the ConnectError the client sees.
+ * The interceptor above and the unary fast path (unary-fast-path.ts) share it.
+ */
+export async function callWithOAuthErrors<T>(
+  logger: Logger,
+  metrics: Metrics,
+  route: string,
+  call: () => Promise<T>,
+): Promise<T> {
+  try {
+    const response = await call();
+    metrics.recordRequest("rpc", route, "ok");
+    return response;
+  } catch (error) {
+    if (error instanceof ConnectError) {
+      metrics.recordRequest("rpc", route, `connect_${Code[error.code]}`);
+      throw error;
     }
-  };
+    const oauthError = toOAuthError(error, logger);
+    metrics.recordRequest("rpc", route, oauthError.error);
+    throw toConnectError(oauthError);
+  }
 }
 
 export function toConnectError(error: OAuthError): ConnectError {

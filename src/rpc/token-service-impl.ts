@@ -1,12 +1,33 @@
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import type { TokenService } from "@token-service/client";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
+import type {
+  TokenService,
+  VerifyMfaOtpRequest,
+  VerifyMfaOtpResponseSchema,
+} from "@token-service/client";
 import type { GrantRequest } from "../oauth/grants/grant-request.js";
 import { verifyMfaOtp } from "../oauth/grants/mfa-otp.js";
 import { verifyMfaRecoveryCode } from "../oauth/grants/mfa-recovery-code.js";
 import type { ServiceContext } from "../service-context.js";
 
+/**
+ * The part of a call's context the token RPCs use: connect-es's
+ * HandlerContext satisfies it, and so does the unary fast path's.
+ */
+export interface CallHeaders {
+  requestHeader: { get(name: string): string | null };
+  responseHeader: { set(name: string, value: string): void };
+}
+
+export type VerifyMfaOtpCall = (
+  request: VerifyMfaOtpRequest,
+  context: CallHeaders,
+) => Promise<MessageInitShape<typeof VerifyMfaOtpResponseSchema>>;
+
 /** proto ⇄ domain for token.v1.TokenService; the rules live in oauth/grants. */
-export function createTokenServiceImpl(ctx: ServiceContext): ServiceImpl<typeof TokenService> {
+export function createTokenServiceImpl(
+  ctx: ServiceContext,
+): ServiceImpl<typeof TokenService> & { verifyMfaOtp: VerifyMfaOtpCall } {
   const htuOf = (method: string) =>
     new URL(`token.v1.TokenService/${method}`, ctx.config.issuerUrl).href;
   const verifyOtpHtu = htuOf("VerifyMfaOtp");
@@ -15,7 +36,7 @@ export function createTokenServiceImpl(ctx: ServiceContext): ServiceImpl<typeof 
   const grantRequest = (
     params: Record<string, unknown>,
     dpop: string,
-    context: HandlerContext,
+    context: CallHeaders,
     dpopHtu: string,
   ): GrantRequest => ({
     params,
@@ -24,14 +45,14 @@ export function createTokenServiceImpl(ctx: ServiceContext): ServiceImpl<typeof 
     dpopHtu,
   });
 
-  const setTokenHeaders = (context: HandlerContext) => {
+  const setTokenHeaders = (context: CallHeaders) => {
     context.responseHeader.set("cache-control", "no-store");
     const nonce = ctx.dpop.nonceFor(ctx.clock.nowMs());
     if (nonce !== undefined) context.responseHeader.set("dpop-nonce", nonce);
   };
 
   return {
-    async verifyMfaOtp(request, context) {
+    async verifyMfaOtp(request: VerifyMfaOtpRequest, context: CallHeaders) {
       const tokens = await verifyMfaOtp(
         ctx,
         grantRequest(

@@ -28,6 +28,8 @@ export interface RawResponse {
   /** Trailers (HTTP/2 only; e.g. gRPC's `grpc-status`), lower-cased names. */
   trailers: Record<string, string>;
   text: string;
+  /** The body as received (binary protobuf, gRPC frames, compressed bodies). */
+  bytes: Buffer;
   /** "1.1" or "2.0". */
   httpVersion: string;
 }
@@ -86,6 +88,7 @@ export function h1Request(
             headers: flattenHeaders(res.headers),
             trailers: {},
             text: Buffer.concat(chunks).toString("utf8"),
+            bytes: Buffer.concat(chunks),
             httpVersion: res.httpVersion,
           }),
         );
@@ -139,6 +142,7 @@ export async function h2cRequest(baseUrl: string, request: RawRequest): Promise<
           headers: responseHeaders,
           trailers,
           text: Buffer.concat(chunks).toString("utf8"),
+          bytes: Buffer.concat(chunks),
           httpVersion: "2.0",
         }),
       );

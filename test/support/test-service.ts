@@ -53,6 +53,8 @@ export interface TestServiceOptions {
    * app closes it on close(). (`store` already names the kind, hence the name.)
    */
   storeOverride?: Store;
+  /** Passed to createApp: false serves every RPC through connect-es (the differential test). */
+  rpcFastPath?: boolean;
 }
 
 /**
@@ -90,7 +92,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
   } else {
     store = createMemoryStore({ now: clock.nowMs });
   }
-  const app = createApp(config, { store, clock, logger });
+  const app = createApp(config, { store, clock, logger, rpcFastPath: options.rpcFastPath });
   const { port } = await app.listen(0);
   return {
     app,

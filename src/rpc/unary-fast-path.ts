@@ -1,0 +1,325 @@
+import type { IncomingHttpHeaders } from "node:http";
+import type { Http2ServerResponse } from "node:http2";
+import {
+  create,
+  type DescMessage,
+  type DescMethodUnary,
+  type MessageInitShape,
+  type MessageShape,
+} from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  type Compression,
+  compressionNegotiate,
+  createMethodSerializationLookup,
+  type UniversalHandlerOptions,
+  validateUniversalHandlerOptions,
+} from "@connectrpc/connect/protocol";
+import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
+import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import type { HttpRequest, HttpResponse } from "../server/http-types.js";
+import type { CallHeaders } from "./token-service-impl.js";
+
+/**
+ * Hands a request to connect-es. `body` replaces the request stream when the
+ * fast path already read (part of) it.
+ */
+export type ServeWithConnect = (
+  req: HttpRequest,
+  res: HttpResponse,
+  body?: AsyncIterable<Uint8Array>,
+) => void;
+
+export interface UnaryFastPath {
+  /** The RPC path it serves, e.g. `/token.v1.TokenService/VerifyMfaOtp`. */
+  path: string;
+  /**
+   * Takes the request and returns true when it is in the plain form this
+   * path serves; returns false, untouched, otherwise. Once taken, a body it
+   * cannot decode still goes to `connect`, replayed.
+   */
+  serve(req: HttpRequest, res: HttpResponse, connect: ServeWithConnect): boolean;
+  /** Calls answered here, and calls taken but then handed to connect-es (tests, debugging). */
+  readonly counts: { served: number; handedOver: number };
+}
+
+/** The wire forms served here: Connect unary (JSON or binary) and gRPC over HTTP/2. */
+type Wire = "connect-json" | "connect-proto" | "grpc";
+
+const CONTENT_TYPES: Record<string, Wire> = {
+  "application/json": "connect-json",
+  "application/json; charset=utf-8": "connect-json",
+  "application/proto": "connect-proto",
+  "application/grpc": "grpc",
+  "application/grpc+proto": "grpc",
+};
+
+/** gRPC length-prefixed message: flags byte + 4-byte big-endian length. */
+const ENVELOPE_HEADER_BYTES = 5;
+const ENVELOPE_COMPRESSED = 0x01;
+
+/**
+ * A unary RPC served without connect-es's per-call machinery, for the RPC on
+ * every login (token.v1.TokenService/VerifyMfaOtp).
+ *
+ * Written by hand because connect-es has no lighter mode: each unary call
+ * goes through universal request/response objects, async iterables, an
+ * AbortController and the interceptor chain. On this project's bench
+ * (README "Performance") that made a Connect call cost about twice the CPU
+ * of the same call on REST and a gRPC call four times. This path does the
+ * same work directly and reuses connect-es's own pieces for everything
+ * protocol-specific: the method's serializers (so the same messages parse,
+ * and the same ones fail), compression negotiation and codecs, the Connect
+ * error JSON and HTTP status, and the gRPC trailer status with its
+ * `grpc-status-details-bin`.
+ *
+ * It serves only the plain form of a call: POST, one of CONTENT_TYPES (gRPC
+ * on HTTP/2 only), an uncompressed request, no timeout header. Anything
+ * else — GET, gRPC-Web, a compressed or oversized body, a body that does
+ * not decode, a malformed envelope — goes to connect-es, which answers it
+ * exactly as before (the bytes already read are replayed). A differential
+ * test (test/integration/unary-fast-path.test.ts) checks that both paths
+ * answer the same requests with the same status, headers, body and trailers.
+ */
+export function createUnaryFastPath<I extends DescMessage, O extends DescMessage>(
+  handlerOptions: Partial<UniversalHandlerOptions>,
+  method: DescMethodUnary<I, O>,
+  /** The implementation, errors already turned into ConnectErrors (callWithOAuthErrors). */
+  call: (request: MessageShape<I>, context: CallHeaders) => Promise<MessageInitShape<O>>,
+): UnaryFastPath {
+  const options = validateUniversalHandlerOptions(handlerOptions);
+  const serialization = createMethodSerializationLookup(
+    method,
+    options.binaryOptions,
+    options.jsonOptions,
+    options,
+  );
+
+  const negotiate = (wire: Wire, headers: IncomingHttpHeaders) =>
+    wire === "grpc"
+      ? compressionNegotiate(
+          options.acceptCompression,
+          single(headers["grpc-encoding"]),
+          single(headers["grpc-accept-encoding"]),
+          "Grpc-Accept-Encoding",
+        )
+      : compressionNegotiate(
+          options.acceptCompression,
+          single(headers["content-encoding"]),
+          single(headers["accept-encoding"]),
+          "Accept-Encoding",
+        );
+
+  const respond = async (
+    wire: Wire,
+    res: HttpResponse,
+    message: MessageShape<I>,
+    requestHeaders: IncomingHttpHeaders,
+    compression: Compression | null,
+  ) => {
+    const responseHeader = new Map<string, string>();
+    const context: CallHeaders = {
+      requestHeader: { get: (name) => single(requestHeaders[name.toLowerCase()]) },
+      responseHeader: { set: (name, value) => void responseHeader.set(name.toLowerCase(), value) },
+    };
+    let output: Uint8Array | undefined;
+    let error: ConnectError | undefined;
+    try {
+      const result = await call(message, context);
+      output = serialization.getO(wire !== "connect-json").serialize(create(method.output, result));
+    } catch (reason) {
+      error =
+        reason instanceof ConnectError
+          ? reason
+          : new ConnectError("internal error", Code.Internal, undefined, undefined, reason);
+    }
+    if (wire === "grpc") {
+      await respondGrpc(res, responseHeader, output, error, compression);
+    } else {
+      await respondConnect(wire, res, responseHeader, output, error, compression);
+    }
+  };
+
+  const respondConnect = async (
+    wire: Wire,
+    res: HttpResponse,
+    responseHeader: Map<string, string>,
+    output: Uint8Array | undefined,
+    error: ConnectError | undefined,
+    compression: Compression | null,
+  ) => {
+    // As connect-es's Connect unary handler (protocol-connect/handler-factory.js).
+    const headers: Record<string, string> = {
+      "content-type": wire === "connect-proto" ? "application/proto" : "application/json",
+    };
+    for (const [name, value] of responseHeader) headers[name] = value;
+    let body = output;
+    let status = 200;
+    if (error !== undefined || body === undefined) {
+      const failure = error ?? new ConnectError("internal error", Code.Internal);
+      status = codeToHttpStatus(failure.code);
+      headers["content-type"] = "application/json";
+      failure.metadata.forEach((value, name) => {
+        headers[name] = value;
+      });
+      body = errorToJsonBytes(failure, options.jsonOptions);
+    }
+    if (compression !== null && body.byteLength >= options.compressMinBytes) {
+      body = await compression.compress(body);
+      headers["content-encoding"] = compression.name;
+    }
+    headers["content-length"] = String(body.byteLength);
+    res.writeHead(status, headers);
+    res.end(body);
+  };
+
+  const respondGrpc = async (
+    res: HttpResponse,
+    responseHeader: Map<string, string>,
+    output: Uint8Array | undefined,
+    error: ConnectError | undefined,
+    compression: Compression | null,
+  ) => {
+    // As connect-es's gRPC handler (protocol-grpc/handler-factory.js): headers,
+    // at most one message, then the status in the trailers.
+    const headers: Record<string, string> = { "content-type": "application/grpc+proto" };
+    if (compression !== null) headers["grpc-encoding"] = compression.name;
+    const trailer = new Headers({ "grpc-status": "0" });
+    let envelope: Buffer | undefined;
+    if (error === undefined && output !== undefined) {
+      for (const [name, value] of responseHeader) headers[name] = value;
+      let flags = 0;
+      let data = output;
+      if (compression !== null && data.byteLength >= options.compressMinBytes) {
+        data = await compression.compress(data);
+        flags = ENVELOPE_COMPRESSED;
+      }
+      envelope = Buffer.allocUnsafe(ENVELOPE_HEADER_BYTES + data.byteLength);
+      envelope[0] = flags;
+      envelope.writeUInt32BE(data.byteLength, 1);
+      envelope.set(data, ENVELOPE_HEADER_BYTES);
+    } else {
+      setTrailerStatus(trailer, error ?? new ConnectError("internal error", Code.Internal));
+    }
+    res.writeHead(200, headers);
+    // gRPC is served here on HTTP/2 only (see serve).
+    if (envelope !== undefined) (res as Http2ServerResponse).write(envelope);
+    const trailers: Record<string, string> = {};
+    trailer.forEach((value, name) => {
+      trailers[name] = value;
+    });
+    res.addTrailers(trailers);
+    res.end();
+  };
+
+  const counts = { served: 0, handedOver: 0 };
+
+  return {
+    path: `/${method.parent.typeName}/${method.name}`,
+    counts,
+    serve(req, res, connect) {
+      if (req.method !== "POST") return false;
+      const headers = req.headers;
+      const wire = CONTENT_TYPES[String(headers["content-type"]).toLowerCase()];
+      if (wire === undefined) return false;
+      if (wire === "grpc" && req.httpVersionMajor !== 2) return false;
+      if (headers["connect-timeout-ms"] !== undefined || headers["grpc-timeout"] !== undefined) {
+        return false;
+      }
+      if (Number(headers["content-length"]) > options.readMaxBytes) return false;
+      const compression = negotiate(wire, headers);
+      if (compression.error !== undefined || compression.request !== null) return false;
+
+      const handOver = (body: AsyncIterable<Uint8Array>) => {
+        counts.handedOver += 1;
+        connect(req, res, body);
+      };
+      readWholeBody(req, options.readMaxBytes, {
+        tooLarge: (readSoFar) => handOver(replay(readSoFar, req)),
+        failed: () => res.destroy(),
+        complete: (body) => {
+          let message: MessageShape<I>;
+          try {
+            message = serialization
+              .getI(wire !== "connect-json")
+              .parse(wire === "grpc" ? singleEnvelope(body) : body);
+          } catch {
+            // connect-es answers undecodable input (and malformed envelopes) itself.
+            handOver(replay([body]));
+            return;
+          }
+          counts.served += 1;
+          respond(wire, res, message, headers, compression.response).catch(() => {
+            // The client went away mid-response: nothing left to answer.
+            res.destroy();
+          });
+        },
+      });
+      return true;
+    },
+  };
+}
+
+/** A node header as one string, repeated values joined as `Headers.get` joins them. */
+function single(value: string | string[] | undefined): string | null {
+  if (value === undefined) return null;
+  return Array.isArray(value) ? value.join(", ") : value;
+}
+
+/** The message inside exactly one uncompressed gRPC envelope; throws otherwise. */
+function singleEnvelope(body: Buffer): Buffer {
+  if (
+    body.length < ENVELOPE_HEADER_BYTES ||
+    body[0] !== 0 ||
+    body.readUInt32BE(1) !== body.length - ENVELOPE_HEADER_BYTES
+  ) {
+    throw new Error("not one uncompressed envelope");
+  }
+  return body.subarray(ENVELOPE_HEADER_BYTES);
+}
+
+interface BodyEvents {
+  complete(body: Buffer): void;
+  /** More than `limit` bytes arrived; the stream is paused after `readSoFar`. */
+  tooLarge(readSoFar: Buffer[]): void;
+  failed(): void;
+}
+
+function readWholeBody(req: HttpRequest, limit: number, events: BodyEvents): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const detach = () => {
+    req.off("data", onData);
+    req.off("end", onEnd);
+    req.off("error", onError);
+  };
+  const onData = (chunk: Buffer) => {
+    chunks.push(chunk);
+    size += chunk.length;
+    if (size > limit) {
+      detach();
+      req.pause();
+      events.tooLarge(chunks);
+    }
+  };
+  const onEnd = () => {
+    detach();
+    events.complete(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
+  };
+  const onError = () => {
+    detach();
+    events.failed();
+  };
+  req.on("data", onData);
+  req.on("end", onEnd);
+  req.on("error", onError);
+}
+
+/** The bytes already read, then whatever the request stream still holds. */
+async function* replay(
+  readSoFar: Buffer[],
+  rest?: AsyncIterable<Uint8Array>,
+): AsyncIterable<Uint8Array> {
+  yield* readSoFar;
+  if (rest !== undefined) yield* rest;
+}

@@ -1,0 +1,426 @@
+// The unary fast path (src/rpc/unary-fast-path.ts) against connect-es itself:
+// the same requests to a service with the fast path and to one without it
+// must get the same status, headers, body and trailers — on success, on an
+// OAuth error with its typed detail, and for every request form the fast path
+// hands back to connect-es (undecodable, compressed, oversized, with a
+// timeout, a malformed gRPC envelope). Real sockets, raw HTTP/1.1 and h2c.
+
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { gunzipSync, gzipSync } from "node:zlib";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import {
+  OAuthErrorSchema,
+  VerifyMfaOtpRequestSchema,
+  VerifyMfaOtpResponseSchema,
+} from "@token-service/client";
+import { codeAt, enrolledUser, issueMfaToken } from "../support/flows.js";
+import {
+  h1Request,
+  h2cRequest,
+  type RawRequest,
+  type RawResponse,
+} from "../support/http-clients.js";
+import { CLIENTS, startTestService, type TestService } from "../support/test-service.js";
+
+const PATH = "/token.v1.TokenService/VerifyMfaOtp";
+
+type Scenario = {
+  name: string;
+  /** h1 = HTTP/1.1, h2 = h2c with prior knowledge. */
+  transport: "h1" | "h2";
+  /** Builds the request for one service; `ready` has a fresh mfa_token and the current code. */
+  request: (ready: { mfaToken: string; otp: string }) => RawRequest;
+  /** Success bodies hold fresh tokens: compare their shape, not their bytes. */
+  success?: boolean;
+  /** What the fast path does with it: answers it, takes it then hands it to connect-es, or declines it. */
+  path: "served" | "handedOver" | "declined";
+};
+
+const json = (ready: { mfaToken: string; otp: string }, extra: Record<string, unknown> = {}) =>
+  JSON.stringify({
+    mfaToken: ready.mfaToken,
+    otp: ready.otp,
+    clientId: CLIENTS.post.id,
+    clientSecret: CLIENTS.post.secret,
+    ...extra,
+  });
+
+const binary = (ready: { mfaToken: string; otp: string }) =>
+  Buffer.from(
+    toBinary(
+      VerifyMfaOtpRequestSchema,
+      create(VerifyMfaOtpRequestSchema, {
+        mfaToken: ready.mfaToken,
+        otp: ready.otp,
+        clientId: CLIENTS.post.id,
+        clientSecret: CLIENTS.post.secret,
+      }),
+    ),
+  );
+
+const envelope = (message: Buffer, flags = 0) => {
+  const frame = Buffer.alloc(5 + message.length);
+  frame[0] = flags;
+  frame.writeUInt32BE(message.length, 1);
+  message.copy(frame, 5);
+  return frame;
+};
+
+const wrong = (ready: { mfaToken: string; otp: string }) => ({
+  ...ready,
+  otp: ready.otp === "000000" ? "111111" : "000000",
+});
+
+const connectJson = { "content-type": "application/json", "connect-protocol-version": "1" };
+const grpc = { "content-type": "application/grpc", te: "trailers" };
+
+const scenarios: Scenario[] = [
+  {
+    name: "Connect JSON over HTTP/1.1: success",
+    path: "served",
+    transport: "h1",
+    success: true,
+    request: (r) => ({ method: "POST", path: PATH, headers: connectJson, body: json(r) }),
+  },
+  {
+    name: "Connect JSON over HTTP/1.1: wrong code (OAuth error with detail)",
+    path: "served",
+    transport: "h1",
+    request: (r) => ({ method: "POST", path: PATH, headers: connectJson, body: json(wrong(r)) }),
+  },
+  {
+    name: "Connect JSON: malformed mfa_token",
+    path: "served",
+    transport: "h1",
+    request: (r) => ({
+      method: "POST",
+      path: PATH,
+      headers: connectJson,
+      body: json({ ...r, mfaToken: "not-a-token" }),
+    }),
+  },
+  {
+    name: "Connect JSON with charset, over h2c: success",
+    path: "served",
+    transport: "h2",
+    success: true,
+    request: (r) => ({
+      method: "POST",
+      path: PATH,
+      headers: { "content-type": "application/json; charset=utf-8" },
+      body: json(r),
+    }),
+  },
+  {
+    name: "Connect JSON accepting gzip (the answer with an id_token is over 1 KiB)",
+    path: "served",
+    transport: "h1",
+    success: true,
+    request: (r) => ({
+      method: "POST",
+      path: PATH,
+      headers: { ...connectJson, "accept-encoding": "gzip" },
+      body: json(r),
+    }),
+  },
+  {
+    name: "Connect JSON: not JSON (handed to connect-es)",
+    path: "handedOver",
+    transport: "h1",
+    request: () => ({ method: "POST", path: PATH, headers: connectJson, body: "{nope" }),
+  },
+  {
+    name: "Connect JSON: an unknown field (ignored, as connect-es ignores it)",
+    path: "served",
+    transport: "h1",
+    success: true,
+    request: (r) => ({
+      method: "POST",
+      path: PATH,
+      headers: connectJson,
+      body: json(r, { bogus: 1 }),
+    }),
+  },
+  {
+    name: "Connect JSON: gzip-compressed request (handed to connect-es)",
+    path: "declined",
+    transport: "h1",
+    success: true,
+    request: (r) => ({
+      method: "POST",
+      path: PATH,
+      headers: { ...connectJson, "content-encoding": "gzip" },
+      body: gzipSync(json(r)),
+    }),
+  },
+  {
+    name: "Connect JSON: an unknown request compression (handed to connect-es)",
+    path: "declined",
+    transport: "h1",
+    request: (r) => ({
+      method: "POST",
+      path: PATH,
+      headers: { ...connectJson, "content-encoding": "zstd" },
+      body: json(r),
+    }),
+  },
+  {
+    name: "Connect JSON: a timeout header (handed to connect-es)",
+    path: "declined",
+    transport: "h1",
+    success: true,
+    request: (r) => ({
+      method: "POST",
+      path: PATH,
+      headers: { ...connectJson, "connect-timeout-ms": "5000" },
+      body: json(r),
+    }),
+  },
+  {
+    name: "Connect JSON: a chunked body over 64 KiB (read, then handed to connect-es)",
+    path: "handedOver",
+    transport: "h1",
+    request: (r) => ({
+      method: "POST",
+      path: PATH,
+      headers: connectJson,
+      body: json(r, { pad: "x".repeat(70_000) }),
+      chunkSize: 8192,
+    }),
+  },
+  {
+    name: "Connect proto over HTTP/1.1: success",
+    path: "served",
+    transport: "h1",
+    success: true,
+    request: (r) => ({
+      method: "POST",
+      path: PATH,
+      headers: { "content-type": "application/proto" },
+      body: binary(r),
+    }),
+  },
+  {
+    name: "Connect proto: not protobuf (handed to connect-es, InvalidArgument)",
+    path: "handedOver",
+    transport: "h1",
+    request: () => ({
+      method: "POST",
+      path: PATH,
+      headers: { "content-type": "application/proto" },
+      body: Buffer.from([0xff, 0xff, 0xff]),
+    }),
+  },
+  {
+    name: "Connect GET (handed to connect-es)",
+    path: "declined",
+    transport: "h1",
+    request: () => ({ method: "GET", path: `${PATH}?encoding=json&message=%7B%7D` }),
+  },
+  {
+    name: "gRPC: success",
+    path: "served",
+    transport: "h2",
+    success: true,
+    request: (r) => ({ method: "POST", path: PATH, headers: grpc, body: envelope(binary(r)) }),
+  },
+  {
+    name: "gRPC: wrong code (status and details in the trailers)",
+    path: "served",
+    transport: "h2",
+    request: (r) => ({
+      method: "POST",
+      path: PATH,
+      headers: grpc,
+      body: envelope(binary(wrong(r))),
+    }),
+  },
+  {
+    name: "gRPC accepting gzip: success",
+    path: "served",
+    transport: "h2",
+    success: true,
+    request: (r) => ({
+      method: "POST",
+      path: PATH,
+      headers: {
+        ...grpc,
+        "content-type": "application/grpc+proto",
+        "grpc-accept-encoding": "gzip",
+      },
+      body: envelope(binary(r)),
+    }),
+  },
+  {
+    name: "gRPC: a truncated envelope (handed to connect-es)",
+    path: "handedOver",
+    transport: "h2",
+    request: (r) => ({
+      method: "POST",
+      path: PATH,
+      headers: grpc,
+      body: envelope(binary(r)).subarray(0, 12),
+    }),
+  },
+  {
+    name: "gRPC: a compressed flag without grpc-encoding (handed to connect-es)",
+    path: "handedOver",
+    transport: "h2",
+    request: (r) => ({ method: "POST", path: PATH, headers: grpc, body: envelope(binary(r), 1) }),
+  },
+  {
+    name: "gRPC: not protobuf (handed to connect-es, InvalidArgument)",
+    path: "handedOver",
+    transport: "h2",
+    request: () => ({
+      method: "POST",
+      path: PATH,
+      headers: grpc,
+      body: envelope(Buffer.from([0xff, 0xff, 0xff])),
+    }),
+  },
+  {
+    name: "gRPC: a grpc-timeout header (handed to connect-es)",
+    path: "declined",
+    transport: "h2",
+    success: true,
+    request: (r) => ({
+      method: "POST",
+      path: PATH,
+      headers: { ...grpc, "grpc-timeout": "5S" },
+      body: envelope(binary(r)),
+    }),
+  },
+  {
+    name: "gRPC-Web (handed to connect-es)",
+    path: "declined",
+    transport: "h1",
+    success: true,
+    request: (r) => ({
+      method: "POST",
+      path: PATH,
+      headers: { "content-type": "application/grpc-web+proto" },
+      body: envelope(binary(r)),
+    }),
+  },
+];
+
+/** Headers both paths must agree on: everything but the date and, for fresh tokens, the length. */
+function comparableHeaders(response: RawResponse, success: boolean): Record<string, string> {
+  const { date: _date, ...rest } = response.headers;
+  if (success) delete rest["content-length"];
+  // node's HTTP/1.1 server adds these itself on either path.
+  return rest;
+}
+
+/** The decoded success message, whatever the wire form. */
+function successMessage(response: RawResponse): Record<string, unknown> {
+  const contentType = response.headers["content-type"] ?? "";
+  let bytes = response.bytes;
+  if (response.headers["content-encoding"] === "gzip") bytes = gunzipSync(bytes);
+  if (contentType === "application/json") return JSON.parse(bytes.toString("utf8"));
+  if (contentType === "application/proto") {
+    return { ...fromBinary(VerifyMfaOtpResponseSchema, bytes) };
+  }
+  // gRPC and gRPC-Web: the first frame holds the message.
+  let message = bytes.subarray(5, 5 + bytes.readUInt32BE(1));
+  if (bytes[0] === 1) message = gunzipSync(message);
+  return { ...fromBinary(VerifyMfaOtpResponseSchema, message) };
+}
+
+describe("unary fast path: the same answers as connect-es", () => {
+  let fast: TestService;
+  let plain: TestService;
+  before(async () => {
+    fast = await startTestService();
+    plain = await startTestService({ rpcFastPath: false });
+  });
+  after(async () => {
+    await fast?.close();
+    await plain?.close();
+  });
+
+  const ready = async (service: TestService) => {
+    const { userId, secret } = await enrolledUser(service);
+    const mfaToken = await issueMfaToken(service, userId);
+    return { mfaToken, otp: codeAt(service, secret) };
+  };
+  const send = (service: TestService, scenario: Scenario, request: RawRequest) =>
+    scenario.transport === "h1"
+      ? h1Request(service.baseUrl, request)
+      : h2cRequest(service.baseUrl, request);
+
+  for (const scenario of scenarios) {
+    test(scenario.name, async () => {
+      const request = scenario.request(await ready(fast));
+      const [fastPath] = fast.app.rpcFastPaths;
+      const counts = { ...(fastPath?.counts ?? { served: 0, handedOver: 0 }) };
+      const fromFast = await send(fast, scenario, request);
+      const expected = {
+        served: counts.served + (scenario.path === "served" ? 1 : 0),
+        handedOver: counts.handedOver + (scenario.path === "handedOver" ? 1 : 0),
+      };
+      assert.deepEqual({ ...fastPath?.counts }, expected, `the fast path ${scenario.path} it`);
+      const fromPlain = await send(plain, scenario, scenario.request(await ready(plain)));
+      const success = scenario.success === true;
+
+      assert.equal(fromFast.status, fromPlain.status);
+      assert.deepEqual(comparableHeaders(fromFast, success), comparableHeaders(fromPlain, success));
+      assert.deepEqual(fromFast.trailers, fromPlain.trailers);
+      if (!success) {
+        assert.deepEqual(fromFast.bytes, fromPlain.bytes);
+        return;
+      }
+      const fastMessage = successMessage(fromFast);
+      const plainMessage = successMessage(fromPlain);
+      assert.deepEqual(Object.keys(fastMessage).sort(), Object.keys(plainMessage).sort());
+      for (const field of ["tokenType", "token_type", "expiresIn", "scope"]) {
+        assert.deepEqual(fastMessage[field], plainMessage[field], field);
+      }
+      const accessToken = String(fastMessage.accessToken ?? fastMessage.access_token ?? "");
+      assert.match(accessToken, /^[\w-]+\.[\w-]+\.[\w-]+$/, "a JWT access token");
+    });
+  }
+
+  test("the error scenarios really are errors, with the typed OAuthError detail", async () => {
+    const scenario = scenarios.find((s) => s.name.startsWith("gRPC: wrong code")) as Scenario;
+    const response = await send(fast, scenario, scenario.request(await ready(fast)));
+    // SPEC §5 row 9: invalid_grant is FailedPrecondition (9) on RPC.
+    assert.equal(response.trailers["grpc-status"], "9");
+    assert.equal(response.trailers["cache-control"], "no-store");
+    const details = response.trailers["grpc-status-details-bin"];
+    assert.ok(details, "grpc-status-details-bin present");
+    const connectScenario = scenarios[1] as Scenario;
+    const connectResponse = await send(
+      fast,
+      connectScenario,
+      connectScenario.request(await ready(fast)),
+    );
+    const body = JSON.parse(connectResponse.text) as {
+      code: string;
+      details: { type: string; value: string }[];
+    };
+    assert.equal(body.details[0]?.type, "token.v1.OAuthError");
+    const detail = fromBinary(
+      OAuthErrorSchema,
+      Buffer.from(body.details[0]?.value ?? "", "base64"),
+    );
+    assert.equal(detail.error, "invalid_grant");
+  });
+
+  test("a success on the fast path is recorded in the metrics like one through connect-es", async () => {
+    const before = await (await fetch(`${fast.baseUrl}/metrics`)).text();
+    const count = (text: string) =>
+      Number(
+        /token_service_requests_total\{[^}]*route="VerifyMfaOtp"[^}]*outcome="ok"[^}]*\} (\d+)/.exec(
+          text,
+        )?.[1] ?? 0,
+      );
+    const scenario = scenarios[0] as Scenario;
+    const response = await send(fast, scenario, scenario.request(await ready(fast)));
+    assert.equal(response.status, 200);
+    const afterText = await (await fetch(`${fast.baseUrl}/metrics`)).text();
+    assert.equal(count(afterText), count(before) + 1);
+  });
+});
