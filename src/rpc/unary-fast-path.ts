@@ -54,6 +54,14 @@ const CONTENT_TYPES: Record<string, Wire> = {
   "application/grpc+proto": "grpc",
 };
 
+/** What one call produced: the serialized response, or the error to render. */
+interface Outcome {
+  /** Headers the implementation set (cache-control, dpop-nonce), lower-cased. */
+  responseHeader: Map<string, string>;
+  output: Uint8Array | undefined;
+  error: ConnectError | undefined;
+}
+
 /** gRPC length-prefixed message: flags byte + 4-byte big-endian length. */
 const ENVELOPE_HEADER_BYTES = 5;
 const ENVELOPE_COMPRESSED = 0x01;
@@ -133,19 +141,15 @@ export function createUnaryFastPath<I extends DescMessage, O extends DescMessage
           ? reason
           : new ConnectError("internal error", Code.Internal, undefined, undefined, reason);
     }
-    if (wire === "grpc") {
-      await respondGrpc(res, responseHeader, output, error, compression);
-    } else {
-      await respondConnect(wire, res, responseHeader, output, error, compression);
-    }
+    const outcome = { responseHeader, output, error };
+    if (wire === "grpc") await respondGrpc(res, outcome, compression);
+    else await respondConnect(wire, res, outcome, compression);
   };
 
   const respondConnect = async (
     wire: Wire,
     res: HttpResponse,
-    responseHeader: Map<string, string>,
-    output: Uint8Array | undefined,
-    error: ConnectError | undefined,
+    { responseHeader, output, error }: Outcome,
     compression: Compression | null,
   ) => {
     // As connect-es's Connect unary handler (protocol-connect/handler-factory.js).
@@ -175,9 +179,7 @@ export function createUnaryFastPath<I extends DescMessage, O extends DescMessage
 
   const respondGrpc = async (
     res: HttpResponse,
-    responseHeader: Map<string, string>,
-    output: Uint8Array | undefined,
-    error: ConnectError | undefined,
+    { responseHeader, output, error }: Outcome,
     compression: Compression | null,
   ) => {
     // As connect-es's gRPC handler (protocol-grpc/handler-factory.js): headers,

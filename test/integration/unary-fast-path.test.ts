@@ -72,6 +72,13 @@ const wrong = (ready: { mfaToken: string; otp: string }) => ({
   otp: ready.otp === "000000" ? "111111" : "000000",
 });
 
+/** A POST of `body` to VerifyMfaOtp. */
+const post = (
+  headers: Record<string, string>,
+  body: string | Buffer,
+  extra: Partial<RawRequest> = {},
+): RawRequest => ({ method: "POST", path: PATH, headers, body, ...extra });
+
 const connectJson = { "content-type": "application/json", "connect-protocol-version": "1" };
 const grpc = { "content-type": "application/grpc", te: "trailers" };
 
@@ -81,136 +88,85 @@ const scenarios: Scenario[] = [
     path: "served",
     transport: "h1",
     success: true,
-    request: (r) => ({ method: "POST", path: PATH, headers: connectJson, body: json(r) }),
+    request: (r) => post(connectJson, json(r)),
   },
   {
     name: "Connect JSON over HTTP/1.1: wrong code (OAuth error with detail)",
     path: "served",
     transport: "h1",
-    request: (r) => ({ method: "POST", path: PATH, headers: connectJson, body: json(wrong(r)) }),
+    request: (r) => post(connectJson, json(wrong(r))),
   },
   {
     name: "Connect JSON: malformed mfa_token",
     path: "served",
     transport: "h1",
-    request: (r) => ({
-      method: "POST",
-      path: PATH,
-      headers: connectJson,
-      body: json({ ...r, mfaToken: "not-a-token" }),
-    }),
+    request: (r) => post(connectJson, json({ ...r, mfaToken: "not-a-token" })),
   },
   {
     name: "Connect JSON with charset, over h2c: success",
     path: "served",
     transport: "h2",
     success: true,
-    request: (r) => ({
-      method: "POST",
-      path: PATH,
-      headers: { "content-type": "application/json; charset=utf-8" },
-      body: json(r),
-    }),
+    request: (r) => post({ "content-type": "application/json; charset=utf-8" }, json(r)),
   },
   {
     name: "Connect JSON accepting gzip (the answer with an id_token is over 1 KiB)",
     path: "served",
     transport: "h1",
     success: true,
-    request: (r) => ({
-      method: "POST",
-      path: PATH,
-      headers: { ...connectJson, "accept-encoding": "gzip" },
-      body: json(r),
-    }),
+    request: (r) => post({ ...connectJson, "accept-encoding": "gzip" }, json(r)),
   },
   {
     name: "Connect JSON: not JSON (handed to connect-es)",
     path: "handedOver",
     transport: "h1",
-    request: () => ({ method: "POST", path: PATH, headers: connectJson, body: "{nope" }),
+    request: () => post(connectJson, "{nope"),
   },
   {
     name: "Connect JSON: an unknown field (ignored, as connect-es ignores it)",
     path: "served",
     transport: "h1",
     success: true,
-    request: (r) => ({
-      method: "POST",
-      path: PATH,
-      headers: connectJson,
-      body: json(r, { bogus: 1 }),
-    }),
+    request: (r) => post(connectJson, json(r, { bogus: 1 })),
   },
   {
     name: "Connect JSON: gzip-compressed request (handed to connect-es)",
     path: "declined",
     transport: "h1",
     success: true,
-    request: (r) => ({
-      method: "POST",
-      path: PATH,
-      headers: { ...connectJson, "content-encoding": "gzip" },
-      body: gzipSync(json(r)),
-    }),
+    request: (r) => post({ ...connectJson, "content-encoding": "gzip" }, gzipSync(json(r))),
   },
   {
     name: "Connect JSON: an unknown request compression (handed to connect-es)",
     path: "declined",
     transport: "h1",
-    request: (r) => ({
-      method: "POST",
-      path: PATH,
-      headers: { ...connectJson, "content-encoding": "zstd" },
-      body: json(r),
-    }),
+    request: (r) => post({ ...connectJson, "content-encoding": "zstd" }, json(r)),
   },
   {
     name: "Connect JSON: a timeout header (handed to connect-es)",
     path: "declined",
     transport: "h1",
     success: true,
-    request: (r) => ({
-      method: "POST",
-      path: PATH,
-      headers: { ...connectJson, "connect-timeout-ms": "5000" },
-      body: json(r),
-    }),
+    request: (r) => post({ ...connectJson, "connect-timeout-ms": "5000" }, json(r)),
   },
   {
     name: "Connect JSON: a chunked body over 64 KiB (read, then handed to connect-es)",
     path: "handedOver",
     transport: "h1",
-    request: (r) => ({
-      method: "POST",
-      path: PATH,
-      headers: connectJson,
-      body: json(r, { pad: "x".repeat(70_000) }),
-      chunkSize: 8192,
-    }),
+    request: (r) => post(connectJson, json(r, { pad: "x".repeat(70_000) }), { chunkSize: 8192 }),
   },
   {
     name: "Connect proto over HTTP/1.1: success",
     path: "served",
     transport: "h1",
     success: true,
-    request: (r) => ({
-      method: "POST",
-      path: PATH,
-      headers: { "content-type": "application/proto" },
-      body: binary(r),
-    }),
+    request: (r) => post({ "content-type": "application/proto" }, binary(r)),
   },
   {
     name: "Connect proto: not protobuf (handed to connect-es, InvalidArgument)",
     path: "handedOver",
     transport: "h1",
-    request: () => ({
-      method: "POST",
-      path: PATH,
-      headers: { "content-type": "application/proto" },
-      body: Buffer.from([0xff, 0xff, 0xff]),
-    }),
+    request: () => post({ "content-type": "application/proto" }, Buffer.from([0xff, 0xff, 0xff])),
   },
   {
     name: "Connect GET (handed to connect-es)",
@@ -223,86 +179,60 @@ const scenarios: Scenario[] = [
     path: "served",
     transport: "h2",
     success: true,
-    request: (r) => ({ method: "POST", path: PATH, headers: grpc, body: envelope(binary(r)) }),
+    request: (r) => post(grpc, envelope(binary(r))),
   },
   {
     name: "gRPC: wrong code (status and details in the trailers)",
     path: "served",
     transport: "h2",
-    request: (r) => ({
-      method: "POST",
-      path: PATH,
-      headers: grpc,
-      body: envelope(binary(wrong(r))),
-    }),
+    request: (r) => post(grpc, envelope(binary(wrong(r)))),
   },
   {
     name: "gRPC accepting gzip: success",
     path: "served",
     transport: "h2",
     success: true,
-    request: (r) => ({
-      method: "POST",
-      path: PATH,
-      headers: {
-        ...grpc,
-        "content-type": "application/grpc+proto",
-        "grpc-accept-encoding": "gzip",
-      },
-      body: envelope(binary(r)),
-    }),
+    request: (r) =>
+      post(
+        {
+          ...grpc,
+          "content-type": "application/grpc+proto",
+          "grpc-accept-encoding": "gzip",
+        },
+        envelope(binary(r)),
+      ),
   },
   {
     name: "gRPC: a truncated envelope (handed to connect-es)",
     path: "handedOver",
     transport: "h2",
-    request: (r) => ({
-      method: "POST",
-      path: PATH,
-      headers: grpc,
-      body: envelope(binary(r)).subarray(0, 12),
-    }),
+    request: (r) => post(grpc, envelope(binary(r)).subarray(0, 12)),
   },
   {
     name: "gRPC: a compressed flag without grpc-encoding (handed to connect-es)",
     path: "handedOver",
     transport: "h2",
-    request: (r) => ({ method: "POST", path: PATH, headers: grpc, body: envelope(binary(r), 1) }),
+    request: (r) => post(grpc, envelope(binary(r), 1)),
   },
   {
     name: "gRPC: not protobuf (handed to connect-es, InvalidArgument)",
     path: "handedOver",
     transport: "h2",
-    request: () => ({
-      method: "POST",
-      path: PATH,
-      headers: grpc,
-      body: envelope(Buffer.from([0xff, 0xff, 0xff])),
-    }),
+    request: () => post(grpc, envelope(Buffer.from([0xff, 0xff, 0xff]))),
   },
   {
     name: "gRPC: a grpc-timeout header (handed to connect-es)",
     path: "declined",
     transport: "h2",
     success: true,
-    request: (r) => ({
-      method: "POST",
-      path: PATH,
-      headers: { ...grpc, "grpc-timeout": "5S" },
-      body: envelope(binary(r)),
-    }),
+    request: (r) => post({ ...grpc, "grpc-timeout": "5S" }, envelope(binary(r))),
   },
   {
     name: "gRPC-Web (handed to connect-es)",
     path: "declined",
     transport: "h1",
     success: true,
-    request: (r) => ({
-      method: "POST",
-      path: PATH,
-      headers: { "content-type": "application/grpc-web+proto" },
-      body: envelope(binary(r)),
-    }),
+    request: (r) => post({ "content-type": "application/grpc-web+proto" }, envelope(binary(r))),
   },
 ];
 

@@ -3,7 +3,7 @@
 // and refuse everything jose's jwtVerify(EmbeddedJWK) refused.
 
 import assert from "node:assert/strict";
-import { generateKeyPairSync } from "node:crypto";
+import { createPrivateKey, generateKeyPairSync, sign as nodeSign } from "node:crypto";
 import { describe, test } from "node:test";
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK, SignJWT } from "jose";
 import { createEmbeddedJwkJwsVerifier } from "../../src/oauth/embedded-jwk-jws.js";
@@ -33,6 +33,21 @@ async function sign(
     .sign(privateKey);
   return { jws, jwk };
 }
+
+/** An ES256 JWS over any payload text, signed with node:crypto in either signature encoding. */
+async function signRawEs256(payloadText: string, dsaEncoding: "ieee-p1363" | "der") {
+  const key = await keyFor("ES256");
+  const head = b64url(JSON.stringify({ alg: "ES256", typ: TYP, jwk: key.jwk }));
+  const body = b64url(payloadText);
+  const privateKey = createPrivateKey({ key: await exportJWK(key.privateKey), format: "jwk" });
+  const signature = nodeSign("sha256", Buffer.from(`${head}.${body}`), {
+    key: privateKey,
+    dsaEncoding,
+  });
+  return `${head}.${body}.${signature.toString("base64url")}`;
+}
+
+const b64url = (text: string) => Buffer.from(text).toString("base64url");
 
 describe("embedded-JWK JWS verifier", () => {
   for (const alg of ASYMMETRIC_JWS_ALGORITHMS) {
@@ -134,12 +149,11 @@ describe("embedded-JWK JWS verifier", () => {
         const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 1024 });
         const jwk = publicKey.export({ format: "jwk" });
         // jose refuses to sign with it; node:crypto does, as an attacker would.
-        const { sign: rsaSign } = await import("node:crypto");
         const head = Buffer.from(JSON.stringify({ alg: "RS256", typ: TYP, jwk })).toString(
           "base64url",
         );
         const body = Buffer.from(JSON.stringify({ jti: "j" })).toString("base64url");
-        const signature = rsaSign("sha256", Buffer.from(`${head}.${body}`), privateKey);
+        const signature = nodeSign("sha256", Buffer.from(`${head}.${body}`), privateKey);
         return `${head}.${body}.${signature.toString("base64url")}`;
       },
     },
@@ -178,23 +192,7 @@ describe("embedded-JWK JWS verifier", () => {
     {
       rule: "a payload that is not a JSON object",
       expected: "signature",
-      jws: async () => {
-        const key = await keyFor("ES256");
-        const { sign: ecSign, createPrivateKey } = await import("node:crypto");
-        const head = Buffer.from(JSON.stringify({ alg: "ES256", typ: TYP, jwk: key.jwk })).toString(
-          "base64url",
-        );
-        const body = Buffer.from("[]").toString("base64url");
-        const privateKey = createPrivateKey({
-          key: await exportJWK(key.privateKey),
-          format: "jwk",
-        });
-        const signature = ecSign("sha256", Buffer.from(`${head}.${body}`), {
-          key: privateKey,
-          dsaEncoding: "ieee-p1363",
-        });
-        return `${head}.${body}.${signature.toString("base64url")}`;
-      },
+      jws: () => signRawEs256("[]", "ieee-p1363"),
     },
     {
       rule: "exp in the past",
@@ -219,20 +217,7 @@ describe("embedded-JWK JWS verifier", () => {
     {
       rule: "a DER-encoded ES256 signature (JWS wants R‖S, RFC 7518 §3.4)",
       expected: "signature",
-      jws: async () => {
-        const key = await keyFor("ES256");
-        const { sign: ecSign, createPrivateKey } = await import("node:crypto");
-        const head = Buffer.from(JSON.stringify({ alg: "ES256", typ: TYP, jwk: key.jwk })).toString(
-          "base64url",
-        );
-        const body = Buffer.from(JSON.stringify({ jti: "j" })).toString("base64url");
-        const privateKey = createPrivateKey({
-          key: await exportJWK(key.privateKey),
-          format: "jwk",
-        });
-        const signature = ecSign("sha256", Buffer.from(`${head}.${body}`), privateKey);
-        return `${head}.${body}.${signature.toString("base64url")}`;
-      },
+      jws: () => signRawEs256(JSON.stringify({ jti: "j" }), "der"),
     },
   ];
 
