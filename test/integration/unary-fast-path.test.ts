@@ -6,6 +6,8 @@
 // timeout, a malformed gRPC envelope). Real sockets, raw HTTP/1.1 and h2c.
 
 import assert from "node:assert/strict";
+import http from "node:http";
+import http2 from "node:http2";
 import { after, before, describe, test } from "node:test";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
@@ -352,5 +354,45 @@ describe("unary fast path: the same answers as connect-es", () => {
     assert.equal(response.status, 200);
     const afterText = await (await fetch(`${fast.baseUrl}/metrics`)).text();
     assert.equal(count(afterText), count(before) + 1);
+  });
+  test("clients that go away mid-request or mid-call leave the service serving", async () => {
+    const { port } = new URL(fast.baseUrl);
+    const served = fast.app.rpcFastPaths[0]?.counts.served ?? 0;
+    // HTTP/1.1: headers and half a body, then the socket closes.
+    await new Promise<void>((resolve) => {
+      const req = http.request({
+        host: "127.0.0.1",
+        port,
+        method: "POST",
+        path: PATH,
+        headers: { ...connectJson, "content-length": "1000" },
+      });
+      req.on("error", () => resolve());
+      req.write('{"mfaToken":');
+      setTimeout(() => {
+        req.destroy();
+        resolve();
+      }, 50);
+    });
+    // h2c: a gRPC call reset after its body was sent, and one reset mid-body.
+    const session = http2.connect(fast.baseUrl);
+    session.on("error", () => {});
+    for (const complete of [true, false]) {
+      await new Promise<void>((resolve) => {
+        const stream = session.request({ ":method": "POST", ":path": PATH, ...grpc });
+        stream.on("error", () => resolve());
+        stream.on("close", () => resolve());
+        const body = envelope(binary({ mfaToken: "mt1.x", otp: "123456" }));
+        if (complete) stream.end(body);
+        else stream.write(body.subarray(0, 8));
+        setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), complete ? 0 : 50);
+      });
+    }
+    session.close();
+    // The service still answers, on the fast path.
+    const scenario = scenarios[0] as Scenario;
+    const response = await send(fast, scenario, scenario.request(await ready(fast)));
+    assert.equal(response.status, 200);
+    assert.ok((fast.app.rpcFastPaths[0]?.counts.served ?? 0) > served);
   });
 });
