@@ -92,6 +92,8 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     },
     interceptors: [createOAuthErrorInterceptor(logger, ctx.metrics)],
     readMaxBytes: MAX_BODY_BYTES,
+    // connect-node's connectNodeAdapter default, set here once: the adapter
+    // and the fast path must negotiate from the same list.
     acceptCompression: [compressionGzip, compressionBrotli],
   };
   const fastPaths: UnaryFastPath[] =

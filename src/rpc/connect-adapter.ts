@@ -2,8 +2,6 @@ import { Code, ConnectError, createConnectRouter } from "@connectrpc/connect";
 import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
 import {
   type ConnectNodeAdapterOptions,
-  compressionBrotli,
-  compressionGzip,
   universalRequestFromNodeRequest,
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
@@ -31,7 +29,6 @@ export function createConnectAdapter(
   options: ConnectNodeAdapterOptions,
   fastPaths: UnaryFastPath[] = [],
 ): (req: HttpRequest, res: HttpResponse) => void {
-  options.acceptCompression ??= [compressionGzip, compressionBrotli];
   const router = createConnectRouter(options);
   options.routes(router);
   const handlers = new Map(router.handlers.map((handler) => [handler.requestPath, handler]));

@@ -54,13 +54,14 @@ const CONTENT_TYPES: Record<string, Wire> = {
   "application/grpc+proto": "grpc",
 };
 
-/** What one call produced: the serialized response, or the error to render. */
-interface Outcome {
-  /** Headers the implementation set (cache-control, dpop-nonce), lower-cased. */
-  responseHeader: Map<string, string>;
-  output: Uint8Array | undefined;
-  error: ConnectError | undefined;
-}
+/**
+ * What one call produced: the serialized response or the error to render,
+ * and the headers the implementation set (cache-control, dpop-nonce).
+ */
+type Outcome = { responseHeader: Map<string, string> } & (
+  | { output: Uint8Array; error?: undefined }
+  | { error: ConnectError }
+);
 
 /** gRPC length-prefixed message: flags byte + 4-byte big-endian length. */
 const ENVELOPE_HEADER_BYTES = 5;
@@ -130,18 +131,20 @@ export function createUnaryFastPath<I extends DescMessage, O extends DescMessage
       requestHeader: { get: (name) => single(requestHeaders[name.toLowerCase()]) },
       responseHeader: { set: (name, value) => void responseHeader.set(name.toLowerCase(), value) },
     };
-    let output: Uint8Array | undefined;
-    let error: ConnectError | undefined;
+    let outcome: Outcome;
     try {
       const result = await call(message, context);
-      output = serialization.getO(wire !== "connect-json").serialize(create(method.output, result));
+      const output = serialization
+        .getO(wire !== "connect-json")
+        .serialize(create(method.output, result));
+      outcome = { responseHeader, output };
     } catch (reason) {
-      error =
+      const error =
         reason instanceof ConnectError
           ? reason
           : new ConnectError("internal error", Code.Internal, undefined, undefined, reason);
+      outcome = { responseHeader, error };
     }
-    const outcome = { responseHeader, output, error };
     if (wire === "grpc") await respondGrpc(res, outcome, compression);
     else await respondConnect(wire, res, outcome, compression);
   };
@@ -149,24 +152,25 @@ export function createUnaryFastPath<I extends DescMessage, O extends DescMessage
   const respondConnect = async (
     wire: Wire,
     res: HttpResponse,
-    { responseHeader, output, error }: Outcome,
+    outcome: Outcome,
     compression: Compression | null,
   ) => {
     // As connect-es's Connect unary handler (protocol-connect/handler-factory.js).
     const headers: Record<string, string> = {
       "content-type": wire === "connect-proto" ? "application/proto" : "application/json",
     };
-    for (const [name, value] of responseHeader) headers[name] = value;
-    let body = output;
+    for (const [name, value] of outcome.responseHeader) headers[name] = value;
+    let body: Uint8Array;
     let status = 200;
-    if (error !== undefined || body === undefined) {
-      const failure = error ?? new ConnectError("internal error", Code.Internal);
-      status = codeToHttpStatus(failure.code);
+    if (outcome.error === undefined) {
+      body = outcome.output;
+    } else {
+      status = codeToHttpStatus(outcome.error.code);
       headers["content-type"] = "application/json";
-      failure.metadata.forEach((value, name) => {
+      outcome.error.metadata.forEach((value, name) => {
         headers[name] = value;
       });
-      body = errorToJsonBytes(failure, options.jsonOptions);
+      body = errorToJsonBytes(outcome.error, options.jsonOptions);
     }
     if (compression !== null && body.byteLength >= options.compressMinBytes) {
       body = await compression.compress(body);
@@ -179,19 +183,19 @@ export function createUnaryFastPath<I extends DescMessage, O extends DescMessage
 
   const respondGrpc = async (
     res: HttpResponse,
-    { responseHeader, output, error }: Outcome,
+    outcome: Outcome,
     compression: Compression | null,
   ) => {
     // As connect-es's gRPC handler (protocol-grpc/handler-factory.js): headers,
     // at most one message, then the status in the trailers.
     const headers: Record<string, string> = { "content-type": "application/grpc+proto" };
     if (compression !== null) headers["grpc-encoding"] = compression.name;
+    for (const [name, value] of outcome.responseHeader) headers[name] = value;
     const trailer = new Headers({ "grpc-status": "0" });
     let envelope: Buffer | undefined;
-    if (error === undefined && output !== undefined) {
-      for (const [name, value] of responseHeader) headers[name] = value;
+    if (outcome.error === undefined) {
       let flags = 0;
-      let data = output;
+      let data = outcome.output;
       if (compression !== null && data.byteLength >= options.compressMinBytes) {
         data = await compression.compress(data);
         flags = ENVELOPE_COMPRESSED;
@@ -201,7 +205,7 @@ export function createUnaryFastPath<I extends DescMessage, O extends DescMessage
       envelope.writeUInt32BE(data.byteLength, 1);
       envelope.set(data, ENVELOPE_HEADER_BYTES);
     } else {
-      setTrailerStatus(trailer, error ?? new ConnectError("internal error", Code.Internal));
+      setTrailerStatus(trailer, outcome.error);
     }
     res.writeHead(200, headers);
     // gRPC is served here on HTTP/2 only (see serve).
