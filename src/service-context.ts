@@ -9,6 +9,10 @@ import { createDpopNonces } from "./oauth/dpop-nonce.js";
 import type { Logger } from "./observability/logger.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
 import type { BucketPolicy, Store } from "./store/store.js";
+import {
+  type AccessTokenVerifier,
+  createAccessTokenVerifier,
+} from "./tokens/access-token-verifier.js";
 import { createTokenIssuer, type TokenIssuer } from "./tokens/token-issuer.js";
 
 /**
@@ -29,6 +33,8 @@ export interface ServiceContext {
   /** HMAC key for recovery-code hashes (SPEC §4: never stored in clear). */
   recoveryCodeKey: Buffer;
   tokenIssuer: TokenIssuer;
+  /** Checks access tokens this service issued (the MFA API, a protected resource). */
+  accessTokens: AccessTokenVerifier;
   bucket: BucketPolicy;
 }
 
@@ -63,6 +69,10 @@ export function createServiceContext(
       issuerUrl: config.issuerUrl,
       signingKey,
       accessTokenTtlSeconds: config.accessTokenTtlSeconds,
+    }),
+    accessTokens: createAccessTokenVerifier({
+      issuerUrl: config.issuerUrl,
+      keys: config.signingKeys,
     }),
     bucket: {
       capacity: config.otpMaxFailures,

@@ -27,6 +27,11 @@ export const MAX_MFA_TOKEN_LENGTH = 4096;
  * (SPEC §5 row 5), expiry by `expiresAt` (row 6). Several instances that share
  * SECRETS_KEY accept each other's tokens.
  */
+/** Whether a bearer credential is meant as an mfa_token (rather than an access token). */
+export function looksLikeMfaToken(token: string): boolean {
+  return token.startsWith(PREFIX);
+}
+
 export interface MfaTokenCodec {
   issue(claims: Omit<MfaTokenClaims, "tokenId">): { token: string; claims: MfaTokenClaims };
   /** null when unparsable or tampered. */

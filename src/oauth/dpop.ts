@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { Code } from "@connectrpc/connect";
 import type { Logger } from "../observability/logger.js";
 import type { ProofMark } from "../store/store.js";
@@ -24,11 +25,24 @@ export interface DpopVerifier {
    */
   verify(
     header: string | string[] | undefined,
-    htu: string,
+    target: DpopTarget,
     nowMs: number,
   ): Promise<ValidDpopProof | undefined>;
   /** The nonce to send in `DPoP-Nonce` (nonce mode only). */
   nonceFor(nowMs: number): string | undefined;
+}
+
+/** The request a proof must be bound to (RFC 9449 §4.3 checks 8 and 9, §7 `ath`). */
+export interface DpopTarget {
+  /** The request's HTTP method (`htm`). */
+  htm: string;
+  /** The request's URL without query and fragment (`htu`). */
+  htu: string;
+  /**
+   * The access token presented with the proof to a protected resource: the
+   * proof's `ath` must be its hash (RFC 9449 §4.3 check 11, §7).
+   */
+  accessToken?: string;
 }
 
 export interface ValidDpopProof {
@@ -72,7 +86,7 @@ export function createDpopVerifier(
   return {
     nonceFor: (nowMs) => (options.requireNonce ? nonces.current(nowMs) : undefined),
 
-    async verify(header, htu, nowMs) {
+    async verify(header, target, nowMs) {
       // No DPoP header at all: a Bearer request. (The RPC's empty `dpop` field
       // means "absent" and arrives here as undefined.) A header that is present
       // but empty is not "a single and well-formed JWT" (check 2): refusing it
@@ -94,9 +108,17 @@ export function createDpopVerifier(
       const { payload, jkt } = verified;
 
       // Check 8: htm and htu (query and fragment ignored, RFC 9449 §4.3 and §4.2).
-      if (payload.htm !== "POST") invalid("DPoP proof htm mismatch");
-      if (typeof payload.htu !== "string" || normaliseHtu(payload.htu) !== normaliseHtu(htu)) {
+      if (payload.htm !== target.htm) invalid("DPoP proof htm mismatch");
+      if (
+        typeof payload.htu !== "string" ||
+        normaliseHtu(payload.htu) !== normaliseHtu(target.htu)
+      ) {
         invalid("DPoP proof htu mismatch");
+      }
+      // With an access token (a protected resource, RFC 9449 §7): `ath` is the
+      // base64url SHA-256 of that token, so a proof cannot be moved to another token.
+      if (target.accessToken !== undefined && payload.ath !== accessTokenHash(target.accessToken)) {
+        invalid("DPoP proof ath mismatch");
       }
       // Check 11: iat within the acceptance window.
       const iat = payload.iat;
@@ -131,6 +153,11 @@ export function useDpopNonce(nonce: string): OAuthError {
   );
   error.headers["dpop-nonce"] = nonce;
   return error;
+}
+
+/** RFC 9449 §4.2 `ath`: base64url(SHA-256(ASCII(access token))). */
+export function accessTokenHash(token: string): string {
+  return createHash("sha256").update(token, "ascii").digest("base64url");
 }
 
 function normaliseHtu(value: string): string {

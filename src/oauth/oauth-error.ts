@@ -118,6 +118,32 @@ export const oauthErrors = {
   /** Row 17. */
   authenticatorNotFound: () =>
     new OAuthError("not_found", "Authenticator not found", 404, Code.NotFound),
+  /**
+   * Row 23: a protected resource (the MFA API's DELETE) got no usable access
+   * token. RFC 6750 §3: 401 with a challenge naming the error; a client that
+   * used the DPoP scheme is challenged in that scheme (RFC 9449 §7.1).
+   */
+  invalidToken: (scheme: "Bearer" | "DPoP" = "Bearer") => {
+    const error = new OAuthError(
+      "invalid_token",
+      "Invalid access token",
+      401,
+      Code.Unauthenticated,
+    );
+    error.headers["www-authenticate"] = `${scheme} error="invalid_token"`;
+    return error;
+  },
+  /** Row 24: a valid access token without the scope the call needs (RFC 6750 §3.1). */
+  insufficientScope: (scope: string, scheme: "Bearer" | "DPoP" = "Bearer") => {
+    const error = new OAuthError(
+      "insufficient_scope",
+      "Insufficient scope",
+      403,
+      Code.PermissionDenied,
+    );
+    error.headers["www-authenticate"] = `${scheme} error="insufficient_scope", scope="${scope}"`;
+    return error;
+  },
   /** IssueMfaToken with an unknown client (SPEC §5, RPC surface). */
   unknownClient: () =>
     new OAuthError("invalid_request", "Unknown client", 400, Code.InvalidArgument),

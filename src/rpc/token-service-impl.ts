@@ -112,7 +112,7 @@ export function createTokenServiceImpl(
  * RPC: the proof comes in the `dpop` field or the `DPoP` request header
  * (SPEC §3). Both at once are two proofs, which RFC 9449 §4.3 check 1 refuses.
  */
-function dpopProofsOf(field: string, header: string | null): string | string[] | undefined {
+export function dpopProofsOf(field: string, header: string | null): string | string[] | undefined {
   if (field !== "" && header !== null) return [field, header];
   return field !== "" ? field : (header ?? undefined);
 }

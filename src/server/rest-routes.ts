@@ -1,8 +1,14 @@
-import { associate, deleteAuthenticator, listAuthenticators } from "../mfa/enrollment.js";
+import {
+  associate,
+  deleteAuthenticator,
+  listAuthenticators,
+  mfaApiCredentialOf,
+} from "../mfa/enrollment.js";
 import type { GrantRequest } from "../oauth/grants/grant-request.js";
 import { verifyMfaOtp } from "../oauth/grants/mfa-otp.js";
 import { verifyMfaRecoveryCode } from "../oauth/grants/mfa-recovery-code.js";
 import { MFA_OTP_GRANT, MFA_RECOVERY_CODE_GRANT, oauthErrors } from "../oauth/oauth-error.js";
+import { presentedFromHeader } from "../oauth/protected-resource.js";
 import { toOAuthError } from "../oauth/to-oauth-error.js";
 import { bearerTokenOf } from "../rpc/bearer.js";
 import type { ServiceContext } from "../service-context.js";
@@ -98,7 +104,12 @@ export function createRestRoutes(ctx: ServiceContext): RestRoutes {
   });
 
   const getAuthenticators = guarded("/mfa/authenticators", async (req, res) => {
-    const list = await listAuthenticators(ctx, bearerTokenOf(req.headers.authorization));
+    const credential = mfaApiCredentialOf(presentedFromHeader(req.headers.authorization), {
+      dpopProof: req.headers.dpop,
+      htm: "GET",
+      htu: new URL("mfa/authenticators", ctx.config.issuerUrl).href,
+    });
+    const list = await listAuthenticators(ctx, credential);
     sendJson(
       res,
       200,
@@ -108,13 +119,25 @@ export function createRestRoutes(ctx: ServiceContext): RestRoutes {
 
   const deleteAuthenticatorRoute = guarded("/mfa/authenticators/{id}", async (req, res) => {
     const path = (req.url ?? "").split("?", 1)[0] ?? "";
+    const rawId = path.slice(AUTHENTICATOR_PATH.length);
     let id: string;
     try {
-      id = decodeURIComponent(path.slice(AUTHENTICATOR_PATH.length));
+      id = decodeURIComponent(rawId);
     } catch {
-      throw oauthErrors.authenticatorNotFound();
+      // Not a valid percent-encoding: matches no authenticator (404 once authorised).
+      id = rawId;
     }
-    await deleteAuthenticator(ctx, bearerTokenOf(req.headers.authorization), id);
+    await deleteAuthenticator(
+      ctx,
+      {
+        presented: presentedFromHeader(req.headers.authorization),
+        dpopProof: req.headers.dpop,
+        htm: "DELETE",
+        // RFC 9449 §4.3: the proof names this request's URL (the issuer's origin and the path as sent).
+        htu: new URL(path.slice(1), ctx.config.issuerUrl).href,
+      },
+      id,
+    );
     sendNoContent(res);
   });
 

@@ -375,10 +375,10 @@ describe("body size, content type and method", () => {
 });
 
 describe("/mfa/* and MfaService with a bad bearer (rows 3, 5, 6)", () => {
+  // DELETE takes no mfa_token at all (rows 23 and 24): test/integration/mfa-api-token.test.ts.
   const routes = [
     { method: "POST", path: "/mfa/associate" },
     { method: "GET", path: "/mfa/authenticators" },
-    { method: "DELETE", path: `/mfa/authenticators/${encodeURIComponent("totp|abc")}` },
   ];
   const call = (route: (typeof routes)[number], authorization?: string) =>
     h1Request(service.baseUrl, {
@@ -433,10 +433,10 @@ describe("/mfa/* and MfaService with a bad bearer (rows 3, 5, 6)", () => {
       "Missing required parameter: mfa_token",
     );
     await assertRpcError(
-      rpc.mfa.deleteAuthenticator({ mfaToken: "garbage", authenticatorId: "totp|abc" }),
-      Code.FailedPrecondition,
-      "invalid_grant",
-      "Malformed mfa_token",
+      rpc.mfa.deleteAuthenticator({ accessToken: "garbage", authenticatorId: "totp|abc" }),
+      Code.Unauthenticated,
+      "invalid_token",
+      "Invalid access token",
     );
   });
 

@@ -27,6 +27,7 @@ import {
   associateResponse,
   dpopProof,
   freshCode,
+  mfaApiToken,
   otpGrantParams,
   otpRpcRequest,
   recoveryGrantParams,
@@ -144,7 +145,7 @@ describe("Redis store", () => {
     const listed = await rpc.mfa.listAuthenticators({ mfaToken: (await issue()).mfaToken });
     assert.equal(listed.authenticators.length, 1);
     const [authenticator] = listed.authenticators;
-    const deleteToken = (await issue()).mfaToken;
+    const deleteToken = await mfaApiToken(service, userId, association.secret);
     const deleted = await fetch(
       `${service.baseUrl}/mfa/authenticators/${encodeURIComponent(authenticator?.id ?? "")}`,
       { method: "DELETE", headers: { authorization: `Bearer ${deleteToken}` } },

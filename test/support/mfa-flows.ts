@@ -15,6 +15,7 @@ import {
   MFA_OTP_GRANT,
   nextStep,
   type Protocol,
+  postTokenForm,
 } from "./flows.js";
 import { h2cRequest, jsonOf } from "./http-clients.js";
 import { CLIENTS, type TestService } from "./test-service.js";
@@ -218,4 +219,38 @@ export async function dpopProof(
   })
     .setProtectedHeader({ alg: "ES256", typ: "dpop+jwt", jwk })
     .sign(privateKey);
+}
+
+/** The scopes of an MFA API access token that may list and delete authenticators. */
+export const MFA_API_SCOPE = "read:authenticators remove:authenticators";
+
+/** The MFA API's audience: `<issuer>mfa/`. */
+export function mfaApiAudience(service: TestService): string {
+  return new URL("mfa/", service.app.ctx.config.issuerUrl).href;
+}
+
+/**
+ * An MFA API access token for a user whose active (or pending) authenticator
+ * has `secret`: an mfa_token for the MFA API's audience, then the mfa-otp
+ * grant with a fresh code (the clock moves to the next step).
+ */
+export async function mfaApiToken(
+  service: TestService,
+  userId: string,
+  secret: string,
+  options: { scope?: string; headers?: Record<string, string> } = {},
+): Promise<string> {
+  const mfaToken = await issueMfaToken(service, userId, {
+    audience: mfaApiAudience(service),
+    scope: options.scope ?? MFA_API_SCOPE,
+  });
+  const result = await postTokenForm(
+    service,
+    otpGrantParams(mfaToken, freshCode(service, secret)),
+    options.headers,
+  );
+  if (result.status !== 200) {
+    throw new Error(`MFA API token grant failed: ${JSON.stringify(result.body)}`);
+  }
+  return String(result.body.access_token);
 }

@@ -12,6 +12,7 @@ import {
   postTokenForm,
   uniqueUserId,
 } from "../support/flows.js";
+import { mfaApiToken } from "../support/mfa-flows.js";
 import { CLIENTS } from "../support/test-service.js";
 import {
   assertOAuthError,
@@ -159,11 +160,12 @@ test("delete: 204, then the list is empty and the id is 404; associate is allowe
   await verifyNow(service(), verifyToken, associated.secret);
   const [{ id = "" } = {}] = await list(mfaToken);
   const path = `/mfa/authenticators/${encodeURIComponent(id)}`;
-  const deleted = await rest(service(), "DELETE", path, { mfaToken });
+  const accessToken = await mfaApiToken(service(), userId, associated.secret);
+  const deleted = await rest(service(), "DELETE", path, { mfaToken: accessToken });
   assert.deepEqual([deleted.status, deleted.body], [204, null]);
   assert.deepEqual(await list(mfaToken), []);
   assertOAuthError(
-    await rest(service(), "DELETE", path, { mfaToken }),
+    await rest(service(), "DELETE", path, { mfaToken: accessToken }),
     404,
     "not_found",
     "Authenticator not found",

@@ -12,6 +12,7 @@ import {
   postTokenJson,
   uniqueUserId,
 } from "../support/flows.js";
+import { mfaApiToken } from "../support/mfa-flows.js";
 import { CLIENTS } from "../support/test-service.js";
 import {
   assertExpired,
@@ -263,15 +264,16 @@ test("row 16: wrong recovery code → 400 invalid_grant", async () => {
 });
 
 test("row 17: unknown authenticator id, or another user's → 404 not_found", async () => {
-  const { mfaToken } = await readyToVerify(service());
+  const { userId, secret } = await readyToVerify(service());
   const other = await readyToVerify(service());
   const [otherAuthenticator] = (
     await rest(service(), "GET", "/mfa/authenticators", { mfaToken: other.mfaToken })
   ).body as { id: string }[];
+  const accessToken = await mfaApiToken(service(), userId, secret);
   for (const id of ["totp|unknown", "unknown", otherAuthenticator?.id ?? "?"]) {
     assertOAuthError(
       await rest(service(), "DELETE", `/mfa/authenticators/${encodeURIComponent(id)}`, {
-        mfaToken,
+        mfaToken: accessToken,
       }),
       404,
       "not_found",

@@ -68,7 +68,11 @@ export async function verifyGrantRequest(
   const rawToken = requireString(request.params, "mfa_token");
   const code = requireString(request.params, codeParameter);
   // Row 11 comes before anything single-use is looked at: a bad proof consumes nothing.
-  const dpop = await ctx.dpop.verify(request.dpopHeader, request.dpopHtu, nowMs);
+  const dpop = await ctx.dpop.verify(
+    request.dpopHeader,
+    { htm: "POST", htu: request.dpopHtu },
+    nowMs,
+  );
   const token = decodeLiveMfaToken(ctx, rawToken, nowMs);
   if (token.clientId !== client.clientId) throw oauthErrors.mfaTokenOtherClient();
   return { client, token, tokenRef: mfaTokenRefOf(token), code, ...(dpop ? { dpop } : {}) };

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file token/v1/mfa_service.proto.
  */
 export const file_token_v1_mfa_service: GenFile = /*@__PURE__*/
-  fileDesc("Chp0b2tlbi92MS9tZmFfc2VydmljZS5wcm90bxIIdG9rZW4udjEiQgoQQXNzb2NpYXRlUmVxdWVzdBIRCgltZmFfdG9rZW4YASABKAkSGwoTYXV0aGVudGljYXRvcl90eXBlcxgCIAMoCSJsChFBc3NvY2lhdGVSZXNwb25zZRIaChJhdXRoZW50aWNhdG9yX3R5cGUYASABKAkSDgoGc2VjcmV0GAIgASgJEhMKC2JhcmNvZGVfdXJpGAMgASgJEhYKDnJlY292ZXJ5X2NvZGVzGAQgAygJIi4KGUxpc3RBdXRoZW50aWNhdG9yc1JlcXVlc3QSEQoJbWZhX3Rva2VuGAEgASgJIk0KGkxpc3RBdXRoZW50aWNhdG9yc1Jlc3BvbnNlEi8KDmF1dGhlbnRpY2F0b3JzGAEgAygLMhcudG9rZW4udjEuQXV0aGVudGljYXRvciJHCg1BdXRoZW50aWNhdG9yEgoKAmlkGAEgASgJEhoKEmF1dGhlbnRpY2F0b3JfdHlwZRgCIAEoCRIOCgZhY3RpdmUYAyABKAgiSQoaRGVsZXRlQXV0aGVudGljYXRvclJlcXVlc3QSEQoJbWZhX3Rva2VuGAEgASgJEhgKEGF1dGhlbnRpY2F0b3JfaWQYAiABKAkiHQobRGVsZXRlQXV0aGVudGljYXRvclJlc3BvbnNlMpcCCgpNZmFTZXJ2aWNlEkQKCUFzc29jaWF0ZRIaLnRva2VuLnYxLkFzc29jaWF0ZVJlcXVlc3QaGy50b2tlbi52MS5Bc3NvY2lhdGVSZXNwb25zZRJfChJMaXN0QXV0aGVudGljYXRvcnMSIy50b2tlbi52MS5MaXN0QXV0aGVudGljYXRvcnNSZXF1ZXN0GiQudG9rZW4udjEuTGlzdEF1dGhlbnRpY2F0b3JzUmVzcG9uc2USYgoTRGVsZXRlQXV0aGVudGljYXRvchIkLnRva2VuLnYxLkRlbGV0ZUF1dGhlbnRpY2F0b3JSZXF1ZXN0GiUudG9rZW4udjEuRGVsZXRlQXV0aGVudGljYXRvclJlc3BvbnNlYgZwcm90bzM");
+  fileDesc("Chp0b2tlbi92MS9tZmFfc2VydmljZS5wcm90bxIIdG9rZW4udjEiQgoQQXNzb2NpYXRlUmVxdWVzdBIRCgltZmFfdG9rZW4YASABKAkSGwoTYXV0aGVudGljYXRvcl90eXBlcxgCIAMoCSJsChFBc3NvY2lhdGVSZXNwb25zZRIaChJhdXRoZW50aWNhdG9yX3R5cGUYASABKAkSDgoGc2VjcmV0GAIgASgJEhMKC2JhcmNvZGVfdXJpGAMgASgJEhYKDnJlY292ZXJ5X2NvZGVzGAQgAygJIlIKGUxpc3RBdXRoZW50aWNhdG9yc1JlcXVlc3QSEQoJbWZhX3Rva2VuGAEgASgJEhQKDGFjY2Vzc190b2tlbhgCIAEoCRIMCgRkcG9wGAMgASgJIk0KGkxpc3RBdXRoZW50aWNhdG9yc1Jlc3BvbnNlEi8KDmF1dGhlbnRpY2F0b3JzGAEgAygLMhcudG9rZW4udjEuQXV0aGVudGljYXRvciJHCg1BdXRoZW50aWNhdG9yEgoKAmlkGAEgASgJEhoKEmF1dGhlbnRpY2F0b3JfdHlwZRgCIAEoCRIOCgZhY3RpdmUYAyABKAgiawoaRGVsZXRlQXV0aGVudGljYXRvclJlcXVlc3QSGAoQYXV0aGVudGljYXRvcl9pZBgCIAEoCRIUCgxhY2Nlc3NfdG9rZW4YAyABKAkSDAoEZHBvcBgEIAEoCUoECAEQAlIJbWZhX3Rva2VuIh0KG0RlbGV0ZUF1dGhlbnRpY2F0b3JSZXNwb25zZTKXAgoKTWZhU2VydmljZRJECglBc3NvY2lhdGUSGi50b2tlbi52MS5Bc3NvY2lhdGVSZXF1ZXN0GhsudG9rZW4udjEuQXNzb2NpYXRlUmVzcG9uc2USXwoSTGlzdEF1dGhlbnRpY2F0b3JzEiMudG9rZW4udjEuTGlzdEF1dGhlbnRpY2F0b3JzUmVxdWVzdBokLnRva2VuLnYxLkxpc3RBdXRoZW50aWNhdG9yc1Jlc3BvbnNlEmIKE0RlbGV0ZUF1dGhlbnRpY2F0b3ISJC50b2tlbi52MS5EZWxldGVBdXRoZW50aWNhdG9yUmVxdWVzdBolLnRva2VuLnYxLkRlbGV0ZUF1dGhlbnRpY2F0b3JSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * AssociateRequest asks for a new authenticator.
@@ -83,17 +83,33 @@ export const AssociateResponseSchema: GenMessage<AssociateResponse> = /*@__PURE_
   messageDesc(file_token_v1_mfa_service, 1);
 
 /**
- * ListAuthenticatorsRequest names whose authenticators to list.
+ * ListAuthenticatorsRequest names whose authenticators to list: set one of
+ * mfa_token and access_token (or send the credential as `Authorization`).
  *
  * @generated from message token.v1.ListAuthenticatorsRequest
  */
 export type ListAuthenticatorsRequest = Message<"token.v1.ListAuthenticatorsRequest"> & {
   /**
-   * The mfa_token that authorises the call.
+   * An mfa_token that authorises the call.
    *
    * @generated from field: string mfa_token = 1;
    */
   mfaToken: string;
+
+  /**
+   * Or an MFA API access token holding `read:authenticators`.
+   *
+   * @generated from field: string access_token = 2;
+   */
+  accessToken: string;
+
+  /**
+   * A DPoP proof (RFC 9449 §7) for a DPoP-bound access_token; it may also
+   * come as the `DPoP` request header.
+   *
+   * @generated from field: string dpop = 3;
+   */
+  dpop: string;
 };
 
 /**
@@ -167,18 +183,27 @@ export const AuthenticatorSchema: GenMessage<Authenticator> = /*@__PURE__*/
  */
 export type DeleteAuthenticatorRequest = Message<"token.v1.DeleteAuthenticatorRequest"> & {
   /**
-   * The mfa_token that authorises the call.
-   *
-   * @generated from field: string mfa_token = 1;
-   */
-  mfaToken: string;
-
-  /**
    * The authenticator's id, as returned by ListAuthenticators.
    *
    * @generated from field: string authenticator_id = 2;
    */
   authenticatorId: string;
+
+  /**
+   * The MFA API access token (audience `<issuer>mfa/`, scope
+   * `remove:authenticators`); it may also come as `Authorization`.
+   *
+   * @generated from field: string access_token = 3;
+   */
+  accessToken: string;
+
+  /**
+   * A DPoP proof (RFC 9449 §7) for a DPoP-bound access_token; it may also
+   * come as the `DPoP` request header.
+   *
+   * @generated from field: string dpop = 4;
+   */
+  dpop: string;
 };
 
 /**
@@ -205,7 +230,13 @@ export const DeleteAuthenticatorResponseSchema: GenMessage<DeleteAuthenticatorRe
 
 /**
  * MfaService is Auth0's MFA API: enroll and manage the user's authenticators.
- * Every call is authorised by an mfa_token (on REST, `Authorization: Bearer`).
+ * Associate and ListAuthenticators are authorised by an mfa_token;
+ * ListAuthenticators also by an MFA API access token with
+ * `read:authenticators`; DeleteAuthenticator only by an MFA API access token
+ * with `remove:authenticators` (an access token whose audience is
+ * `<issuer>mfa/`, obtained by passing MFA). On REST and RPC the credential may
+ * come as `Authorization: Bearer <token>` (or `DPoP <token>` for a DPoP-bound
+ * access token, RFC 9449 §7.1) instead of the request field.
  *
  * @generated from service token.v1.MfaService
  */
@@ -233,7 +264,8 @@ export const MfaService: GenService<{
     output: typeof ListAuthenticatorsResponseSchema;
   },
   /**
-   * DeleteAuthenticator removes one of the user's authenticators.
+   * DeleteAuthenticator removes one of the user's authenticators. Removing a
+   * factor needs the second factor: an mfa_token is refused.
    *
    * @generated from rpc token.v1.MfaService.DeleteAuthenticator
    */
