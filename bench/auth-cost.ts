@@ -334,7 +334,8 @@ async function main(): Promise<void> {
     const now = ctx.clock.nowMs();
     const samples = await time(
       proofs.map((proof) => async () => {
-        if ((await ctx.dpop.verify(proof, { htm: "POST", htu: TOKEN_ENDPOINT }, now)) === undefined) throw new Error();
+        if ((await ctx.dpop.verify(proof, { htm: "POST", htu: TOKEN_ENDPOINT }, now)) === undefined)
+          throw new Error();
       }),
     );
     dpopAlone.push([`(b) ctx.dpop.verify, ${alg} proof`, stat(samples.slice(WARMUP))]);
