@@ -1,6 +1,6 @@
 /**
  * What DPoP and private_key_jwt cost on the verify path, measured in-process
- * (no sockets, no Redis): one ServiceContext on the memory store with a fake
+ * (no sockets, no Redis): the app's services on the memory store with a fake
  * clock, calls made one after another.
  *
  *   node --conditions=@token-service/source --import tsx bench/auth-cost.ts [iterations]
@@ -9,8 +9,8 @@
  *     access token signed per call): the baseline;
  * (a+) the same with a DPoP proof, and with a private_key_jwt assertion
  *     instead of the secret: end-to-end extra cost;
- * (b) ctx.dpop.verify alone, on pre-signed proofs (one per call: jti is single-use);
- * (c) ctx.clientAuth.authenticate alone, on pre-signed assertions, next to
+ * (b) dpop.verify alone, on pre-signed proofs (one per call: jti is single-use);
+ * (c) clientAuth.authenticate alone, on pre-signed assertions, next to
  *     the client_secret_post check it replaces.
  * Proofs, assertions, mfa_tokens and codes are all made before the clock
  * starts; each row gives the mean and the median µs per call. Comparisons
@@ -24,14 +24,13 @@ import { exportJWK, generateKeyPair, type JWK, SignJWT } from "jose";
 import { type App, createApp } from "../src/app.js";
 import { createFakeClock } from "../src/clock.js";
 import { loadConfig } from "../src/config.js";
-import { associate } from "../src/mfa/enrollment.js";
-import { issueMfaToken } from "../src/mfa/mfa-token-issuance.js";
 import { decodeBase32Secret, generateTotp } from "../src/mfa/totp.js";
-import type { GrantRequest } from "../src/oauth/grants/grant-request.js";
-import { verifyMfaOtp } from "../src/oauth/grants/mfa-otp.js";
-import { MFA_OTP_GRANT } from "../src/oauth/oauth-error.js";
+import type { ClientCredentials } from "../src/oauth/client-auth.js";
+import { MFA_OTP_GRANT } from "../src/oauth/grants/mfa-otp.js";
 import { createLogger } from "../src/observability/logger.js";
-import type { ServiceContext } from "../src/service-context.js";
+import type { Services } from "../src/service/services.js";
+import type { TokenRequest } from "../src/service/token-endpoint.js";
+import { createServiceDeps } from "../src/service-deps.js";
 import { createMemoryStore } from "../src/store/memory-store.js";
 
 const ITERATIONS = Number(process.argv[2] ?? 3000);
@@ -82,7 +81,7 @@ async function buildApp(jwtKeys: Key[]): Promise<{ app: App; ctx: BenchContext }
       ISSUER_URL,
       CLIENTS_FILE: clientsFile,
       SECRETS_KEY: Buffer.alloc(32, 0x42).toString("base64"),
-      INTERNAL_API_KEY: "bench-internal-api-key-0123456789",
+      INTERNAL_API_KEY,
       LOG_LEVEL: "silent",
     },
     {
@@ -92,11 +91,32 @@ async function buildApp(jwtKeys: Key[]): Promise<{ app: App; ctx: BenchContext }
   );
   const clock = createFakeClock(Date.now());
   const store = createMemoryStore({ now: clock.nowMs });
-  const app = createApp(config, { store, clock, logger: createLogger("silent") });
-  return { app, ctx: Object.assign(app.ctx, { clock }) };
+  const logger = createLogger("silent");
+  const app = createApp(config, { store, clock, logger });
+  // The verifiers alone, for (b) and (c): built as the app builds them, on the same store.
+  const { dpop, clientAuth } = createServiceDeps(config, store, clock, logger);
+  return { app, ctx: { clock, services: app.ctx.services, dpop, clientAuth } };
 }
 type FakeClock = ReturnType<typeof createFakeClock>;
-type BenchContext = ServiceContext & { clock: FakeClock };
+interface BenchContext {
+  clock: FakeClock;
+  services: Services;
+  dpop: ReturnType<typeof createServiceDeps>["dpop"];
+  clientAuth: ReturnType<typeof createServiceDeps>["clientAuth"];
+}
+
+const INTERNAL_API_KEY = "bench-internal-api-key-0123456789";
+const issueMfaToken = (ctx: BenchContext, userId: string, clientId: string) =>
+  ctx.services.issueMfaToken({
+    apiKey: INTERNAL_API_KEY,
+    userId,
+    clientId,
+    audience: "https://api.bench",
+    scope: "profile",
+    userLabel: userId,
+  });
+const verifyMfaOtp = async (ctx: BenchContext, request: TokenRequest) =>
+  (await ctx.services.tokenEndpoint.exchange(request)).tokens;
 
 const nowSeconds = (ctx: { clock: FakeClock }) => Math.floor(ctx.clock.nowMs() / 1000);
 
@@ -130,15 +150,11 @@ async function enrolUsers(ctx: BenchContext, count: number) {
   const users: User[] = [];
   for (let i = 0; i < count; i++) {
     const userId = `bench-user-${i}`;
-    const issue = () =>
-      issueMfaToken(ctx, {
-        userId,
-        clientId: POST_CLIENT.id,
-        audience: "https://api.bench",
-        scope: "profile",
-        userLabel: userId,
-      });
-    const { secret } = await associate(ctx, (await issue()).mfaToken, ["otp"]);
+    const issue = () => issueMfaToken(ctx, userId, POST_CLIENT.id);
+    const { secret } = await ctx.services.associate({
+      mfaToken: (await issue()).mfaToken,
+      authenticatorTypes: ["otp"],
+    });
     const user = { userId, secret: decodeBase32Secret(secret) };
     await verifyMfaOtp(ctx, grant((await issue()).mfaToken, codeOf(ctx, user), postAuth()));
     users.push(user);
@@ -149,23 +165,27 @@ async function enrolUsers(ctx: BenchContext, count: number) {
 const codeOf = (ctx: { clock: FakeClock }, user: User) =>
   generateTotp(user.secret, Math.floor(ctx.clock.nowMs() / 1000));
 
-const postAuth = () => ({ client_id: POST_CLIENT.id, client_secret: POST_CLIENT.secret });
-const jwtAuth = (assertion: string) => ({
-  client_id: JWT_CLIENT,
-  client_assertion_type: ASSERTION_TYPE,
-  client_assertion: assertion,
+const postAuth = (): ClientCredentials => ({
+  clientId: POST_CLIENT.id,
+  clientSecret: POST_CLIENT.secret,
+});
+const jwtAuth = (assertion: string): ClientCredentials => ({
+  clientId: JWT_CLIENT,
+  clientAssertionType: ASSERTION_TYPE,
+  clientAssertion: assertion,
 });
 
 function grant(
   mfaToken: string,
   otp: string,
-  auth: Record<string, string>,
+  client: ClientCredentials,
   dpop?: string,
-): GrantRequest {
+): TokenRequest {
   return {
-    params: { grant_type: MFA_OTP_GRANT, mfa_token: mfaToken, otp, ...auth },
-    dpopHeader: dpop,
-    dpopHtu: TOKEN_ENDPOINT,
+    grantType: MFA_OTP_GRANT,
+    client,
+    params: { mfa_token: mfaToken, otp },
+    dpop: { proofs: dpop, htu: TOKEN_ENDPOINT },
   };
 }
 
@@ -201,19 +221,13 @@ function stat(samples: number[]): Stat {
 async function verifyPhase(
   ctx: BenchContext,
   users: User[],
-  prepare: (user: User, mfaToken: string, otp: string) => Promise<GrantRequest>,
+  prepare: (user: User, mfaToken: string, otp: string) => Promise<TokenRequest>,
   clientId: string,
 ): Promise<number[]> {
   ctx.clock.advance(30_000);
-  const requests: GrantRequest[] = [];
+  const requests: TokenRequest[] = [];
   for (const user of users) {
-    const { mfaToken } = await issueMfaToken(ctx, {
-      userId: user.userId,
-      clientId,
-      audience: "https://api.bench",
-      scope: "profile",
-      userLabel: user.userId,
-    });
+    const { mfaToken } = await issueMfaToken(ctx, user.userId, clientId);
     requests.push(await prepare(user, mfaToken, codeOf(ctx, user)));
   }
   const samples = await time(
@@ -262,18 +276,13 @@ async function restPhase(
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   const requests: Array<{ body: string; dpop: string | undefined }> = [];
   for (const user of users) {
-    const { mfaToken } = await issueMfaToken(ctx, {
-      userId: user.userId,
-      clientId: POST_CLIENT.id,
-      audience: "https://api.bench",
-      scope: "profile",
-      userLabel: user.userId,
-    });
+    const { mfaToken } = await issueMfaToken(ctx, user.userId, POST_CLIENT.id);
     const body = new URLSearchParams({
       grant_type: MFA_OTP_GRANT,
       mfa_token: mfaToken,
       otp: codeOf(ctx, user),
-      ...postAuth(),
+      client_id: POST_CLIENT.id,
+      client_secret: POST_CLIENT.secret,
     }).toString();
     requests.push({ body, dpop: withDpop ? await signProof(ctx, withDpop) : undefined });
   }
@@ -338,7 +347,7 @@ async function main(): Promise<void> {
           throw new Error();
       }),
     );
-    dpopAlone.push([`(b) ctx.dpop.verify, ${alg} proof`, stat(samples.slice(WARMUP))]);
+    dpopAlone.push([`(b) dpop.verify, ${alg} proof`, stat(samples.slice(WARMUP))]);
   }
 
   // (c) client authentication alone: the secret check, then assertions.

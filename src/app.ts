@@ -18,23 +18,35 @@ import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
 import { createHealthServiceImpl } from "./observability/health.js";
 import { createLogger, type Logger } from "./observability/logger.js";
+import { createMetrics, type Metrics } from "./observability/metrics.js";
 import { createReflectionServiceImpl } from "./observability/reflection.js";
 import { createConnectAdapter } from "./rpc/connect-adapter.js";
 import { createMfaServiceImpl } from "./rpc/mfa-service-impl.js";
 import { createMfaTokenServiceImpl } from "./rpc/mfa-token-service-impl.js";
-import { callWithOAuthErrors, createOAuthErrorInterceptor } from "./rpc/oauth-error-interceptor.js";
+import { createOAuthErrorInterceptor } from "./rpc/oauth-error-interceptor.js";
 import { createTokenServiceImpl } from "./rpc/token-service-impl.js";
 import { createUnaryFastPath, type UnaryFastPath } from "./rpc/unary-fast-path.js";
 import { createOnePortServer, type OnePortServer } from "./server/one-port-server.js";
 import { MAX_BODY_BYTES } from "./server/read-body.js";
-import { createRequestHandler } from "./server/request-handler.js";
+import { createRequestHandler, sendNotFound } from "./server/request-handler.js";
 import { createRestRoutes } from "./server/rest-routes.js";
-import { createServiceContext, type ServiceContext } from "./service-context.js";
+import { createServices, type Services } from "./service/services.js";
+import { createServiceDeps } from "./service-deps.js";
 import { createStore } from "./store/create-store.js";
 import type { Store } from "./store/store.js";
 
+/** What tests and the bench reach into: the built pieces, never a place to read rules from. */
+export interface AppParts {
+  config: Config;
+  store: Store;
+  clock: Clock;
+  logger: Logger;
+  metrics: Metrics;
+  services: Services;
+}
+
 export interface App {
-  ctx: ServiceContext;
+  ctx: AppParts;
   server: OnePortServer;
   /** The RPCs served without connect-es (empty with `rpcFastPath: false`). */
   rpcFastPaths: UnaryFastPath[];
@@ -61,17 +73,19 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger(config.logLevel);
   const store = options.store ?? createStore(config.store, clock, logger);
-  const ctx = createServiceContext(config, store, clock, logger);
+  const metrics = createMetrics();
+  const services = createServices(createServiceDeps(config, store, clock, logger));
+  const ctx: AppParts = { config, store, clock, logger, metrics, services };
   // Aborted by close(): health reports NOT_SERVING and ends Watch streams, which
   // would otherwise hold the drain open until the grace period runs out.
   const shutdown = new AbortController();
 
-  const tokenService = createTokenServiceImpl(ctx);
+  const tokenService = createTokenServiceImpl(services.tokenEndpoint, config.issuerUrl);
   const rpcOptions: ConnectNodeAdapterOptions = {
     routes(router) {
       router.service(TokenService, tokenService);
-      router.service(MfaTokenService, createMfaTokenServiceImpl(ctx));
-      router.service(MfaService, createMfaServiceImpl(ctx));
+      router.service(MfaTokenService, createMfaTokenServiceImpl(services));
+      router.service(MfaService, createMfaServiceImpl(services, config.issuerUrl));
       // gRPC health and server reflection (buf curl --list-services, calls without --schema).
       // They throw ConnectErrors only, which the OAuth error interceptor passes through.
       router.service(
@@ -90,7 +104,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         ]),
       );
     },
-    interceptors: [createOAuthErrorInterceptor(logger, ctx.metrics)],
+    interceptors: [createOAuthErrorInterceptor(logger, metrics)],
     readMaxBytes: MAX_BODY_BYTES,
     // connect-node's connectNodeAdapter default, set here once: the adapter
     // and the fast path must negotiate from the same list.
@@ -100,14 +114,22 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     options.rpcFastPath === false
       ? []
       : [
-          createUnaryFastPath(rpcOptions, TokenService.method.verifyMfaOtp, (request, context) =>
-            callWithOAuthErrors(logger, ctx.metrics, "VerifyMfaOtp", () =>
-              tokenService.verifyMfaOtp(request, context),
-            ),
+          createUnaryFastPath(
+            rpcOptions,
+            TokenService.method.verifyMfaOtp,
+            tokenService.verifyMfaOtp,
           ),
         ];
-  const connect = createConnectAdapter(rpcOptions, fastPaths);
-  const server = createOnePortServer(createRequestHandler(createRestRoutes(ctx), connect));
+  const connect = createConnectAdapter(rpcOptions, fastPaths, sendNotFound);
+  const rest = createRestRoutes({
+    services,
+    issuerUrl: config.issuerUrl,
+    signingKeys: config.signingKeys,
+    store,
+    metrics,
+    logger,
+  });
+  const server = createOnePortServer(createRequestHandler(rest, connect));
 
   return {
     ctx,

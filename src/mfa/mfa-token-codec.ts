@@ -16,8 +16,12 @@ export interface MfaTokenClaims {
 
 const PREFIX = "mt1.";
 const CONTEXT = "mfa_token";
-/** Upper bound on an mfa_token's length; anything longer is malformed without decrypting. */
-export const MAX_MFA_TOKEN_LENGTH = 4096;
+/**
+ * Upper bound on an mfa_token's length; anything longer is malformed without
+ * decrypting. The largest token IssueMfaToken can mint (its input limits, at
+ * most 3 UTF-8 bytes per character, no control characters) stays below it.
+ */
+export const MAX_MFA_TOKEN_LENGTH = 12 * 1024;
 
 /**
  * mfa_tokens are self-contained and opaque: the claims are sealed with

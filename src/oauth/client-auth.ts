@@ -57,9 +57,10 @@ export function createClientAuthenticator(
        */
       const refuse = (reason: string, clientIdForLog?: string): never => {
         logger?.debug({ event: "client_auth_rejected", client_id: clientIdForLog, reason }, reason);
-        const error = oauthErrors.unauthorizedClient();
-        if (basic !== undefined) error.headers["www-authenticate"] = 'Basic realm="token-service"';
-        throw error;
+        const error = oauthErrors.accessDenied.clientAuthentication();
+        throw basic === undefined
+          ? error
+          : error.withHeader("www-authenticate", 'Basic realm="token-service"');
       };
       const { clientId, clientSecret, clientAssertion, clientAssertionType } = credentials;
       if (basic === "malformed") refuse("malformed Basic authorization header");

@@ -1,11 +1,10 @@
 import { createHash } from "node:crypto";
-import { Code } from "@connectrpc/connect";
 import type { Logger } from "../observability/logger.js";
 import type { ProofMark } from "../store/store.js";
 import type { DpopNonces } from "./dpop-nonce.js";
 import { createEmbeddedJwkJwsVerifier, type JwsFailure } from "./embedded-jwk-jws.js";
 import { ASYMMETRIC_JWS_ALGORITHMS, MAX_JWT_LENGTH } from "./jose-algorithms.js";
-import { OAuthError, oauthErrors } from "./oauth-error.js";
+import { oauthErrors } from "./oauth-error.js";
 
 export interface DpopOptions {
   /** ± seconds a proof's `iat` may differ from the server clock (SPEC §4: 60). */
@@ -128,7 +127,7 @@ export function createDpopVerifier(
       // Check 10: a server nonce, when required (RFC 9449 §8).
       if (options.requireNonce) {
         if (typeof payload.nonce !== "string" || !nonces.isFresh(payload.nonce, nowMs)) {
-          throw useDpopNonce(nonces.current(nowMs));
+          throw oauthErrors.useDpopNonce(nonces.current(nowMs));
         }
       }
       const jti = payload.jti;
@@ -141,18 +140,6 @@ export function createDpopVerifier(
       return { jkt, proof: { id: `${jkt}.${jti as string}`, ttlMs } };
     },
   };
-}
-
-/** RFC 9449 §8: the challenge that carries a fresh nonce in `DPoP-Nonce`. */
-export function useDpopNonce(nonce: string): OAuthError {
-  const error = new OAuthError(
-    "use_dpop_nonce",
-    "Authorization server requires nonce in DPoP proof",
-    400,
-    Code.InvalidArgument,
-  );
-  error.headers["dpop-nonce"] = nonce;
-  return error;
 }
 
 /** RFC 9449 §4.2 `ath`: base64url(SHA-256(ASCII(access token))). */

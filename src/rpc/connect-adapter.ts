@@ -28,6 +28,11 @@ import type { ServeWithConnect, UnaryFastPath } from "./unary-fast-path.js";
 export function createConnectAdapter(
   options: ConnectNodeAdapterOptions,
   fastPaths: UnaryFastPath[] = [],
+  /** Answers a path that is no RPC (the REST 404). */
+  notFound: (req: HttpRequest, res: HttpResponse) => void = (_req, res) => {
+    res.writeHead(404);
+    res.end();
+  },
 ): (req: HttpRequest, res: HttpResponse) => void {
   const router = createConnectRouter(options);
   options.routes(router);
@@ -37,8 +42,7 @@ export function createConnectAdapter(
   const serveWithConnect: ServeWithConnect = (req, res, body) => {
     const handler = handlers.get(pathOf(req.url ?? ""));
     if (handler === undefined) {
-      res.writeHead(404);
-      res.end();
+      notFound(req, res);
       return;
     }
     const request = universalRequestFromNodeRequest(

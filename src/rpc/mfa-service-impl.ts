@@ -1,73 +1,74 @@
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
 import type { MfaService } from "@token-service/client";
-import {
-  associate,
-  deleteAuthenticator,
-  listAuthenticators,
-  type MfaApiCredential,
-  mfaApiCredentialOf,
-} from "../mfa/enrollment.js";
-import { presentedFromHeader } from "../oauth/protected-resource.js";
-import type { ServiceContext } from "../service-context.js";
-import { bearerTokenOf } from "./bearer.js";
-import { dpopProofsOf } from "./token-service-impl.js";
+import { type PresentedAccessToken, presentedFromHeader } from "../oauth/protected-resource.js";
+import { type MfaApiCredential, mfaApiCredentialOf } from "../service/mfa-api-caller.js";
+import { NO_STORE } from "../service/response-headers.js";
+import type { Services } from "../service/services.js";
+import { type CallHeaders, dpopProofsOf, setResponseHeaders } from "./call-headers.js";
 
 /**
- * proto ⇄ domain for token.v1.MfaService. The mfa_token comes in the
- * request field or, as on REST, as `Authorization: Bearer`.
+ * proto ⇄ service for token.v1.MfaService. The credential comes in its
+ * request field or, as on REST, as `Authorization` (Bearer, or DPoP for a
+ * DPoP-bound access token).
  */
-export function createMfaServiceImpl(ctx: ServiceContext): ServiceImpl<typeof MfaService> {
+export function createMfaServiceImpl(
+  services: Pick<Services, "associate" | "listAuthenticators" | "deleteAuthenticator">,
+  issuerUrl: string,
+): ServiceImpl<typeof MfaService> {
   // RFC 9449 §4.3 check 9 on RPC: the issuer URL joined with the RPC path; every call is a POST.
-  const listHtu = new URL("token.v1.MfaService/ListAuthenticators", ctx.config.issuerUrl).href;
-  const deleteHtu = new URL("token.v1.MfaService/DeleteAuthenticator", ctx.config.issuerUrl).href;
-  const resourceRequestOf = (dpopField: string, context: HandlerContext, htu: string) => ({
+  const htuOf = (method: string) => new URL(`token.v1.MfaService/${method}`, issuerUrl).href;
+  const listHtu = htuOf("ListAuthenticators");
+  const deleteHtu = htuOf("DeleteAuthenticator");
+  const resourceOf = (dpopField: string, context: CallHeaders, htu: string) => ({
     dpopProof: dpopProofsOf(dpopField, context.requestHeader.get("dpop")),
     htm: "POST",
     htu,
   });
-  const tokenOf = (field: string, context: HandlerContext) =>
-    field !== "" ? field : bearerTokenOf(context.requestHeader.get("authorization"));
+  const fromHeader = (context: CallHeaders) =>
+    presentedFromHeader(context.requestHeader.get("authorization"));
+  const accessTokenField = (token: string): PresentedAccessToken => ({ scheme: "field", token });
+
   return {
     async associate(request, context) {
-      const result = await associate(
-        ctx,
-        tokenOf(request.mfaToken, context),
-        request.authenticatorTypes,
-      );
-      context.responseHeader.set("cache-control", "no-store");
+      const result = await services.associate({
+        mfaToken: request.mfaToken !== "" ? request.mfaToken : bearerOf(fromHeader(context)),
+        authenticatorTypes: request.authenticatorTypes,
+      });
+      setResponseHeaders(context, NO_STORE);
       return result;
     },
     async listAuthenticators(request, context) {
-      const resource = resourceRequestOf(request.dpop, context, listHtu);
+      const resource = resourceOf(request.dpop, context, listHtu);
       const credential: MfaApiCredential =
         request.accessToken !== ""
           ? {
               kind: "access_token",
-              request: { ...resource, presented: { scheme: "field", token: request.accessToken } },
+              request: { ...resource, presented: accessTokenField(request.accessToken) },
             }
           : request.mfaToken !== ""
             ? { kind: "mfa_token", token: request.mfaToken }
-            : mfaApiCredentialOf(
-                presentedFromHeader(context.requestHeader.get("authorization")),
-                resource,
-              );
-      const authenticators = await listAuthenticators(ctx, credential);
+            : mfaApiCredentialOf(fromHeader(context), resource);
+      const authenticators = await services.listAuthenticators(credential);
+      setResponseHeaders(context, NO_STORE);
       return { authenticators };
     },
     async deleteAuthenticator(request, context) {
-      const resource = resourceRequestOf(request.dpop, context, deleteHtu);
-      await deleteAuthenticator(
-        ctx,
-        {
-          ...resource,
+      await services.deleteAuthenticator({
+        credential: {
+          ...resourceOf(request.dpop, context, deleteHtu),
           presented:
             request.accessToken !== ""
-              ? { scheme: "field", token: request.accessToken }
-              : presentedFromHeader(context.requestHeader.get("authorization")),
+              ? accessTokenField(request.accessToken)
+              : fromHeader(context),
         },
-        request.authenticatorId,
-      );
+        authenticatorId: request.authenticatorId,
+      });
       return {};
     },
   };
+}
+
+/** An mfa_token travels as a Bearer credential only. */
+function bearerOf(presented: PresentedAccessToken | undefined): string | undefined {
+  return presented?.scheme === "Bearer" ? presented.token : undefined;
 }

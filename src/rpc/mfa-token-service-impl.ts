@@ -1,30 +1,29 @@
-import { createHash, timingSafeEqual } from "node:crypto";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { MfaTokenService } from "@token-service/client";
-import { issueMfaToken } from "../mfa/mfa-token-issuance.js";
-import { oauthErrors } from "../oauth/oauth-error.js";
-import type { ServiceContext } from "../service-context.js";
-import { bearerTokenOf } from "./bearer.js";
-
-const sha256 = (value: string) => createHash("sha256").update(value, "utf8").digest();
+import { presentedFromHeader } from "../oauth/protected-resource.js";
+import { NO_STORE } from "../service/response-headers.js";
+import type { Services } from "../service/services.js";
+import { setResponseHeaders } from "./call-headers.js";
 
 /**
- * proto ⇄ domain for the internal token.v1.MfaTokenService. Only
- * `Authorization: Bearer <INTERNAL_API_KEY>` is accepted, compared in
- * constant time over digests (SPEC §2); anything else is Unauthenticated.
+ * proto ⇄ service for the internal token.v1.MfaTokenService. The internal
+ * API key comes as `Authorization: Bearer`; the service checks it.
  */
 export function createMfaTokenServiceImpl(
-  ctx: ServiceContext,
+  services: Pick<Services, "issueMfaToken">,
 ): ServiceImpl<typeof MfaTokenService> {
-  const expected = sha256(ctx.config.internalApiKey);
   return {
     async issueMfaToken(request, context) {
-      const presented = bearerTokenOf(context.requestHeader.get("authorization"));
-      if (presented === undefined || !timingSafeEqual(expected, sha256(presented))) {
-        throw oauthErrors.internalUnauthenticated();
-      }
-      const issued = await issueMfaToken(ctx, request);
-      context.responseHeader.set("cache-control", "no-store");
+      const presented = presentedFromHeader(context.requestHeader.get("authorization"));
+      const issued = await services.issueMfaToken({
+        apiKey: presented?.scheme === "Bearer" ? presented.token : undefined,
+        userId: request.userId,
+        clientId: request.clientId,
+        audience: request.audience,
+        scope: request.scope,
+        userLabel: request.userLabel,
+      });
+      setResponseHeaders(context, NO_STORE);
       const requirement = [{ type: "otp" }];
       return {
         mfaToken: issued.mfaToken,

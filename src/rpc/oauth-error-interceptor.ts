@@ -1,61 +1,46 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { OAuthErrorSchema } from "@token-service/client";
-import type { OAuthError } from "../oauth/oauth-error.js";
 import { toOAuthError } from "../oauth/to-oauth-error.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
+import { toConnectError } from "./to-connect-error.js";
 
 /**
- * The RPC renderer of OAuthError (SPEC §3, §5): the row's Connect code, the
- * description as message, and a typed `token.v1.OAuthError` detail with the
- * REST body's exact values (NOTES: convert before the error leaves the
- * handler, or connect-es reports a bare internal error). Errors connect-es
- * raised itself pass through (undecodable input is InvalidArgument; see
- * connect-adapter.ts for binary input).
+ * Runs one call's implementation and returns its result or throws the error
+ * the client should see; the same wrapping on connect-es's path (as an
+ * interceptor) and on the unary fast path (unary-fast-path.ts).
  */
-export function createOAuthErrorInterceptor(logger: Logger, metrics: Metrics): Interceptor {
-  return (next) => (request) =>
-    callWithOAuthErrors(logger, metrics, request.method.name, () => next(request));
-}
+export type CallWrapper = <T>(route: string, call: () => Promise<T>) => Promise<T>;
+
+/** Marks an interceptor the unary fast path can run: it knows its CallWrapper form. */
+export const FAST_PATH_WRAPPER = Symbol("token-service.fastPathWrapper");
+
+/** An interceptor with the equivalent CallWrapper the unary fast path applies. */
+export type WrappingInterceptor = Interceptor & { [FAST_PATH_WRAPPER]: CallWrapper };
 
 /**
- * Runs one RPC's implementation, records its outcome, and turns a thrown
- * OAuthError (or anything unexpected) into the ConnectError the client sees.
- * The interceptor above and the unary fast path (unary-fast-path.ts) share it.
+ * Turns whatever an implementation throws into the ConnectError the client
+ * sees (NOTES: convert before the error leaves the handler, or connect-es
+ * reports a bare internal error) and counts each call's outcome. Errors
+ * connect-es raised itself pass through (undecodable input is
+ * InvalidArgument; see connect-adapter.ts for binary input).
  */
-export async function callWithOAuthErrors<T>(
-  logger: Logger,
-  metrics: Metrics,
-  route: string,
-  call: () => Promise<T>,
-): Promise<T> {
-  try {
-    const response = await call();
-    metrics.recordRequest("rpc", route, "ok");
-    return response;
-  } catch (error) {
-    if (error instanceof ConnectError) {
-      metrics.recordRequest("rpc", route, `connect_${Code[error.code]}`);
-      throw error;
+export function createOAuthErrorInterceptor(logger: Logger, metrics: Metrics): WrappingInterceptor {
+  const wrap: CallWrapper = async (route, call) => {
+    try {
+      const response = await call();
+      metrics.recordRequest("rpc", route, "ok");
+      return response;
+    } catch (error) {
+      if (error instanceof ConnectError) {
+        metrics.recordRequest("rpc", route, `connect_${Code[error.code]}`);
+        throw error;
+      }
+      const oauthError = toOAuthError(error, logger);
+      metrics.recordRequest("rpc", route, oauthError.error);
+      throw toConnectError(oauthError);
     }
-    const oauthError = toOAuthError(error, logger);
-    metrics.recordRequest("rpc", route, oauthError.error);
-    throw toConnectError(oauthError);
-  }
-}
-
-export function toConnectError(error: OAuthError): ConnectError {
-  const metadata = new Headers({ "cache-control": "no-store", ...error.headers });
-  if (error.retryAfterSeconds !== undefined)
-    metadata.set("retry-after", String(error.retryAfterSeconds));
-  return new ConnectError(error.description, error.code, metadata, [
-    {
-      desc: OAuthErrorSchema,
-      value: {
-        error: error.error,
-        errorDescription: error.description,
-        retryAfterSeconds: error.retryAfterSeconds ?? 0,
-      },
-    },
-  ]);
+  };
+  const interceptor: Interceptor = (next) => (request) =>
+    wrap(request.method.name, () => next(request));
+  return Object.assign(interceptor, { [FAST_PATH_WRAPPER]: wrap });
 }

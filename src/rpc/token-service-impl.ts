@@ -5,114 +5,92 @@ import type {
   VerifyMfaOtpRequest,
   VerifyMfaOtpResponseSchema,
 } from "@token-service/client";
-import type { GrantRequest } from "../oauth/grants/grant-request.js";
-import { verifyMfaOtp } from "../oauth/grants/mfa-otp.js";
-import { verifyMfaRecoveryCode } from "../oauth/grants/mfa-recovery-code.js";
-import type { ServiceContext } from "../service-context.js";
-
-/**
- * The part of a call's context the token RPCs use: connect-es's
- * HandlerContext satisfies it, and so does the unary fast path's.
- */
-export interface CallHeaders {
-  requestHeader: { get(name: string): string | null };
-  responseHeader: { set(name: string, value: string): void };
-}
+import type { ClientCredentials } from "../oauth/client-auth.js";
+import { MFA_OTP_GRANT } from "../oauth/grants/mfa-otp.js";
+import { MFA_RECOVERY_CODE_GRANT } from "../oauth/grants/mfa-recovery-code.js";
+import { tokenResponseHeaders } from "../service/response-headers.js";
+import type { TokenEndpoint, TokenRequest, TokenResult } from "../service/token-endpoint.js";
+import { wireString } from "../service/wire-values.js";
+import { type CallHeaders, dpopProofsOf, setResponseHeaders } from "./call-headers.js";
 
 export type VerifyMfaOtpCall = (
   request: VerifyMfaOtpRequest,
   context: CallHeaders,
 ) => Promise<MessageInitShape<typeof VerifyMfaOtpResponseSchema>>;
 
-/** proto ⇄ domain for token.v1.TokenService; the rules live in oauth/grants. */
+/** The client-authentication fields every TokenService request carries. */
+interface CredentialFields {
+  clientId: string;
+  clientSecret: string;
+  clientAssertion: string;
+  clientAssertionType: string;
+  dpop: string;
+}
+
+/**
+ * proto ⇄ service for token.v1.TokenService: each RPC is the token endpoint
+ * with its grant fixed; the rules live in the service and the grants.
+ */
 export function createTokenServiceImpl(
-  ctx: ServiceContext,
+  tokenEndpoint: TokenEndpoint,
+  issuerUrl: string,
 ): ServiceImpl<typeof TokenService> & { verifyMfaOtp: VerifyMfaOtpCall } {
-  const htuOf = (method: string) =>
-    new URL(`token.v1.TokenService/${method}`, ctx.config.issuerUrl).href;
+  // RFC 9449 §4.3 check 9 on RPC: the issuer URL joined with the RPC path.
+  const htuOf = (method: string) => new URL(`token.v1.TokenService/${method}`, issuerUrl).href;
   const verifyOtpHtu = htuOf("VerifyMfaOtp");
   const recoveryHtu = htuOf("VerifyMfaRecoveryCode");
 
-  const grantRequest = (
-    params: Record<string, unknown>,
-    dpop: string,
+  const exchange = async (
+    grantType: string,
+    request: CredentialFields,
+    params: TokenRequest["params"],
     context: CallHeaders,
-    dpopHtu: string,
-  ): GrantRequest => ({
-    params,
-    authorization: context.requestHeader.get("authorization") ?? undefined,
-    dpopHeader: dpopProofsOf(dpop, context.requestHeader.get("dpop")),
-    dpopHtu,
-  });
-
-  const setTokenHeaders = (context: CallHeaders) => {
-    context.responseHeader.set("cache-control", "no-store");
-    const nonce = ctx.dpop.nonceFor(ctx.clock.nowMs());
-    if (nonce !== undefined) context.responseHeader.set("dpop-nonce", nonce);
+    htu: string,
+  ): Promise<TokenResult> => {
+    const result = await tokenEndpoint.exchange({
+      grantType,
+      client: credentialsOf(request, context),
+      params,
+      dpop: { proofs: dpopProofsOf(request.dpop, context.requestHeader.get("dpop")), htu },
+    });
+    setResponseHeaders(context, tokenResponseHeaders(result));
+    return result;
   };
 
   return {
     async verifyMfaOtp(request: VerifyMfaOtpRequest, context: CallHeaders) {
-      const tokens = await verifyMfaOtp(
-        ctx,
-        grantRequest(
-          {
-            mfa_token: request.mfaToken,
-            otp: request.otp,
-            client_id: request.clientId,
-            client_secret: request.clientSecret,
-            client_assertion: request.clientAssertion,
-            client_assertion_type: request.clientAssertionType,
-          },
-          request.dpop,
-          context,
-          verifyOtpHtu,
-        ),
+      const { tokens } = await exchange(
+        MFA_OTP_GRANT,
+        request,
+        { mfa_token: wireString(request.mfaToken), otp: wireString(request.otp) },
+        context,
+        verifyOtpHtu,
       );
-      setTokenHeaders(context);
-      return {
-        accessToken: tokens.accessToken,
-        tokenType: tokens.tokenType,
-        expiresIn: tokens.expiresIn,
-        scope: tokens.scope,
-        idToken: tokens.idToken ?? "",
-      };
+      return { ...tokens, idToken: tokens.idToken ?? "" };
     },
     async verifyMfaRecoveryCode(request, context) {
-      const tokens = await verifyMfaRecoveryCode(
-        ctx,
-        grantRequest(
-          {
-            mfa_token: request.mfaToken,
-            recovery_code: request.recoveryCode,
-            client_id: request.clientId,
-            client_secret: request.clientSecret,
-            client_assertion: request.clientAssertion,
-            client_assertion_type: request.clientAssertionType,
-          },
-          request.dpop,
-          context,
-          recoveryHtu,
-        ),
+      const { tokens, recoveryCode } = await exchange(
+        MFA_RECOVERY_CODE_GRANT,
+        request,
+        {
+          mfa_token: wireString(request.mfaToken),
+          recovery_code: wireString(request.recoveryCode),
+        },
+        context,
+        recoveryHtu,
       );
-      setTokenHeaders(context);
-      return {
-        accessToken: tokens.accessToken,
-        tokenType: tokens.tokenType,
-        expiresIn: tokens.expiresIn,
-        scope: tokens.scope,
-        idToken: tokens.idToken ?? "",
-        recoveryCode: tokens.recoveryCode,
-      };
+      return { ...tokens, idToken: tokens.idToken ?? "", recoveryCode: recoveryCode ?? "" };
     },
   };
 }
 
-/**
- * RPC: the proof comes in the `dpop` field or the `DPoP` request header
- * (SPEC §3). Both at once are two proofs, which RFC 9449 §4.3 check 1 refuses.
- */
-export function dpopProofsOf(field: string, header: string | null): string | string[] | undefined {
-  if (field !== "" && header !== null) return [field, header];
-  return field !== "" ? field : (header ?? undefined);
+/** The RPC's client credentials: its fields, or `Authorization: Basic` (client_secret_basic). */
+function credentialsOf(request: CredentialFields, context: CallHeaders): ClientCredentials {
+  return {
+    clientId: wireString(request.clientId),
+    clientSecret: wireString(request.clientSecret),
+    clientAssertion: wireString(request.clientAssertion),
+    clientAssertionType: wireString(request.clientAssertionType),
+    authorization: context.requestHeader.get("authorization") ?? undefined,
+  };
 }

@@ -18,7 +18,9 @@ import {
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { HttpRequest, HttpResponse } from "../server/http-types.js";
-import type { CallHeaders } from "./token-service-impl.js";
+import { readWholeBody } from "../server/read-body.js";
+import type { CallHeaders } from "./call-headers.js";
+import { type CallWrapper, FAST_PATH_WRAPPER } from "./oauth-error-interceptor.js";
 
 /**
  * Hands a request to connect-es. `body` replaces the request stream when the
@@ -93,10 +95,11 @@ const ENVELOPE_COMPRESSED = 0x01;
 export function createUnaryFastPath<I extends DescMessage, O extends DescMessage>(
   handlerOptions: Partial<UniversalHandlerOptions>,
   method: DescMethodUnary<I, O>,
-  /** The implementation, errors already turned into ConnectErrors (callWithOAuthErrors). */
-  call: (request: MessageShape<I>, context: CallHeaders) => Promise<MessageInitShape<O>>,
+  /** The implementation, as registered with connect-es. */
+  implementation: (request: MessageShape<I>, context: CallHeaders) => Promise<MessageInitShape<O>>,
 ): UnaryFastPath {
   const options = validateUniversalHandlerOptions(handlerOptions);
+  const call = withInterceptors(options.interceptors, method.name, implementation);
   const serialization = createMethodSerializationLookup(
     method,
     options.binaryOptions,
@@ -266,6 +269,33 @@ export function createUnaryFastPath<I extends DescMessage, O extends DescMessage
   };
 }
 
+/**
+ * The same interceptors connect-es runs, in the same order (the first is the
+ * outermost), applied through their CallWrapper form. An interceptor without
+ * one cannot be honoured here, so the fast path refuses to start rather than
+ * silently skip it.
+ */
+function withInterceptors<Req, Res>(
+  interceptors: readonly unknown[],
+  route: string,
+  implementation: (request: Req, context: CallHeaders) => Promise<Res>,
+): (request: Req, context: CallHeaders) => Promise<Res> {
+  const wrappers: CallWrapper[] = interceptors.map((interceptor) => {
+    const wrapper = (interceptor as { [FAST_PATH_WRAPPER]?: CallWrapper })[FAST_PATH_WRAPPER];
+    if (wrapper === undefined) {
+      throw new Error(
+        "unary fast path: an interceptor has no CallWrapper form; serve this RPC through connect-es only",
+      );
+    }
+    return wrapper;
+  });
+  return (request, context) =>
+    wrappers.reduceRight<() => Promise<Res>>(
+      (next, wrap) => () => wrap(route, next),
+      () => implementation(request, context),
+    )();
+}
+
 /** A node header as one string, repeated values joined as `Headers.get` joins them. */
 function single(value: string | string[] | undefined): string | null {
   if (value === undefined) return null;
@@ -282,43 +312,6 @@ function singleEnvelope(body: Buffer): Buffer {
     throw new Error("not one uncompressed envelope");
   }
   return body.subarray(ENVELOPE_HEADER_BYTES);
-}
-
-interface BodyEvents {
-  complete(body: Buffer): void;
-  /** More than `limit` bytes arrived; the stream is paused after `readSoFar`. */
-  tooLarge(readSoFar: Buffer[]): void;
-  failed(): void;
-}
-
-function readWholeBody(req: HttpRequest, limit: number, events: BodyEvents): void {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  const detach = () => {
-    req.off("data", onData);
-    req.off("end", onEnd);
-    req.off("error", onError);
-  };
-  const onData = (chunk: Buffer) => {
-    chunks.push(chunk);
-    size += chunk.length;
-    if (size > limit) {
-      detach();
-      req.pause();
-      events.tooLarge(chunks);
-    }
-  };
-  const onEnd = () => {
-    detach();
-    events.complete(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
-  };
-  const onError = () => {
-    detach();
-    events.failed();
-  };
-  req.on("data", onData);
-  req.on("end", onEnd);
-  req.on("error", onError);
 }
 
 /** The bytes already read, then whatever the request stream still holds. */

@@ -17,7 +17,7 @@ export function parseParams(
   const mediaType = (contentType ?? "").split(";", 1)[0]?.trim().toLowerCase() ?? "";
   if (mediaType === "application/x-www-form-urlencoded") return parseForm(body.toString("utf8"));
   if (mediaType === "application/json") return parseJson(body.toString("utf8"));
-  throw oauthErrors.badBody(
+  throw oauthErrors.invalidRequest.body(
     415,
     "Unsupported content type: use application/x-www-form-urlencoded or application/json",
   );
@@ -28,7 +28,7 @@ function parseForm(text: string): Params {
   const params: Params = {};
   for (const [name, value] of new URLSearchParams(text)) {
     if (Object.hasOwn(params, name)) {
-      throw oauthErrors.badBody(400, `Duplicate parameter: ${name.slice(0, 64)}`);
+      throw oauthErrors.invalidRequest.body(400, `Duplicate parameter: ${name.slice(0, 64)}`);
     }
     params[name] = value;
   }
@@ -40,10 +40,10 @@ function parseJson(text: string): Params {
   try {
     value = JSON.parse(text);
   } catch {
-    throw oauthErrors.badBody(400, "Malformed JSON body");
+    throw oauthErrors.invalidRequest.body(400, "Malformed JSON body");
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw oauthErrors.badBody(400, "JSON body must be an object");
+    throw oauthErrors.invalidRequest.body(400, "JSON body must be an object");
   }
   return value as Params;
 }

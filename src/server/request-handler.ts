@@ -1,12 +1,14 @@
 import { oauthErrors } from "../oauth/oauth-error.js";
 import type { HttpRequest, HttpResponse, RequestHandler } from "./http-types.js";
-import { sendJson, sendOAuthError } from "./rest-response.js";
+import { sendOAuthError } from "./rest-response.js";
 import type { RestRoutes } from "./rest-routes.js";
 
 /**
  * One handler for both wire protocols: REST routes first (a table lookup on
  * the path), everything else to the Connect adapter, which serves Connect,
- * gRPC and gRPC-Web and answers unknown RPC paths itself.
+ * gRPC and gRPC-Web. A known REST path with another method is 405 with
+ * `Allow`; a path neither knows is 404 (the adapter calls `notFound`); both
+ * with an OAuth JSON body, like every other error.
  */
 export function createRequestHandler(
   rest: RestRoutes,
@@ -19,14 +21,9 @@ export function createRequestHandler(
     const route = rest.match(req.method ?? "GET", path);
     if (route === undefined) {
       connect(req, res);
-    } else if (route === "method") {
+    } else if (typeof route === "object") {
       req.resume();
-      sendJson(
-        res,
-        405,
-        { error: "invalid_request", error_description: "Method not allowed" },
-        { "cache-control": "no-store" },
-      );
+      sendOAuthError(res, oauthErrors.invalidRequest.methodNotAllowed(route.allow));
     } else {
       route(req, res).catch(() => {
         // `guarded` renders every failure; this only catches a write after the socket closed.
@@ -34,4 +31,10 @@ export function createRequestHandler(
       });
     }
   };
+}
+
+/** Row 19 for a path no route and no RPC answers. */
+export function sendNotFound(req: HttpRequest, res: HttpResponse): void {
+  req.resume();
+  sendOAuthError(res, oauthErrors.notFound.route());
 }

@@ -1,17 +1,12 @@
 import type { OAuthError } from "../oauth/oauth-error.js";
+import { NO_STORE } from "../service/response-headers.js";
 import type { HttpResponse } from "./http-types.js";
-
-/**
- * RFC 6749 §5.1: token responses (and their errors) MUST NOT be cached.
- * Sent on every REST response that carries or concerns a credential.
- */
-export const NO_STORE = { "cache-control": "no-store", pragma: "no-cache" } as const;
 
 export function sendJson(
   res: HttpResponse,
   status: number,
   body: unknown,
-  headers: Record<string, string> = NO_STORE,
+  headers: Readonly<Record<string, string>> = NO_STORE,
 ): void {
   const payload = Buffer.from(JSON.stringify(body), "utf8");
   res.writeHead(status, {
@@ -27,11 +22,12 @@ export function sendNoContent(res: HttpResponse): void {
   res.end();
 }
 
-/** The REST renderer of OAuthError: `{error, error_description}` (RFC 6749 §5.2). */
+/** The REST renderer of OAuthError: `{error, error_description}` (RFC 6749 §5.2) and its headers. */
 export function sendOAuthError(res: HttpResponse, error: OAuthError): void {
   const headers: Record<string, string> = { ...NO_STORE, ...error.headers };
-  if (error.retryAfterSeconds !== undefined)
+  if (error.retryAfterSeconds !== undefined) {
     headers["retry-after"] = String(error.retryAfterSeconds);
+  }
   sendJson(
     res,
     error.status,

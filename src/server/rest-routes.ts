@@ -1,42 +1,55 @@
-import {
-  associate,
-  deleteAuthenticator,
-  listAuthenticators,
-  mfaApiCredentialOf,
-} from "../mfa/enrollment.js";
-import type { GrantRequest } from "../oauth/grants/grant-request.js";
-import { verifyMfaOtp } from "../oauth/grants/mfa-otp.js";
-import { verifyMfaRecoveryCode } from "../oauth/grants/mfa-recovery-code.js";
-import { MFA_OTP_GRANT, MFA_RECOVERY_CODE_GRANT, oauthErrors } from "../oauth/oauth-error.js";
+import { oauthErrors } from "../oauth/oauth-error.js";
 import { presentedFromHeader } from "../oauth/protected-resource.js";
 import { toOAuthError } from "../oauth/to-oauth-error.js";
-import { bearerTokenOf } from "../rpc/bearer.js";
-import type { ServiceContext } from "../service-context.js";
-import { buildDiscoveryDocument, buildJwks } from "../tokens/discovery.js";
-import type { TokenResponse } from "../tokens/token-issuer.js";
+import type { Logger } from "../observability/logger.js";
+import type { Metrics } from "../observability/metrics.js";
+import { buildDiscoveryDocument, buildJwks } from "../service/discovery.js";
+import { mfaApiCredentialOf } from "../service/mfa-api-caller.js";
+import { tokenResponseHeaders } from "../service/response-headers.js";
+import type { Services } from "../service/services.js";
+import type { TokenRequest, TokenResult } from "../service/token-endpoint.js";
+import { wireString } from "../service/wire-values.js";
+import type { Store } from "../store/store.js";
+import type { SigningKey } from "../tokens/signing-keys.js";
 import type { HttpRequest, HttpResponse } from "./http-types.js";
 import { type Params, parseParams } from "./parse-params.js";
 import { readBody } from "./read-body.js";
-import { NO_STORE, sendJson, sendNoContent, sendOAuthError } from "./rest-response.js";
+import { sendJson, sendNoContent, sendOAuthError } from "./rest-response.js";
 
 type RestHandler = (req: HttpRequest, res: HttpResponse) => Promise<void>;
 
+/** What the REST table has at a path: a handler for the method, or the methods it allows. */
+export type RestMatch = RestHandler | { allow: readonly string[] } | undefined;
+
 export interface RestRoutes {
-  /** The handler for this method and path, "method" when only the method is wrong, or undefined. */
-  match(method: string, path: string): RestHandler | "method" | undefined;
+  match(method: string, path: string): RestMatch;
+}
+
+export interface RestRoutesDeps {
+  services: Services;
+  issuerUrl: string;
+  signingKeys: readonly SigningKey[];
+  store: Pick<Store, "ping">;
+  metrics: Metrics;
+  logger: Logger;
 }
 
 const AUTHENTICATOR_PATH = "/mfa/authenticators/";
+/** The token endpoint's parameters besides client authentication (read only if a grant needs them). */
+const TOKEN_PARAMETERS = ["mfa_token", "otp", "recovery_code", "refresh_token", "scope"] as const;
 
 /**
- * The REST transcoding shim (SPEC §2): parse, call the same service function
- * as the RPC, render. No OAuth rule lives here.
+ * The REST transcoding shim: parse, call the same service function as the
+ * RPC, render. No OAuth rule lives here.
  */
-export function createRestRoutes(ctx: ServiceContext): RestRoutes {
-  const tokenEndpoint = new URL("oauth/token", ctx.config.issuerUrl).href;
-  const jwks = buildJwks(ctx.config.signingKeys);
-  const discovery = buildDiscoveryDocument(ctx.config.issuerUrl, ctx.config.signingKeys);
+export function createRestRoutes(deps: RestRoutesDeps): RestRoutes {
+  const { services, issuerUrl } = deps;
+  const tokenEndpointUrl = new URL("oauth/token", issuerUrl).href;
+  const jwks = buildJwks(deps.signingKeys);
+  const discovery = buildDiscoveryDocument(issuerUrl, deps.signingKeys, services.grants.uris);
   const publicCache = { "cache-control": "public, max-age=300" };
+  /** RFC 9449 §4.3 check 9: the URL a proof names is the issuer's origin with the request's path. */
+  const htuOf = (path: string) => new URL(path.slice(1), issuerUrl).href;
 
   /** Runs a handler and renders any failure as RFC 6749 §5.2 JSON. */
   const guarded =
@@ -44,57 +57,44 @@ export function createRestRoutes(ctx: ServiceContext): RestRoutes {
     async (req, res) => {
       try {
         await handler(req, res);
-        ctx.metrics.recordRequest("rest", route, "ok");
+        deps.metrics.recordRequest("rest", route, "ok");
       } catch (error) {
-        const oauthError = toOAuthError(error, ctx.logger);
-        ctx.metrics.recordRequest("rest", route, oauthError.error);
+        const oauthError = toOAuthError(error, deps.logger);
+        deps.metrics.recordRequest("rest", route, oauthError.error);
         sendOAuthError(res, oauthError);
       }
     };
 
-  const grantRequestOf = (req: HttpRequest, params: Params): GrantRequest => ({
-    params,
-    authorization: req.headers.authorization,
-    dpopHeader: req.headers.dpop,
-    dpopHtu: tokenEndpoint,
-  });
-
-  /** RFC 9449 §8.2: in nonce mode every token response carries the current nonce. */
-  const tokenHeaders = (): Record<string, string> => {
-    const nonce = ctx.dpop.nonceFor(ctx.clock.nowMs());
-    return nonce === undefined ? NO_STORE : { ...NO_STORE, "dpop-nonce": nonce };
-  };
-
   const postToken = guarded("/oauth/token", async (req, res) => {
     const params = parseParams(req.headers["content-type"], await readBody(req));
-    const grantType = params.grant_type;
-    if (grantType === undefined || grantType === null || grantType === "") {
-      throw oauthErrors.missingParameter("grant_type");
-    }
-    if (typeof grantType !== "string") throw oauthErrors.notAString("grant_type");
-    if (grantType === MFA_OTP_GRANT) {
-      const result = await verifyMfaOtp(ctx, grantRequestOf(req, params));
-      sendJson(res, 200, renderTokens(result), tokenHeaders());
-    } else if (grantType === MFA_RECOVERY_CODE_GRANT) {
-      const result = await verifyMfaRecoveryCode(ctx, grantRequestOf(req, params));
-      sendJson(
-        res,
-        200,
-        { ...renderTokens(result), recovery_code: result.recoveryCode },
-        tokenHeaders(),
-      );
-    } else {
-      throw oauthErrors.unsupportedGrantType(grantType.slice(0, 256));
-    }
+    const result = await services.tokenEndpoint.exchange(tokenRequestOf(req, params));
+    sendJson(res, 200, renderTokenResult(result), tokenResponseHeaders(result));
   });
+
+  const tokenRequestOf = (req: HttpRequest, params: Params): TokenRequest => {
+    const grantParams: Partial<Record<(typeof TOKEN_PARAMETERS)[number], unknown>> = {};
+    for (const name of TOKEN_PARAMETERS) grantParams[name] = wireString(params[name]);
+    return {
+      grantType: wireString(params.grant_type),
+      client: {
+        clientId: wireString(params.client_id),
+        clientSecret: wireString(params.client_secret),
+        clientAssertion: wireString(params.client_assertion),
+        clientAssertionType: wireString(params.client_assertion_type),
+        authorization: req.headers.authorization,
+      },
+      params: grantParams as TokenRequest["params"],
+      dpop: { proofs: req.headers.dpop, htu: tokenEndpointUrl },
+    };
+  };
 
   const postAssociate = guarded("/mfa/associate", async (req, res) => {
     const params = parseParams(req.headers["content-type"], await readBody(req), true);
-    const result = await associate(
-      ctx,
-      bearerTokenOf(req.headers.authorization),
-      authenticatorTypesOf(params.authenticator_types),
-    );
+    const presented = presentedFromHeader(req.headers.authorization);
+    const result = await services.associate({
+      mfaToken: presented?.scheme === "Bearer" ? presented.token : undefined,
+      authenticatorTypes: authenticatorTypesOf(params.authenticator_types),
+    });
     sendJson(res, 200, {
       authenticator_type: result.authenticatorType,
       secret: result.secret,
@@ -106,10 +106,10 @@ export function createRestRoutes(ctx: ServiceContext): RestRoutes {
   const getAuthenticators = guarded("/mfa/authenticators", async (req, res) => {
     const credential = mfaApiCredentialOf(presentedFromHeader(req.headers.authorization), {
       dpopProof: req.headers.dpop,
-      htm: "GET",
-      htu: new URL("mfa/authenticators", ctx.config.issuerUrl).href,
+      htm: req.method ?? "GET",
+      htu: htuOf("/mfa/authenticators"),
     });
-    const list = await listAuthenticators(ctx, credential);
+    const list = await services.listAuthenticators(credential);
     sendJson(
       res,
       200,
@@ -117,8 +117,8 @@ export function createRestRoutes(ctx: ServiceContext): RestRoutes {
     );
   });
 
-  const deleteAuthenticatorRoute = guarded("/mfa/authenticators/{id}", async (req, res) => {
-    const path = (req.url ?? "").split("?", 1)[0] ?? "";
+  const deleteAuthenticator = guarded("/mfa/authenticators/{id}", async (req, res) => {
+    const path = pathOf(req.url ?? "");
     const rawId = path.slice(AUTHENTICATOR_PATH.length);
     let id: string;
     try {
@@ -127,17 +127,15 @@ export function createRestRoutes(ctx: ServiceContext): RestRoutes {
       // Not a valid percent-encoding: matches no authenticator (404 once authorised).
       id = rawId;
     }
-    await deleteAuthenticator(
-      ctx,
-      {
+    await services.deleteAuthenticator({
+      credential: {
         presented: presentedFromHeader(req.headers.authorization),
         dpopProof: req.headers.dpop,
         htm: "DELETE",
-        // RFC 9449 §4.3: the proof names this request's URL (the issuer's origin and the path as sent).
-        htu: new URL(path.slice(1), ctx.config.issuerUrl).href,
+        htu: htuOf(path),
       },
-      id,
-    );
+      authenticatorId: id,
+    });
     sendNoContent(res);
   });
 
@@ -151,9 +149,9 @@ export function createRestRoutes(ctx: ServiceContext): RestRoutes {
     },
     "/metrics": {
       GET: async (_req, res) => {
-        const body = Buffer.from(await ctx.metrics.registry.metrics(), "utf8");
+        const body = Buffer.from(await deps.metrics.registry.metrics(), "utf8");
         res.writeHead(200, {
-          "content-type": ctx.metrics.registry.contentType,
+          "content-type": deps.metrics.registry.contentType,
           "content-length": String(body.length),
         });
         res.end(body);
@@ -163,7 +161,7 @@ export function createRestRoutes(ctx: ServiceContext): RestRoutes {
     "/readyz": {
       GET: async (_req, res) => {
         try {
-          await ctx.store.ping();
+          await deps.store.ping();
           sendJson(res, 200, { status: "ready" }, {});
         } catch {
           sendJson(res, 503, { status: "unavailable" }, {});
@@ -171,27 +169,38 @@ export function createRestRoutes(ctx: ServiceContext): RestRoutes {
       },
     },
   };
+  const authenticatorRoutes: Record<string, RestHandler> = { DELETE: deleteAuthenticator };
 
   return {
     match(method, path) {
       const routes =
         table[path] ??
         (path.startsWith(AUTHENTICATOR_PATH) && path.length > AUTHENTICATOR_PATH.length
-          ? { DELETE: deleteAuthenticatorRoute }
+          ? authenticatorRoutes
           : undefined);
       if (routes === undefined) return undefined;
-      return routes[method] ?? (method === "HEAD" ? routes.GET : undefined) ?? "method";
+      const handler = routes[method] ?? (method === "HEAD" ? routes.GET : undefined);
+      if (handler !== undefined) return handler;
+      const allow = Object.keys(routes);
+      return { allow: routes.GET !== undefined ? [...allow, "HEAD"] : allow };
     },
   };
 }
 
-function renderTokens(tokens: TokenResponse): Record<string, unknown> {
+function pathOf(url: string): string {
+  const query = url.indexOf("?");
+  return query < 0 ? url : url.slice(0, query);
+}
+
+function renderTokenResult(result: TokenResult): Record<string, unknown> {
+  const { tokens } = result;
   return {
     access_token: tokens.accessToken,
     ...(tokens.idToken ? { id_token: tokens.idToken } : {}),
     scope: tokens.scope,
     expires_in: tokens.expiresIn,
     token_type: tokens.tokenType,
+    ...(result.recoveryCode !== undefined ? { recovery_code: result.recoveryCode } : {}),
   };
 }
 
@@ -200,5 +209,5 @@ function authenticatorTypesOf(value: unknown): string[] {
   if (value === undefined || value === null) return [];
   if (Array.isArray(value) && value.every((v) => typeof v === "string")) return value;
   if (typeof value === "string") return value.split(/[\s,]+/).filter((v) => v !== "");
-  throw oauthErrors.notAString("authenticator_types");
+  throw oauthErrors.invalidRequest.notAString("authenticator_types");
 }

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { Code } from "@connectrpc/connect";
+import { createMfaTokenCodec } from "../../src/mfa/mfa-token-codec.js";
 import { decodeBase32Secret } from "../../src/mfa/totp.js";
 import {
   clientsFor,
@@ -264,7 +265,8 @@ test("store outage: causes are logged, secrets are not", async () => {
     env: DEBUG,
   });
   services.push(down);
-  const mfaToken = down.app.ctx.mfaTokens.issue({
+  // Sealed as the service seals them (IssueMfaToken needs the store, which is down).
+  const mfaToken = createMfaTokenCodec(down.app.ctx.config.secretsKey).issue({
     userId: uniqueUserId("logs-down"),
     clientId: CLIENTS.post.id,
     audience: "",

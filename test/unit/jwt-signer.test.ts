@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { generateKeyPairSync, type KeyObject } from "node:crypto";
 import { describe, test } from "node:test";
 import { compactVerify, decodeProtectedHeader, importJWK, jwtVerify } from "jose";
-import { buildJwks } from "../../src/tokens/discovery.js";
+import { buildJwks } from "../../src/service/discovery.js";
 import { signJwt } from "../../src/tokens/jwt-signer.js";
 import {
   generateEphemeralSigningKey,

@@ -1,68 +1,109 @@
 import { openTotpSecret } from "../../mfa/authenticator-secret.js";
+import { OTP_ID_PREFIX } from "../../mfa/enrollment.js";
+import type { MfaTokenCodec } from "../../mfa/mfa-token-codec.js";
+import type { SecretBox } from "../../mfa/secret-box.js";
 import { matchTotp } from "../../mfa/totp.js";
-import type { ServiceContext } from "../../service-context.js";
-import type { TokenResponse } from "../../tokens/token-issuer.js";
+import type { SecurityEvents } from "../../observability/security-events.js";
+import type { BucketPolicy, Store } from "../../store/store.js";
 import { dpopProofReplayed } from "../dpop.js";
-import { MFA_OTP_GRANT, oauthErrors } from "../oauth-error.js";
-import { type GrantRequest, verifyGrantRequest } from "./grant-request.js";
+import { oauthErrors } from "../oauth-error.js";
+import type { Grant } from "./grant.js";
+import { openClientMfaToken } from "./live-mfa-token.js";
 
+export const MFA_OTP_GRANT = "http://auth0.com/oauth/grant-type/mfa-otp";
+
+/** RFC 8176: a one-time password as the second factor. */
 const AMR_OTP = ["mfa", "otp"] as const;
 
+export interface MfaOtpGrantDeps {
+  store: Pick<Store, "beginVerify" | "commitOtp">;
+  mfaTokens: MfaTokenCodec;
+  /** Opens sealed TOTP secrets. */
+  totpSecrets: SecretBox;
+  bucket: BucketPolicy;
+  events: SecurityEvents;
+}
+
 /**
- * Auth0's mfa-otp grant (SPEC §4): the shared prelude (client, grant,
- * parameters, mfa_token), then at most two store round trips:
- * 1. `beginVerify`: mfa_token unused, failure bucket not empty, one attempt
- *    taken, authenticator loaded;
+ * Auth0's mfa-otp grant: the mfa_token (rows 5–7), then at most two store
+ * round trips:
+ * 1. `beginVerify`: the DPoP proof recorded once, the mfa_token unused, the
+ *    failure bucket not empty, one attempt taken, the authenticator loaded;
  * 2. only on a matching code, `commitOtp`: consume the mfa_token, record the
  *    time step (RFC 6238 §5.2: a code is accepted once), activate a pending
  *    authenticator and give the attempt back — all or nothing.
  * A wrong code costs one round trip and leaves the attempt taken.
  */
-export async function verifyMfaOtp(
-  ctx: ServiceContext,
-  request: GrantRequest,
-): Promise<TokenResponse> {
-  const nowMs = ctx.clock.nowMs();
-  const verified = await verifyGrantRequest(ctx, request, MFA_OTP_GRANT, "otp", nowMs);
-  const { token, tokenRef, code } = verified;
+export function createMfaOtpGrant(deps: MfaOtpGrantDeps): Grant<"mfa_token" | "otp"> {
+  return {
+    uri: MFA_OTP_GRANT,
+    required: ["mfa_token", "otp"],
+    async redeem({ client, params, dpop, nowMs }) {
+      const { claims, ref } = openClientMfaToken(
+        deps.mfaTokens,
+        params.mfa_token,
+        client.clientId,
+        nowMs,
+      );
+      const begun = await deps.store.beginVerify(ref, nowMs, deps.bucket, dpop?.proof);
+      if (begun.kind === "proof_replayed") throw dpopProofReplayed();
+      if (begun.kind === "mfa_token_used") throw oauthErrors.expiredToken();
+      if (begun.kind === "locked") {
+        deps.events.record("user_locked_out", {
+          userId: claims.userId,
+          clientId: client.clientId,
+          outcome: "refused",
+          retry_after_seconds: begun.retryAfterSeconds,
+        });
+        throw oauthErrors.tooManyAttempts(begun.retryAfterSeconds);
+      }
 
-  const begun = await ctx.store.beginVerify(tokenRef, nowMs, ctx.bucket, verified.dpop?.proof);
-  if (begun.kind === "proof_replayed") throw dpopProofReplayed();
-  if (begun.kind === "mfa_token_used") throw oauthErrors.expiredMfaToken();
-  if (begun.kind === "locked") throw oauthErrors.tooManyAttempts(begun.retryAfterSeconds);
+      const authenticator = begun.authenticator;
+      // A user with no authenticator: row 9, like a wrong code.
+      if (authenticator === null) throw oauthErrors.invalidGrant.invalidOtp();
+      const secret = openTotpSecret(
+        deps.totpSecrets,
+        claims.userId,
+        authenticator.id,
+        authenticator.encryptedSecret,
+      );
+      if (secret === null) {
+        // Sealed under another SECRETS_KEY or tampered: an operator problem, not the user's.
+        throw oauthErrors.serverError(
+          new Error("TOTP secret does not decrypt (SECRETS_KEY changed?)"),
+        );
+      }
+      const step = matchTotp(secret, params.otp, Math.floor(nowMs / 1000), authenticator.lastStep);
+      if (step === null) throw oauthErrors.invalidGrant.invalidOtp();
 
-  const authenticator = begun.authenticator;
-  if (authenticator === null) throw oauthErrors.invalidOtp();
-  const secret = openTotpSecret(
-    ctx.totpSecrets,
-    token.userId,
-    authenticator.id,
-    authenticator.encryptedSecret,
-  );
-  if (secret === null) {
-    // Sealed under another SECRETS_KEY or tampered: an operator problem, not the user's.
-    throw oauthErrors.serverError(new Error("TOTP secret does not decrypt (SECRETS_KEY changed?)"));
-  }
-  const step = matchTotp(secret, code, Math.floor(nowMs / 1000), authenticator.lastStep);
-  if (step === null) throw oauthErrors.invalidOtp();
+      const committed = await deps.store.commitOtp({
+        token: ref,
+        authenticatorId: authenticator.id,
+        step,
+        nowMs,
+        bucket: deps.bucket,
+      });
+      if (committed === "mfa_token_used") throw oauthErrors.expiredToken();
+      if (committed !== "committed") throw oauthErrors.invalidGrant.invalidOtp();
+      if (!authenticator.active) {
+        deps.events.record("authenticator_activated", {
+          userId: claims.userId,
+          clientId: client.clientId,
+          authenticatorId: OTP_ID_PREFIX + authenticator.id,
+          outcome: "activated",
+        });
+      }
 
-  const committed = await ctx.store.commitOtp({
-    token: tokenRef,
-    authenticatorId: authenticator.id,
-    step,
-    nowMs,
-    bucket: ctx.bucket,
-  });
-  if (committed === "mfa_token_used") throw oauthErrors.expiredMfaToken();
-  if (committed !== "committed") throw oauthErrors.invalidOtp();
-
-  return ctx.tokenIssuer.issue({
-    userId: token.userId,
-    clientId: token.clientId,
-    audience: token.audience,
-    scope: token.scope,
-    amr: AMR_OTP,
-    ...(verified.dpop ? { dpopJkt: verified.dpop.jkt } : {}),
-    nowSeconds: Math.floor(nowMs / 1000),
-  });
+      return {
+        subject: {
+          userId: claims.userId,
+          clientId: claims.clientId,
+          audience: claims.audience,
+          scope: claims.scope,
+          amr: AMR_OTP,
+        },
+        ...(dpop ? { dpopJkt: dpop.jkt } : {}),
+      };
+    },
+  };
 }

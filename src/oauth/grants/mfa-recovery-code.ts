@@ -1,53 +1,82 @@
+import type { MfaTokenCodec } from "../../mfa/mfa-token-codec.js";
 import { generateRecoveryCode, hashRecoveryCode } from "../../mfa/recovery-code.js";
-import type { ServiceContext } from "../../service-context.js";
-import type { TokenResponse } from "../../tokens/token-issuer.js";
+import type { SecurityEvents } from "../../observability/security-events.js";
+import type { BucketPolicy, Store } from "../../store/store.js";
 import { dpopProofReplayed } from "../dpop.js";
-import { MFA_RECOVERY_CODE_GRANT, oauthErrors } from "../oauth-error.js";
-import { type GrantRequest, verifyGrantRequest } from "./grant-request.js";
+import { oauthErrors } from "../oauth-error.js";
+import type { Grant } from "./grant.js";
+import { openClientMfaToken } from "./live-mfa-token.js";
 
+export const MFA_RECOVERY_CODE_GRANT = "http://auth0.com/oauth/grant-type/mfa-recovery-code";
+
+/** RFC 8176: multi-factor, without naming the factor (Auth0's value for recovery codes). */
 const AMR_RECOVERY = ["mfa"] as const;
 
-/**
- * Auth0's mfa-recovery-code grant: the same prelude as mfa-otp, then one
- * atomic store step that checks the mfa_token and the bucket, compares the
- * code's hash, and on a match consumes the mfa_token and replaces the code
- * (a wrong code drains the same failure bucket, SPEC §5 row 8).
- */
-export async function verifyMfaRecoveryCode(
-  ctx: ServiceContext,
-  request: GrantRequest,
-): Promise<TokenResponse & { recoveryCode: string }> {
-  const nowMs = ctx.clock.nowMs();
-  const verified = await verifyGrantRequest(
-    ctx,
-    request,
-    MFA_RECOVERY_CODE_GRANT,
-    "recovery_code",
-    nowMs,
-  );
-  const { token, tokenRef, code } = verified;
-  const newCode = generateRecoveryCode();
-  const result = await ctx.store.redeemRecoveryCode(
-    tokenRef,
-    hashRecoveryCode(ctx.recoveryCodeKey, token.userId, code),
-    hashRecoveryCode(ctx.recoveryCodeKey, token.userId, newCode),
-    nowMs,
-    ctx.bucket,
-    verified.dpop?.proof,
-  );
-  if (result.kind === "proof_replayed") throw dpopProofReplayed();
-  if (result.kind === "mfa_token_used") throw oauthErrors.expiredMfaToken();
-  if (result.kind === "locked") throw oauthErrors.tooManyAttempts(result.retryAfterSeconds);
-  if (result.kind === "invalid") throw oauthErrors.invalidRecoveryCode();
+export interface MfaRecoveryCodeGrantDeps {
+  store: Pick<Store, "redeemRecoveryCode">;
+  mfaTokens: MfaTokenCodec;
+  /** HMAC key of recovery-code hashes (codes are never stored in clear). */
+  recoveryCodeKey: Buffer;
+  bucket: BucketPolicy;
+  events: SecurityEvents;
+}
 
-  const tokens = ctx.tokenIssuer.issue({
-    userId: token.userId,
-    clientId: token.clientId,
-    audience: token.audience,
-    scope: token.scope,
-    amr: AMR_RECOVERY,
-    ...(verified.dpop ? { dpopJkt: verified.dpop.jkt } : {}),
-    nowSeconds: Math.floor(nowMs / 1000),
-  });
-  return { ...tokens, recoveryCode: newCode };
+/**
+ * Auth0's mfa-recovery-code grant: the mfa_token (rows 5–7), then one atomic
+ * store step that records the DPoP proof, checks the mfa_token and the
+ * bucket, compares the code's hash, and on a match consumes the mfa_token and
+ * replaces the code (a wrong code drains the same failure bucket, row 8).
+ */
+export function createMfaRecoveryCodeGrant(
+  deps: MfaRecoveryCodeGrantDeps,
+): Grant<"mfa_token" | "recovery_code"> {
+  return {
+    uri: MFA_RECOVERY_CODE_GRANT,
+    required: ["mfa_token", "recovery_code"],
+    async redeem({ client, params, dpop, nowMs }) {
+      const { claims, ref } = openClientMfaToken(
+        deps.mfaTokens,
+        params.mfa_token,
+        client.clientId,
+        nowMs,
+      );
+      const newCode = generateRecoveryCode();
+      const result = await deps.store.redeemRecoveryCode(
+        ref,
+        hashRecoveryCode(deps.recoveryCodeKey, claims.userId, params.recovery_code),
+        hashRecoveryCode(deps.recoveryCodeKey, claims.userId, newCode),
+        nowMs,
+        deps.bucket,
+        dpop?.proof,
+      );
+      if (result.kind === "proof_replayed") throw dpopProofReplayed();
+      if (result.kind === "mfa_token_used") throw oauthErrors.expiredToken();
+      if (result.kind === "locked") {
+        deps.events.record("user_locked_out", {
+          userId: claims.userId,
+          clientId: client.clientId,
+          outcome: "refused",
+          retry_after_seconds: result.retryAfterSeconds,
+        });
+        throw oauthErrors.tooManyAttempts(result.retryAfterSeconds);
+      }
+      if (result.kind === "invalid") throw oauthErrors.invalidGrant.invalidRecoveryCode();
+      deps.events.record("recovery_code_used", {
+        userId: claims.userId,
+        clientId: client.clientId,
+        outcome: "redeemed",
+      });
+      return {
+        subject: {
+          userId: claims.userId,
+          clientId: claims.clientId,
+          audience: claims.audience,
+          scope: claims.scope,
+          amr: AMR_RECOVERY,
+        },
+        ...(dpop ? { dpopJkt: dpop.jkt } : {}),
+        recoveryCode: newCode,
+      };
+    },
+  };
 }

@@ -1,19 +1,26 @@
 import { ASYMMETRIC_JWS_ALGORITHMS } from "../oauth/jose-algorithms.js";
-import { MFA_OTP_GRANT, MFA_RECOVERY_CODE_GRANT } from "../oauth/oauth-error.js";
-import type { SigningKey } from "./signing-keys.js";
+import type { SigningKey } from "../tokens/signing-keys.js";
 
 /** RFC 7517 §5: every configured key is published, so tokens survive a key rotation. */
 export function buildJwks(keys: readonly SigningKey[]): { keys: Record<string, unknown>[] } {
   return { keys: keys.map((k) => k.publicJwk) };
 }
 
-/** OpenID Connect Discovery 1.0 §3 / RFC 8414 §2 metadata, limited to what this service does. */
-export function buildDiscoveryDocument(issuerUrl: string, keys: readonly SigningKey[]) {
+/**
+ * OpenID Connect Discovery 1.0 §3 / RFC 8414 §2 metadata, limited to what this
+ * service does. `grantTypes` comes from the grant table, so a new grant is
+ * advertised by being registered.
+ */
+export function buildDiscoveryDocument(
+  issuerUrl: string,
+  keys: readonly SigningKey[],
+  grantTypes: readonly string[],
+) {
   return {
     issuer: issuerUrl,
     token_endpoint: new URL("oauth/token", issuerUrl).href,
     jwks_uri: new URL(".well-known/jwks.json", issuerUrl).href,
-    grant_types_supported: [MFA_OTP_GRANT, MFA_RECOVERY_CODE_GRANT],
+    grant_types_supported: [...grantTypes],
     token_endpoint_auth_methods_supported: [
       "client_secret_post",
       "client_secret_basic",

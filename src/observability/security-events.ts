@@ -1,0 +1,50 @@
+import type { Logger } from "./logger.js";
+
+/** What happened to whom; never a secret (no code, token, secret or proof). */
+export interface SecurityEventFields {
+  userId: string;
+  clientId?: string;
+  authenticatorId?: string;
+  /** A short outcome word, e.g. "created", "activated", "deleted", "locked". */
+  outcome?: string;
+  /** Extra context that is not secret (e.g. seconds until retry). */
+  [extra: string]: string | number | undefined;
+}
+
+export type SecurityEventName =
+  | "authenticator_enrolled"
+  | "authenticator_activated"
+  | "authenticator_deleted"
+  | "recovery_code_used"
+  | "user_locked_out"
+  | "refresh_token_reuse_detected"
+  | "user_sessions_revoked";
+
+/**
+ * Security events: changes to a user's factors and sessions, lockouts and
+ * token reuse, each one structured log line with `event` set, so an
+ * operator can query them (`event=user_locked_out`) apart from the access log.
+ */
+export interface SecurityEvents {
+  record(event: SecurityEventName, fields: SecurityEventFields): void;
+}
+
+export function createSecurityEvents(logger: Logger): SecurityEvents {
+  return {
+    record(event, fields) {
+      const { userId, clientId, authenticatorId, outcome, ...extra } = fields;
+      logger.info(
+        {
+          event,
+          security: true,
+          user_id: userId,
+          ...(clientId !== undefined ? { client_id: clientId } : {}),
+          ...(authenticatorId !== undefined ? { authenticator_id: authenticatorId } : {}),
+          outcome: outcome ?? "ok",
+          ...extra,
+        },
+        event.replaceAll("_", " "),
+      );
+    },
+  };
+}

@@ -1,0 +1,42 @@
+import { OTP_ID_PREFIX } from "../mfa/enrollment.js";
+import { oauthErrors } from "../oauth/oauth-error.js";
+import type { ProtectedResourceRequest } from "../oauth/protected-resource.js";
+import type { SecurityEvents } from "../observability/security-events.js";
+import type { Store } from "../store/store.js";
+import type { MfaApiAuthorizer } from "./mfa-api-caller.js";
+
+export interface DeleteAuthenticatorRequest {
+  credential: ProtectedResourceRequest;
+  authenticatorId: string;
+}
+
+export interface DeleteAuthenticatorDeps {
+  authorize: MfaApiAuthorizer;
+  store: Pick<Store, "deleteAuthenticator">;
+  events: SecurityEvents;
+}
+
+/**
+ * Auth0's `DELETE /mfa/authenticators/{id}`. Removing a factor needs the
+ * second factor: only an MFA API access token with `remove:authenticators`
+ * (obtained by passing MFA) is accepted. With an mfa_token — all a
+ * password-only attacker can get — anyone could delete the user's
+ * authenticator, enroll their own and log in.
+ */
+export function createDeleteAuthenticator(deps: DeleteAuthenticatorDeps) {
+  return async function deleteAuthenticator(request: DeleteAuthenticatorRequest): Promise<void> {
+    const caller = await deps.authorize.accessToken(request.credential, "remove:authenticators");
+    const id = request.authenticatorId;
+    if (id === "") throw oauthErrors.invalidRequest.missingParameter("authenticator_id");
+    const deleted =
+      id.startsWith(OTP_ID_PREFIX) &&
+      (await deps.store.deleteAuthenticator(caller.userId, id.slice(OTP_ID_PREFIX.length)));
+    if (!deleted) throw oauthErrors.notFound.authenticator();
+    deps.events.record("authenticator_deleted", {
+      userId: caller.userId,
+      clientId: caller.clientId,
+      authenticatorId: id,
+      outcome: "deleted",
+    });
+  };
+}

@@ -1,0 +1,93 @@
+import type { Clock } from "../clock.js";
+import type { MfaTokenCodec } from "../mfa/mfa-token-codec.js";
+import type { SecretBox } from "../mfa/secret-box.js";
+import type { ClientAuthenticator } from "../oauth/client-auth.js";
+import type { ClientRegistry } from "../oauth/client-registry.js";
+import type { DpopVerifier } from "../oauth/dpop.js";
+import { createGrantTable, type GrantTable } from "../oauth/grants/grant-table.js";
+import { createMfaOtpGrant } from "../oauth/grants/mfa-otp.js";
+import { createMfaRecoveryCodeGrant } from "../oauth/grants/mfa-recovery-code.js";
+import type { SecurityEvents } from "../observability/security-events.js";
+import type { BucketPolicy, Store } from "../store/store.js";
+import type { AccessTokenVerifier } from "../tokens/access-token-verifier.js";
+import type { TokenIssuer } from "../tokens/token-issuer.js";
+import { createAssociate } from "./associate.js";
+import { createDeleteAuthenticator } from "./delete-authenticator.js";
+import { createIssueMfaToken } from "./issue-mfa-token.js";
+import { createListAuthenticators } from "./list-authenticators.js";
+import { createMfaApiAuthorizer, mfaApiAudience } from "./mfa-api-caller.js";
+import { createTokenEndpoint } from "./token-endpoint.js";
+
+/** The domain objects the use cases are built from, made once at start-up (no key import per request). */
+export interface ServiceDeps {
+  store: Store;
+  clock: Clock;
+  events: SecurityEvents;
+  clients: () => ClientRegistry;
+  clientAuth: ClientAuthenticator;
+  dpop: DpopVerifier;
+  mfaTokens: MfaTokenCodec;
+  /** Seals TOTP secrets at rest. */
+  totpSecrets: SecretBox;
+  /** HMAC key of recovery-code hashes (never stored in clear). */
+  recoveryCodeKey: Buffer;
+  tokenIssuer: TokenIssuer;
+  accessTokens: AccessTokenVerifier;
+  bucket: BucketPolicy;
+  issuerUrl: string;
+  issuerName: string;
+  internalApiKey: string;
+  mfaTokenTtlSeconds: number;
+}
+
+/** Every use case, each with only the dependencies it needs. Both surfaces call these. */
+export function createServices(deps: ServiceDeps) {
+  const { store, clock, events, mfaTokens, bucket } = deps;
+  const grants: GrantTable = createGrantTable([
+    createMfaOtpGrant({ store, mfaTokens, totpSecrets: deps.totpSecrets, bucket, events }),
+    createMfaRecoveryCodeGrant({
+      store,
+      mfaTokens,
+      recoveryCodeKey: deps.recoveryCodeKey,
+      bucket,
+      events,
+    }),
+  ]);
+  const authorize = createMfaApiAuthorizer({
+    mfaTokens,
+    store,
+    clock,
+    resource: { accessTokens: deps.accessTokens, dpop: deps.dpop },
+    audience: mfaApiAudience(deps.issuerUrl),
+  });
+  return {
+    grants,
+    tokenEndpoint: createTokenEndpoint({
+      grants,
+      clientAuth: deps.clientAuth,
+      dpop: deps.dpop,
+      tokenIssuer: deps.tokenIssuer,
+      clock,
+    }),
+    associate: createAssociate({
+      authorize,
+      store,
+      totpSecrets: deps.totpSecrets,
+      recoveryCodeKey: deps.recoveryCodeKey,
+      issuerName: deps.issuerName,
+      events,
+    }),
+    listAuthenticators: createListAuthenticators({ authorize, store }),
+    deleteAuthenticator: createDeleteAuthenticator({ authorize, store, events }),
+    issueMfaToken: createIssueMfaToken({
+      internalApiKey: deps.internalApiKey,
+      clients: deps.clients,
+      mfaTokens,
+      store,
+      clock,
+      ttlSeconds: deps.mfaTokenTtlSeconds,
+    }),
+  };
+}
+
+export type Services = ReturnType<typeof createServices>;
