@@ -121,12 +121,18 @@ export interface BenchFiles {
   clientsFile: string;
 }
 
-/** A fresh ES256 JWKS (with kid and alg) and a client_secret_post client, in `dir`. */
+/**
+ * A fresh JWKS (an ES256 key first: it signs access tokens; an RS256 key for
+ * ID tokens, the clients' default algorithm) and a client_secret_post
+ * client, in `dir`.
+ */
 export function writeBenchFiles(dir: string): BenchFiles {
   const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
   const jwk = { ...privateKey.export({ format: "jwk" }), kid: "bench-es256", alg: "ES256" };
+  const { privateKey: rsa } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const rsaJwk = { ...rsa.export({ format: "jwk" }), kid: "bench-rs256", alg: "RS256" };
   const signingKeysFile = join(dir, "signing-keys.json");
-  writeFileSync(signingKeysFile, JSON.stringify({ keys: [jwk] }));
+  writeFileSync(signingKeysFile, JSON.stringify({ keys: [jwk, rsaJwk] }));
   const clientsFile = join(dir, "clients.json");
   writeFileSync(
     clientsFile,

@@ -20,12 +20,14 @@ import { createHealthServiceImpl } from "./observability/health.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
 import { createReflectionServiceImpl } from "./observability/reflection.js";
+import type { CorsForClient } from "./rpc/call-headers.js";
 import { createConnectAdapter } from "./rpc/connect-adapter.js";
 import { createMfaServiceImpl } from "./rpc/mfa-service-impl.js";
 import { createMfaTokenServiceImpl } from "./rpc/mfa-token-service-impl.js";
 import { createOAuthErrorInterceptor } from "./rpc/oauth-error-interceptor.js";
 import { createTokenServiceImpl } from "./rpc/token-service-impl.js";
 import { createUnaryFastPath, type UnaryFastPath } from "./rpc/unary-fast-path.js";
+import { createCors } from "./server/cors.js";
 import { createOnePortServer, type OnePortServer } from "./server/one-port-server.js";
 import { MAX_BODY_BYTES } from "./server/read-body.js";
 import { createRequestHandler, sendNotFound } from "./server/request-handler.js";
@@ -80,12 +82,15 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   // would otherwise hold the drain open until the grace period runs out.
   const shutdown = new AbortController();
 
-  const tokenService = createTokenServiceImpl(services.tokenEndpoint, config.issuerUrl);
+  const cors = createCors(() => config.clients);
+  const corsFor: CorsForClient = (context, client) =>
+    cors.headersForClient(context.requestHeader.get("origin") ?? undefined, client);
+  const tokenService = createTokenServiceImpl(services.tokenEndpoint, config.issuerUrl, corsFor);
   const rpcOptions: ConnectNodeAdapterOptions = {
     routes(router) {
       router.service(TokenService, tokenService);
       router.service(MfaTokenService, createMfaTokenServiceImpl(services));
-      router.service(MfaService, createMfaServiceImpl(services, config.issuerUrl));
+      router.service(MfaService, createMfaServiceImpl(services, config.issuerUrl, corsFor));
       // gRPC health and server reflection (buf curl --list-services, calls without --schema).
       // They throw ConnectErrors only, which the OAuth error interceptor passes through.
       router.service(
@@ -123,13 +128,14 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   const connect = createConnectAdapter(rpcOptions, fastPaths, sendNotFound);
   const rest = createRestRoutes({
     services,
+    cors,
     issuerUrl: config.issuerUrl,
     signingKeys: config.signingKeys,
     store,
     metrics,
     logger,
   });
-  const server = createOnePortServer(createRequestHandler(rest, connect));
+  const server = createOnePortServer(createRequestHandler(rest, connect, cors));
 
   return {
     ctx,

@@ -4,7 +4,7 @@ import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { type ClientRegistry, parseClients } from "./oauth/client-registry.js";
 import {
-  generateEphemeralSigningKey,
+  generateEphemeralSigningKeys,
   importSigningKey,
   type SigningKey,
 } from "./tokens/signing-keys.js";
@@ -183,7 +183,22 @@ export function loadConfig(
       }
     }
   } else {
-    signingKeys = [generateEphemeralSigningKey()];
+    signingKeys = generateEphemeralSigningKeys();
+  }
+
+  // Every client's ID-token algorithm needs a key: refusing at start-up beats
+  // failing after the mfa_token and the code were already consumed. (Checked
+  // once the keys file itself is sound, so its own problems come first.)
+  const keysSound = !problems.some((p) => p.startsWith("SIGNING_KEYS_FILE"));
+  if (signingKeys.length > 0 && keysSound) {
+    const algorithms = new Set(signingKeys.map((k) => k.alg));
+    for (const client of clients.values()) {
+      if (!algorithms.has(client.idTokenSigningAlg)) {
+        problems.push(
+          `CLIENTS_FILE: client "${client.clientId}" has id_token_signed_response_alg ${client.idTokenSigningAlg}, but no signing key has that alg (add a ${client.idTokenSigningAlg} key to SIGNING_KEYS_FILE, or set the client's id_token_signed_response_alg to one of ${[...algorithms].join(", ")})`,
+        );
+      }
+    }
   }
 
   let secretsKey: Buffer = randomBytes(32);

@@ -24,8 +24,6 @@ export function createServiceDeps(
   clock: Clock,
   logger: Logger,
 ): ServiceDeps {
-  const signingKey = config.signingKeys[0];
-  if (signingKey === undefined) throw new Error("no signing key configured");
   return {
     store,
     clock,
@@ -46,7 +44,7 @@ export function createServiceDeps(
     recoveryCodeKey: deriveKey(config.secretsKey, "recovery-code"),
     tokenIssuer: createTokenIssuer({
       issuerUrl: config.issuerUrl,
-      signingKey,
+      keys: config.signingKeys,
       accessTokenTtlSeconds: config.accessTokenTtlSeconds,
     }),
     accessTokens: createAccessTokenVerifier({

@@ -23,3 +23,16 @@ export function hashRecoveryCode(key: Buffer, userId: string, code: string): str
     .update(`${userId}\u0000${normalised}`, "utf8")
     .digest("base64url");
 }
+
+/**
+ * The id of the user's recovery code as an MFA API authenticator
+ * (`recovery-code|…`, as Auth0 lists it): stable for the user (the code
+ * itself changes on every use) and revealing nothing about the user id.
+ */
+export function recoveryCodeAuthenticatorId(key: Buffer, userId: string): string {
+  const tag = createHmac("sha256", key)
+    .update(`authenticator-id\u0000${userId}`, "utf8")
+    .digest("base64url")
+    .slice(0, 22);
+  return `recovery-code|${tag}`;
+}

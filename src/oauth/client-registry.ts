@@ -1,4 +1,6 @@
-/** SPEC §5b: how a client proves who it is at the token endpoint. */
+import { SIGNING_ALGORITHMS, type SigningAlgorithm } from "../tokens/signing-keys.js";
+
+/** How a client proves who it is at the token endpoint. */
 export const CLIENT_AUTH_METHODS = [
   "client_secret_post",
   "client_secret_basic",
@@ -15,6 +17,14 @@ export interface RegisteredClient {
   grantTypes: readonly string[];
   /** Public keys for private_key_jwt (RFC 7523). */
   jwks?: { keys: Record<string, unknown>[] };
+  /**
+   * OpenID Connect Dynamic Client Registration §2 `id_token_signed_response_alg`:
+   * the algorithm of this client's ID tokens (default RS256, the OpenID
+   * Connect default, which Auth0's browser and mobile libraries require).
+   */
+  idTokenSigningAlg: SigningAlgorithm;
+  /** Exact origins allowed to call from a browser (CORS); Auth0's `allowed_origins`. */
+  allowedOrigins: readonly string[];
 }
 
 export type ClientRegistry = ReadonlyMap<string, RegisteredClient>;
@@ -36,7 +46,15 @@ export function parseClients(
   list.forEach((raw: unknown, index) => {
     const at = `${where}: clients[${index}]`;
     const entry = (typeof raw === "object" && raw !== null ? raw : {}) as Record<string, unknown>;
-    const { client_id, client_secret, token_endpoint_auth_method, grant_types, jwks } = entry;
+    const {
+      client_id,
+      client_secret,
+      token_endpoint_auth_method,
+      grant_types,
+      jwks,
+      id_token_signed_response_alg,
+      allowed_origins,
+    } = entry;
     if (typeof client_id !== "string" || client_id === "") {
       problems.push(`${at}: "client_id" must be a non-empty string`);
       return;
@@ -62,13 +80,38 @@ export function parseClients(
     if (authMethod === "private_key_jwt" && (!Array.isArray(keys) || keys.length === 0)) {
       problems.push(`${at}: "jwks" with at least one key is required for private_key_jwt`);
     }
+    const idTokenSigningAlg = id_token_signed_response_alg ?? "RS256";
+    if (!(SIGNING_ALGORITHMS as readonly unknown[]).includes(idTokenSigningAlg)) {
+      problems.push(
+        `${at}: "id_token_signed_response_alg" must be one of ${SIGNING_ALGORITHMS.join(", ")}`,
+      );
+    }
+    const origins = allowed_origins ?? [];
+    if (!Array.isArray(origins) || origins.some((o) => !isOrigin(o))) {
+      problems.push(
+        `${at}: "allowed_origins" must be an array of origins such as "https://app.example.com" (scheme, host and port only)`,
+      );
+    }
     clients.set(client_id, {
       clientId: client_id,
       ...(needsSecret && typeof client_secret === "string" ? { clientSecret: client_secret } : {}),
       authMethod,
       grantTypes: Array.isArray(grantTypes) ? (grantTypes as string[]) : [],
       ...(Array.isArray(keys) ? { jwks: { keys: keys as Record<string, unknown>[] } } : {}),
+      idTokenSigningAlg: idTokenSigningAlg as SigningAlgorithm,
+      allowedOrigins: Array.isArray(origins) ? origins.filter(isOrigin) : [],
     });
   });
   return { clients, problems };
+}
+
+/** An origin as browsers send it (RFC 6454 §6.2): scheme, host and optional port, nothing else. */
+function isOrigin(value: unknown): value is string {
+  if (typeof value !== "string") return false;
+  try {
+    const url = new URL(value);
+    return (url.protocol === "https:" || url.protocol === "http:") && url.origin === value;
+  } catch {
+    return false;
+  }
 }

@@ -1,3 +1,7 @@
+import type { ClientCredentials } from "../oauth/client-auth.js";
+import type { RegisteredClient } from "../oauth/client-registry.js";
+import { wireString } from "../service/wire-values.js";
+
 /**
  * The part of a call's context the RPC implementations use. connect-es's
  * HandlerContext satisfies it, and so does the unary fast path's, so an
@@ -21,3 +25,31 @@ export function dpopProofsOf(field: string, header: string | null): string | str
   if (field !== "" && header !== null) return [field, header];
   return field !== "" ? field : (header ?? undefined);
 }
+
+/** The client-authentication fields of the RPCs that authenticate a client. */
+export interface CredentialFields {
+  clientId: string;
+  clientSecret: string;
+  clientAssertion: string;
+  clientAssertionType: string;
+}
+
+/** The RPC's client credentials: its fields, or `Authorization: Basic` (client_secret_basic). */
+export function clientCredentialsOf(
+  request: CredentialFields,
+  context: CallHeaders,
+): ClientCredentials {
+  return {
+    clientId: wireString(request.clientId),
+    clientSecret: wireString(request.clientSecret),
+    clientAssertion: wireString(request.clientAssertion),
+    clientAssertionType: wireString(request.clientAssertionType),
+    authorization: context.requestHeader.get("authorization") ?? undefined,
+  };
+}
+
+/** The CORS headers that allow a call's `Origin` for the client it authenticated (none when not listed). */
+export type CorsForClient = (
+  context: CallHeaders,
+  client: RegisteredClient,
+) => Record<string, string>;

@@ -4,7 +4,14 @@ import { type PresentedAccessToken, presentedFromHeader } from "../oauth/protect
 import { type MfaApiCredential, mfaApiCredentialOf } from "../service/mfa-api-caller.js";
 import { NO_STORE } from "../service/response-headers.js";
 import type { Services } from "../service/services.js";
-import { type CallHeaders, dpopProofsOf, setResponseHeaders } from "./call-headers.js";
+import { wireString } from "../service/wire-values.js";
+import {
+  type CallHeaders,
+  type CorsForClient,
+  clientCredentialsOf,
+  dpopProofsOf,
+  setResponseHeaders,
+} from "./call-headers.js";
 
 /**
  * proto ⇄ service for token.v1.MfaService. The credential comes in its
@@ -12,8 +19,12 @@ import { type CallHeaders, dpopProofsOf, setResponseHeaders } from "./call-heade
  * DPoP-bound access token).
  */
 export function createMfaServiceImpl(
-  services: Pick<Services, "associate" | "listAuthenticators" | "deleteAuthenticator">,
+  services: Pick<
+    Services,
+    "associate" | "listAuthenticators" | "deleteAuthenticator" | "challenge"
+  >,
   issuerUrl: string,
+  corsFor: CorsForClient,
 ): ServiceImpl<typeof MfaService> {
   // RFC 9449 §4.3 check 9 on RPC: the issuer URL joined with the RPC path; every call is a POST.
   const htuOf = (method: string) => new URL(`token.v1.MfaService/${method}`, issuerUrl).href;
@@ -51,6 +62,17 @@ export function createMfaServiceImpl(
       const authenticators = await services.listAuthenticators(credential);
       setResponseHeaders(context, NO_STORE);
       return { authenticators };
+    },
+    async challenge(request, context) {
+      const result = await services.challenge({
+        client: clientCredentialsOf(request, context),
+        mfaToken: wireString(request.mfaToken),
+        challengeType: wireString(request.challengeType),
+        authenticatorId: wireString(request.authenticatorId),
+        onClientAuthenticated: (client) => setResponseHeaders(context, corsFor(context, client)),
+      });
+      setResponseHeaders(context, NO_STORE);
+      return result;
     },
     async deleteAuthenticator(request, context) {
       await services.deleteAuthenticator({

@@ -5,27 +5,24 @@ import type {
   VerifyMfaOtpRequest,
   VerifyMfaOtpResponseSchema,
 } from "@token-service/client";
-import type { ClientCredentials } from "../oauth/client-auth.js";
 import { MFA_OTP_GRANT } from "../oauth/grants/mfa-otp.js";
 import { MFA_RECOVERY_CODE_GRANT } from "../oauth/grants/mfa-recovery-code.js";
 import { tokenResponseHeaders } from "../service/response-headers.js";
 import type { TokenEndpoint, TokenRequest, TokenResult } from "../service/token-endpoint.js";
 import { wireString } from "../service/wire-values.js";
-import { type CallHeaders, dpopProofsOf, setResponseHeaders } from "./call-headers.js";
+import {
+  type CallHeaders,
+  type CorsForClient,
+  type CredentialFields,
+  clientCredentialsOf,
+  dpopProofsOf,
+  setResponseHeaders,
+} from "./call-headers.js";
 
 export type VerifyMfaOtpCall = (
   request: VerifyMfaOtpRequest,
   context: CallHeaders,
 ) => Promise<MessageInitShape<typeof VerifyMfaOtpResponseSchema>>;
-
-/** The client-authentication fields every TokenService request carries. */
-interface CredentialFields {
-  clientId: string;
-  clientSecret: string;
-  clientAssertion: string;
-  clientAssertionType: string;
-  dpop: string;
-}
 
 /**
  * proto ⇄ service for token.v1.TokenService: each RPC is the token endpoint
@@ -34,6 +31,7 @@ interface CredentialFields {
 export function createTokenServiceImpl(
   tokenEndpoint: TokenEndpoint,
   issuerUrl: string,
+  corsFor: CorsForClient,
 ): ServiceImpl<typeof TokenService> & { verifyMfaOtp: VerifyMfaOtpCall } {
   // RFC 9449 §4.3 check 9 on RPC: the issuer URL joined with the RPC path.
   const htuOf = (method: string) => new URL(`token.v1.TokenService/${method}`, issuerUrl).href;
@@ -42,14 +40,15 @@ export function createTokenServiceImpl(
 
   const exchange = async (
     grantType: string,
-    request: CredentialFields,
+    request: CredentialFields & { dpop: string },
     params: TokenRequest["params"],
     context: CallHeaders,
     htu: string,
   ): Promise<TokenResult> => {
     const result = await tokenEndpoint.exchange({
       grantType,
-      client: credentialsOf(request, context),
+      client: clientCredentialsOf(request, context),
+      onClientAuthenticated: (client) => setResponseHeaders(context, corsFor(context, client)),
       params,
       dpop: { proofs: dpopProofsOf(request.dpop, context.requestHeader.get("dpop")), htu },
     });
@@ -81,16 +80,5 @@ export function createTokenServiceImpl(
       );
       return { ...tokens, idToken: tokens.idToken ?? "", recoveryCode: recoveryCode ?? "" };
     },
-  };
-}
-
-/** The RPC's client credentials: its fields, or `Authorization: Basic` (client_secret_basic). */
-function credentialsOf(request: CredentialFields, context: CallHeaders): ClientCredentials {
-  return {
-    clientId: wireString(request.clientId),
-    clientSecret: wireString(request.clientSecret),
-    clientAssertion: wireString(request.clientAssertion),
-    clientAssertionType: wireString(request.clientAssertionType),
-    authorization: context.requestHeader.get("authorization") ?? undefined,
   };
 }

@@ -1,4 +1,5 @@
 import { oauthErrors } from "../oauth/oauth-error.js";
+import type { Cors } from "./cors.js";
 import type { HttpRequest, HttpResponse, RequestHandler } from "./http-types.js";
 import { sendOAuthError } from "./rest-response.js";
 import type { RestRoutes } from "./rest-routes.js";
@@ -13,11 +14,21 @@ import type { RestRoutes } from "./rest-routes.js";
 export function createRequestHandler(
   rest: RestRoutes,
   connect: (req: HttpRequest, res: HttpResponse) => void,
+  cors: Cors,
 ): RequestHandler {
   return (req, res) => {
     const url = req.url ?? "/";
     const query = url.indexOf("?");
     const path = query < 0 ? url : url.slice(0, query);
+    if (req.headers.origin !== undefined && isBrowserPath(path)) {
+      if (cors.isPreflight(req)) {
+        cors.answerPreflight(req, res);
+        return;
+      }
+      // Routes that authenticate a client allow only that client's origins (they
+      // add the header once it is known); the others, any client's.
+      if (!authenticatesClient(path)) cors.allowIfAnyClient(req, res);
+    }
     const route = rest.match(req.method ?? "GET", path);
     if (route === undefined) {
       connect(req, res);
@@ -37,4 +48,26 @@ export function createRequestHandler(
 export function sendNotFound(req: HttpRequest, res: HttpResponse): void {
   req.resume();
   sendOAuthError(res, oauthErrors.notFound.route());
+}
+
+/** Paths browsers may call (CORS): the token and revocation endpoints, the MFA API, every RPC. */
+function isBrowserPath(path: string): boolean {
+  return (
+    path === "/oauth/token" ||
+    path === "/oauth/revoke" ||
+    path.startsWith("/mfa/") ||
+    path.startsWith("/token.v1.") ||
+    path.startsWith("/grpc.")
+  );
+}
+
+/** Paths whose requests authenticate a client (RFC 6749 §2.3). */
+function authenticatesClient(path: string): boolean {
+  return (
+    path === "/oauth/token" ||
+    path === "/oauth/revoke" ||
+    path === "/mfa/challenge" ||
+    path.startsWith("/token.v1.TokenService/") ||
+    path === "/token.v1.MfaService/Challenge"
+  );
 }

@@ -1,3 +1,5 @@
+import type { ClientCredentials } from "../oauth/client-auth.js";
+import type { RegisteredClient } from "../oauth/client-registry.js";
 import { oauthErrors } from "../oauth/oauth-error.js";
 import { presentedFromHeader } from "../oauth/protected-resource.js";
 import { toOAuthError } from "../oauth/to-oauth-error.js";
@@ -11,6 +13,7 @@ import type { TokenRequest, TokenResult } from "../service/token-endpoint.js";
 import { wireString } from "../service/wire-values.js";
 import type { Store } from "../store/store.js";
 import type { SigningKey } from "../tokens/signing-keys.js";
+import type { Cors } from "./cors.js";
 import type { HttpRequest, HttpResponse } from "./http-types.js";
 import { type Params, parseParams } from "./parse-params.js";
 import { readBody } from "./read-body.js";
@@ -27,6 +30,7 @@ export interface RestRoutes {
 
 export interface RestRoutesDeps {
   services: Services;
+  cors: Cors;
   issuerUrl: string;
   signingKeys: readonly SigningKey[];
   store: Pick<Store, "ping">;
@@ -47,7 +51,18 @@ export function createRestRoutes(deps: RestRoutesDeps): RestRoutes {
   const tokenEndpointUrl = new URL("oauth/token", issuerUrl).href;
   const jwks = buildJwks(deps.signingKeys);
   const discovery = buildDiscoveryDocument(issuerUrl, deps.signingKeys, services.grants.uris);
-  const publicCache = { "cache-control": "public, max-age=300" };
+  // Public documents: any page may read them (OpenID Connect clients in browsers fetch both).
+  const publicCache = {
+    "cache-control": "public, max-age=300",
+    "access-control-allow-origin": "*",
+  };
+  /** Allows the request's origin once the client is known, if that client lists it. */
+  const allowClientOrigin = (req: HttpRequest, res: HttpResponse) => (client: RegisteredClient) => {
+    const origin = typeof req.headers.origin === "string" ? req.headers.origin : undefined;
+    for (const [name, value] of Object.entries(deps.cors.headersForClient(origin, client))) {
+      res.setHeader(name, value);
+    }
+  };
   /** RFC 9449 §4.3 check 9: the URL a proof names is the issuer's origin with the request's path. */
   const htuOf = (path: string) => new URL(path.slice(1), issuerUrl).href;
 
@@ -67,7 +82,10 @@ export function createRestRoutes(deps: RestRoutesDeps): RestRoutes {
 
   const postToken = guarded("/oauth/token", async (req, res) => {
     const params = parseParams(req.headers["content-type"], await readBody(req));
-    const result = await services.tokenEndpoint.exchange(tokenRequestOf(req, params));
+    const result = await services.tokenEndpoint.exchange({
+      ...tokenRequestOf(req, params),
+      onClientAuthenticated: allowClientOrigin(req, res),
+    });
     sendJson(res, 200, renderTokenResult(result), tokenResponseHeaders(result));
   });
 
@@ -76,17 +94,23 @@ export function createRestRoutes(deps: RestRoutesDeps): RestRoutes {
     for (const name of TOKEN_PARAMETERS) grantParams[name] = wireString(params[name]);
     return {
       grantType: wireString(params.grant_type),
-      client: {
-        clientId: wireString(params.client_id),
-        clientSecret: wireString(params.client_secret),
-        clientAssertion: wireString(params.client_assertion),
-        clientAssertionType: wireString(params.client_assertion_type),
-        authorization: req.headers.authorization,
-      },
+      client: clientCredentialsOf(req, params),
       params: grantParams as TokenRequest["params"],
       dpop: { proofs: req.headers.dpop, htu: tokenEndpointUrl },
     };
   };
+
+  const postChallenge = guarded("/mfa/challenge", async (req, res) => {
+    const params = parseParams(req.headers["content-type"], await readBody(req));
+    const result = await services.challenge({
+      client: clientCredentialsOf(req, params),
+      mfaToken: wireString(params.mfa_token),
+      challengeType: wireString(params.challenge_type),
+      authenticatorId: wireString(params.authenticator_id),
+      onClientAuthenticated: allowClientOrigin(req, res),
+    });
+    sendJson(res, 200, { challenge_type: result.challengeType });
+  });
 
   const postAssociate = guarded("/mfa/associate", async (req, res) => {
     const params = parseParams(req.headers["content-type"], await readBody(req), true);
@@ -141,6 +165,7 @@ export function createRestRoutes(deps: RestRoutesDeps): RestRoutes {
 
   const table: Record<string, Record<string, RestHandler>> = {
     "/oauth/token": { POST: postToken },
+    "/mfa/challenge": { POST: postChallenge },
     "/mfa/associate": { POST: postAssociate },
     "/mfa/authenticators": { GET: getAuthenticators },
     "/.well-known/jwks.json": { GET: async (_req, res) => sendJson(res, 200, jwks, publicCache) },
@@ -184,6 +209,17 @@ export function createRestRoutes(deps: RestRoutesDeps): RestRoutes {
       const allow = Object.keys(routes);
       return { allow: routes.GET !== undefined ? [...allow, "HEAD"] : allow };
     },
+  };
+}
+
+/** Client authentication as the body and `Authorization` present it (RFC 6749 §2.3). */
+function clientCredentialsOf(req: HttpRequest, params: Params): ClientCredentials {
+  return {
+    clientId: wireString(params.client_id),
+    clientSecret: wireString(params.client_secret),
+    clientAssertion: wireString(params.client_assertion),
+    clientAssertionType: wireString(params.client_assertion_type),
+    authorization: req.headers.authorization,
   };
 }
 

@@ -1,4 +1,5 @@
 import { OTP_ID_PREFIX } from "../mfa/enrollment.js";
+import { recoveryCodeAuthenticatorId } from "../mfa/recovery-code.js";
 import { oauthErrors } from "../oauth/oauth-error.js";
 import type { ProtectedResourceRequest } from "../oauth/protected-resource.js";
 import type { SecurityEvents } from "../observability/security-events.js";
@@ -14,6 +15,8 @@ export interface DeleteAuthenticatorDeps {
   authorize: MfaApiAuthorizer;
   store: Pick<Store, "deleteAuthenticator">;
   events: SecurityEvents;
+  /** Derives the recovery-code authenticator's id. */
+  recoveryCodeKey: Buffer;
 }
 
 /**
@@ -28,6 +31,10 @@ export function createDeleteAuthenticator(deps: DeleteAuthenticatorDeps) {
     const caller = await deps.authorize.accessToken(request.credential, "remove:authenticators");
     const id = request.authenticatorId;
     if (id === "") throw oauthErrors.invalidRequest.missingParameter("authenticator_id");
+    if (id === recoveryCodeAuthenticatorId(deps.recoveryCodeKey, caller.userId)) {
+      // The recovery code is replaced on use, never removed: it is the way back in.
+      throw oauthErrors.accessDenied.recoveryCodeAuthenticator();
+    }
     const deleted =
       id.startsWith(OTP_ID_PREFIX) &&
       (await deps.store.deleteAuthenticator(caller.userId, id.slice(OTP_ID_PREFIX.length)));

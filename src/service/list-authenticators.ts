@@ -1,4 +1,5 @@
 import { OTP_ID_PREFIX } from "../mfa/enrollment.js";
+import { recoveryCodeAuthenticatorId } from "../mfa/recovery-code.js";
 import type { Store } from "../store/store.js";
 import type { MfaApiAuthorizer, MfaApiCredential } from "./mfa-api-caller.js";
 
@@ -10,23 +11,38 @@ export interface AuthenticatorView {
 
 export interface ListAuthenticatorsDeps {
   authorize: MfaApiAuthorizer;
-  store: Pick<Store, "getAuthenticator">;
+  store: Pick<Store, "getFactors">;
+  /** Derives the recovery-code authenticator's id. */
+  recoveryCodeKey: Buffer;
 }
 
-/** Auth0's `GET /mfa/authenticators`: an mfa_token, or an MFA API token with `read:authenticators`. */
+/**
+ * Auth0's `GET /mfa/authenticators` (an mfa_token, or an MFA API token with
+ * `read:authenticators`): the OTP authenticator, then — while the user has
+ * a recovery code — the recovery-code authenticator, as Auth0 lists it
+ * (apps look for it to offer "use a recovery code").
+ */
 export function createListAuthenticators(deps: ListAuthenticatorsDeps) {
   return async function listAuthenticators(
     credential: MfaApiCredential,
   ): Promise<AuthenticatorView[]> {
     const caller = await deps.authorize.either(credential, "read:authenticators");
-    const authenticator = await deps.store.getAuthenticator(caller.userId);
-    if (authenticator === null) return [];
-    return [
-      {
-        id: OTP_ID_PREFIX + authenticator.id,
+    const factors = await deps.store.getFactors(caller.userId);
+    const list: AuthenticatorView[] = [];
+    if (factors.otp !== null) {
+      list.push({
+        id: OTP_ID_PREFIX + factors.otp.id,
         authenticatorType: "otp",
-        active: authenticator.active,
-      },
-    ];
+        active: factors.otp.active,
+      });
+    }
+    if (factors.hasRecoveryCode) {
+      list.push({
+        id: recoveryCodeAuthenticatorId(deps.recoveryCodeKey, caller.userId),
+        authenticatorType: "recovery-code",
+        active: true,
+      });
+    }
+    return list;
   };
 }

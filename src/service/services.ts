@@ -12,6 +12,7 @@ import type { BucketPolicy, Store } from "../store/store.js";
 import type { AccessTokenVerifier } from "../tokens/access-token-verifier.js";
 import type { TokenIssuer } from "../tokens/token-issuer.js";
 import { createAssociate } from "./associate.js";
+import { createChallenge } from "./challenge.js";
 import { createDeleteAuthenticator } from "./delete-authenticator.js";
 import { createIssueMfaToken } from "./issue-mfa-token.js";
 import { createListAuthenticators } from "./list-authenticators.js";
@@ -69,6 +70,12 @@ export function createServices(deps: ServiceDeps) {
       tokenIssuer: deps.tokenIssuer,
       clock,
     }),
+    challenge: createChallenge({
+      clientAuth: deps.clientAuth,
+      mfaTokens,
+      store,
+      clock,
+    }),
     associate: createAssociate({
       authorize,
       store,
@@ -77,8 +84,17 @@ export function createServices(deps: ServiceDeps) {
       issuerName: deps.issuerName,
       events,
     }),
-    listAuthenticators: createListAuthenticators({ authorize, store }),
-    deleteAuthenticator: createDeleteAuthenticator({ authorize, store, events }),
+    listAuthenticators: createListAuthenticators({
+      authorize,
+      store,
+      recoveryCodeKey: deps.recoveryCodeKey,
+    }),
+    deleteAuthenticator: createDeleteAuthenticator({
+      authorize,
+      store,
+      events,
+      recoveryCodeKey: deps.recoveryCodeKey,
+    }),
     issueMfaToken: createIssueMfaToken({
       internalApiKey: deps.internalApiKey,
       clients: deps.clients,

@@ -1,5 +1,6 @@
 import type { Clock } from "../clock.js";
 import type { ClientAuthenticator, ClientCredentials } from "../oauth/client-auth.js";
+import type { RegisteredClient } from "../oauth/client-registry.js";
 import type { DpopVerifier } from "../oauth/dpop.js";
 import type { Grant, TokenParameterName } from "../oauth/grants/grant.js";
 import type { GrantTable } from "../oauth/grants/grant-table.js";
@@ -19,6 +20,8 @@ export interface TokenRequest {
     /** The URL the proof's `htu` must name (RFC 9449 §4.3 check 9). */
     htu: string;
   };
+  /** Told which client authenticated (the surface allows its browser origins, CORS). */
+  onClientAuthenticated?: (client: RegisteredClient) => void;
 }
 
 /** The RFC 6749 §5.1 response plus what some grants add. */
@@ -57,6 +60,7 @@ export function createTokenEndpoint(deps: TokenEndpointDeps): TokenEndpoint {
       const grant = deps.grants.get(grantType);
       if (grant === undefined) throw oauthErrors.unsupportedGrantType(grantType.slice(0, 256));
       const client = await deps.clientAuth.authenticate(request.client);
+      request.onClientAuthenticated?.(client);
       if (!client.grantTypes.includes(grant.uri)) throw oauthErrors.unauthorizedClient(grant.uri);
       const { params, optional } = grantParameters(grant, request.params);
       const nowMs = deps.clock.nowMs();
@@ -75,6 +79,7 @@ export function createTokenEndpoint(deps: TokenEndpointDeps): TokenEndpoint {
       const tokens = deps.tokenIssuer.issue({
         ...outcome.subject,
         ...(outcome.dpopJkt ? { dpopJkt: outcome.dpopJkt } : {}),
+        idTokenAlg: client.idTokenSigningAlg,
         nowSeconds: Math.floor(nowMs / 1000),
       });
       const nonce = deps.dpop.nonceFor(nowMs);

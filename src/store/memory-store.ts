@@ -173,6 +173,14 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore
       return authenticator ? copy(authenticator) : null;
     },
 
+    async getFactors(userId) {
+      const authenticator = authenticators.get(userId);
+      return {
+        otp: authenticator ? copy(authenticator) : null,
+        hasRecoveryCode: recoveryCodes.has(userId),
+      };
+    },
+
     async associatePending(userId, authenticator, recoveryCodeHash): Promise<AssociateResult> {
       if (authenticators.get(userId)?.active) return { kind: "already_enrolled" };
       authenticators.set(userId, {

@@ -195,6 +195,17 @@ redis.call('SET', KEYS[3], ARGV[5])
 return {'redeemed'}
 `;
 
+/**
+ * Store.getFactors — the user's OTP authenticator and recovery-code presence
+ * in one round trip (both keys share the user's slot).
+ * KEYS: 1 authenticator hash, 2 recovery-code hash.
+ * Returns {id, secret, active, last_step, has_recovery_code (0|1)}.
+ */
+export const GET_FACTORS_LUA = `
+local a = redis.call('HMGET', KEYS[1], 'id', 'secret', 'active', 'last_step')
+return {a[1], a[2], a[3], a[4], redis.call('EXISTS', KEYS[2])}
+`;
+
 export interface ScriptDefinition {
   lua: string;
   numberOfKeys: number;
@@ -207,6 +218,7 @@ export const STORE_SCRIPTS = {
   tsAssociatePending: { lua: ASSOCIATE_PENDING_LUA, numberOfKeys: 2 },
   tsDeleteAuthenticator: { lua: DELETE_AUTHENTICATOR_LUA, numberOfKeys: 1 },
   tsRedeemRecoveryCode: { lua: REDEEM_RECOVERY_CODE_LUA, numberOfKeys: 4 },
+  tsGetFactors: { lua: GET_FACTORS_LUA, numberOfKeys: 2 },
 } as const satisfies Record<string, ScriptDefinition>;
 
 export type StoreScriptName = keyof typeof STORE_SCRIPTS;

@@ -203,6 +203,14 @@ export function createRedisStore(client: Redis | Cluster): Store {
         return parseAuthenticator(fields);
       }),
 
+    getFactors: (userId: string) =>
+      guarded(async () => {
+        const keys = userKeys(userId);
+        const reply = await run("tsGetFactors", [keys.otp, keys.recoveryCode]);
+        if (!Array.isArray(reply) || reply.length !== 5) throw unexpected(reply);
+        return { otp: parseAuthenticator(reply.slice(0, 4)), hasRecoveryCode: reply[4] === 1 };
+      }),
+
     associatePending: (userId, authenticator, recoveryCodeHash) =>
       guarded(async (): Promise<AssociateResult> => {
         const keys = userKeys(userId);

@@ -85,6 +85,11 @@ export interface CommitOtpInput {
  */
 export type CommitOtpResult = "committed" | "mfa_token_used" | "replayed" | "authenticator_changed";
 
+export interface UserFactors {
+  otp: StoredAuthenticator | null;
+  hasRecoveryCode: boolean;
+}
+
 export type AssociateResult =
   | { kind: "already_enrolled" }
   /** `recoveryCodeStored`: the recovery-code hash was stored (the user's first association). */
@@ -126,6 +131,13 @@ export interface Store {
 
   /** The user's OTP authenticator (active or pending), or null. */
   getAuthenticator(userId: string): Promise<StoredAuthenticator | null>;
+
+  /**
+   * Every factor of the user in one step (the MFA API's list and challenge):
+   * the OTP authenticator (active or pending, or null) and whether a
+   * recovery-code hash is stored.
+   */
+  getFactors(userId: string): Promise<UserFactors>;
 
   /**
    * Enrollment: refused while an active authenticator exists; otherwise

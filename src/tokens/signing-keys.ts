@@ -58,10 +58,19 @@ export function importSigningKey(jwk: unknown, where: string): SigningKey | stri
   }
 }
 
-/** The embedded default: a fresh ES256 key, lost on restart (refused in production). */
-export function generateEphemeralSigningKey(): SigningKey {
-  const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
-  return toSigningKey(`ephemeral-${Date.now().toString(36)}`, "ES256", privateKey);
+/**
+ * The embedded default: a fresh ES256 key (first: it signs access tokens) and
+ * a fresh RS256 key (OpenID Connect's default ID-token algorithm), lost on
+ * restart (refused in production).
+ */
+export function generateEphemeralSigningKeys(): SigningKey[] {
+  const stamp = Date.now().toString(36);
+  const { privateKey: ec } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const { privateKey: rsa } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  return [
+    toSigningKey(`ephemeral-es256-${stamp}`, "ES256", ec),
+    toSigningKey(`ephemeral-rs256-${stamp}`, "RS256", rsa),
+  ];
 }
 
 function toSigningKey(kid: string, alg: SigningAlgorithm, privateKey: KeyObject): SigningKey {

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { signJwt } from "./jwt-signer.js";
-import type { SigningKey } from "./signing-keys.js";
+import type { SigningAlgorithm, SigningKey } from "./signing-keys.js";
 
 /** The RFC 6749 §5.1 token response, as both surfaces render it. */
 export interface TokenResponse {
@@ -21,6 +21,8 @@ export interface TokenGrant {
   amr: readonly string[];
   /** RFC 7638 thumbprint of the DPoP key, when the token is sender-constrained (RFC 9449 §6.1). */
   dpopJkt?: string;
+  /** The client's ID-token algorithm (`id_token_signed_response_alg`). */
+  idTokenAlg: SigningAlgorithm;
   nowSeconds: number;
 }
 
@@ -30,15 +32,20 @@ export interface TokenIssuer {
 
 /**
  * Signs the access token (RFC 9068 JWT profile: `typ: at+jwt`, iss, sub, aud,
- * client_id, iat, exp, jti, scope) and, for OpenID scopes, the ID token
- * (OIDC Core §2: aud = client_id). The first configured key signs.
+ * client_id, iat, exp, jti, scope) with the first configured key and, for
+ * OpenID scopes, the ID token (OIDC Core §2: aud = client_id) with the first
+ * key of the client's ID-token algorithm (the loader guarantees one exists).
  */
 export function createTokenIssuer(options: {
   issuerUrl: string;
-  signingKey: SigningKey;
+  keys: readonly SigningKey[];
   accessTokenTtlSeconds: number;
 }): TokenIssuer {
-  const { issuerUrl, signingKey, accessTokenTtlSeconds } = options;
+  const { issuerUrl, keys, accessTokenTtlSeconds } = options;
+  const signingKey = keys[0];
+  if (signingKey === undefined) throw new Error("no signing key configured");
+  const idTokenKeys = new Map<SigningAlgorithm, SigningKey>();
+  for (const key of keys) if (!idTokenKeys.has(key.alg)) idTokenKeys.set(key.alg, key);
   return {
     issue(grant) {
       const iat = grant.nowSeconds;
@@ -63,7 +70,9 @@ export function createTokenIssuer(options: {
         scope: grant.scope,
       };
       if (grant.scope.split(" ").includes("openid")) {
-        response.idToken = signJwt(signingKey, "JWT", {
+        const idTokenKey = idTokenKeys.get(grant.idTokenAlg);
+        if (idTokenKey === undefined) throw new Error(`no ${grant.idTokenAlg} key for ID tokens`);
+        response.idToken = signJwt(idTokenKey, "JWT", {
           iss: issuerUrl,
           sub: grant.userId,
           aud: grant.clientId,

@@ -131,8 +131,11 @@ function defineRaces(storeName: string, start: () => Promise<TestService>) {
         mfaToken: await issueMfaToken(service, userId),
       });
       assert.deepEqual(
-        listed.authenticators.map((a) => a.active),
-        [true],
+        listed.authenticators.map((a) => [a.authenticatorType, a.active]),
+        [
+          ["otp", true],
+          ["recovery-code", true],
+        ],
       );
     });
   });

@@ -114,11 +114,15 @@ describe("RPC surfaces", () => {
         const listed = await clients.mfa.listAuthenticators({
           mfaToken: await issueMfaToken(service, userId),
         });
-        assert.equal(listed.authenticators.length, 1);
-        const [authenticator] = listed.authenticators;
+        assert.equal(listed.authenticators.length, 2);
+        const [authenticator, recoveryCode] = listed.authenticators;
         assert.match(authenticator?.id ?? "", /^totp\|/);
         assert.equal(authenticator?.authenticatorType, "otp");
         assert.equal(authenticator?.active, true);
+        // Auth0 lists the recovery code after the OTP authenticator.
+        assert.match(recoveryCode?.id ?? "", /^recovery-code\|/);
+        assert.equal(recoveryCode?.authenticatorType, "recovery-code");
+        assert.equal(recoveryCode?.active, true);
       });
 
       test("a wrong code is FailedPrecondition with the invalid_grant detail", async () => {

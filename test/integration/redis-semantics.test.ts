@@ -143,7 +143,10 @@ describe("Redis store", () => {
 
     // Delete, then enroll again: a new pending authenticator, no new recovery code.
     const listed = await rpc.mfa.listAuthenticators({ mfaToken: (await issue()).mfaToken });
-    assert.equal(listed.authenticators.length, 1);
+    assert.deepEqual(
+      listed.authenticators.map((a) => a.authenticatorType),
+      ["otp", "recovery-code"],
+    );
     const [authenticator] = listed.authenticators;
     const deleteToken = await mfaApiToken(service, userId, association.secret);
     const deleted = await fetch(
@@ -162,7 +165,7 @@ describe("Redis store", () => {
     const pending = await rpc.mfa.listAuthenticators({ mfaToken: again.mfaToken });
     assert.deepEqual(
       pending.authenticators.map((a) => a.active),
-      [false],
+      [false, true],
     );
     const reactivated = await rpc.token.verifyMfaOtp(
       otpRpcRequest(again.mfaToken, freshCode(service, reassociation.secret)),

@@ -281,6 +281,7 @@ describe("redis cluster", () => {
         const auth = authenticator();
         await expectOne("associatePending", () => counted.associatePending(userId, auth, "rc"));
         await expectOne("getAuthenticator", () => counted.getAuthenticator(userId));
+        await expectOne("getFactors", () => counted.getFactors(userId));
         await expectOne("isMfaTokenConsumed", () => counted.isMfaTokenConsumed(token()));
         const tok = token();
         await expectOne("beginVerify", () => counted.beginVerify(tok, t0, POLICY));

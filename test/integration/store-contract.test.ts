@@ -202,6 +202,7 @@ describe("redis", () => {
         // The first script call on a connection is a plain EVAL: still one command.
         await expectOne("associatePending", () => counted.associatePending(userId, auth, "rc"));
         await expectOne("getAuthenticator", () => counted.getAuthenticator(userId));
+        await expectOne("getFactors", () => counted.getFactors(userId));
         await expectOne("isMfaTokenConsumed", () => counted.isMfaTokenConsumed(token()));
         const tok = token();
         await expectOne("beginVerify", () => counted.beginVerify(tok, t0, POLICY));

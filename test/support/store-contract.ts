@@ -107,6 +107,20 @@ export function defineStoreContract(name: string, makeHarness: () => Promise<Sto
         assert.deepEqual(await redeem("first"), { kind: "redeemed" });
       });
 
+      it("getFactors: the OTP authenticator and the recovery code, in one step", async () => {
+        const { userId } = newUser();
+        assert.deepEqual(await store.getFactors(userId), { otp: null, hasRecoveryCode: false });
+        const auth = authenticator();
+        await store.associatePending(userId, auth, "rc-hash");
+        assert.deepEqual(await store.getFactors(userId), {
+          otp: { id: auth.id, encryptedSecret: auth.encryptedSecret, active: false, lastStep: -1 },
+          hasRecoveryCode: true,
+        });
+        // Deleting the authenticator keeps the recovery code.
+        assert.equal(await store.deleteAuthenticator(userId, auth.id), true);
+        assert.deepEqual(await store.getFactors(userId), { otp: null, hasRecoveryCode: true });
+      });
+
       it("associatePending is refused while an authenticator is active", async () => {
         const { userId, auth } = await active();
         assert.deepEqual(await store.associatePending(userId, authenticator(), "x"), {

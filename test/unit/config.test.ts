@@ -25,6 +25,12 @@ function es256Jwk(kid: string | undefined, alg = "ES256", curve = "P-256") {
   return { ...jwk, ...(kid === undefined ? {} : { kid }), alg };
 }
 
+function rs256Jwk(kid: string) {
+  const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  return { ...privateKey.export({ format: "jwk" }), kid, alg: "RS256" };
+}
+const RS256_KEY = rs256Jwk("key-2");
+
 const PRODUCTION_ENV: Env = {
   NODE_ENV: "production",
   REDIS_URL: "redis://redis.internal:6379",
@@ -39,7 +45,7 @@ function load(env: Env, files: Record<string, string> = {}): Config {
   const all: Record<string, string> = {
     [DEMO_CLIENTS_FILE]: readFileSync(DEMO_CLIENTS_FILE, "utf8"),
     "/etc/token/clients.json": CLIENTS_JSON,
-    "/etc/token/keys.json": JSON.stringify({ keys: [es256Jwk("key-1")] }),
+    "/etc/token/keys.json": JSON.stringify({ keys: [es256Jwk("key-1"), RS256_KEY] }),
     ...files,
   };
   return loadConfig(env, {
@@ -102,7 +108,7 @@ describe("defaults", () => {
         logLevel: "info",
         workers: 1,
         clients: ["demo-app"],
-        signingKeys: ["ES256"],
+        signingKeys: ["ES256", "RS256"],
         secretsKeyBytes: 32,
         devDefaults: {
           memoryStore: true,
@@ -245,7 +251,10 @@ describe("NODE_ENV=production", () => {
     assert.deepEqual(config.store, { kind: "redis", url: "redis://redis.internal:6379" });
     assert.deepEqual(
       config.signingKeys.map((k) => [k.kid, k.alg]),
-      [["key-1", "ES256"]],
+      [
+        ["key-1", "ES256"],
+        ["key-2", "RS256"],
+      ],
     );
     assert.deepEqual([...config.clients.keys()], ["web-app"]);
     assert.equal(config.internalApiKey, "internal-api-key-0123456789");
@@ -261,11 +270,11 @@ describe("SIGNING_KEYS_FILE", () => {
   test("the first key signs, all are loaded", () => {
     const config = load(
       { SIGNING_KEYS_FILE: "/keys.json" },
-      { "/keys.json": JSON.stringify({ keys: [es256Jwk("new"), es256Jwk("old")] }) },
+      { "/keys.json": JSON.stringify({ keys: [es256Jwk("new"), es256Jwk("old"), RS256_KEY] }) },
     );
     assert.deepEqual(
       config.signingKeys.map((k) => k.kid),
-      ["new", "old"],
+      ["new", "old", "key-2"],
     );
     assert.equal(config.devDefaults.ephemeralSigningKey, false);
   });
@@ -307,6 +316,23 @@ describe("SIGNING_KEYS_FILE", () => {
     ]);
   });
 
+  test("a client's ID-token algorithm without a key is refused with one message", () => {
+    // The demo client asks for RS256 (the default); the file has ES256 keys only.
+    assert.deepEqual(keysProblems({ keys: [es256Jwk("only")] }), [
+      'CLIENTS_FILE: client "demo-app" has id_token_signed_response_alg RS256, but no signing key has that alg (add a RS256 key to SIGNING_KEYS_FILE, or set the client\'s id_token_signed_response_alg to one of ES256)',
+    ]);
+    const config = load(
+      { SIGNING_KEYS_FILE: "/keys.json", CLIENTS_FILE: "/clients.json" },
+      {
+        "/keys.json": JSON.stringify({ keys: [es256Jwk("only")] }),
+        "/clients.json": JSON.stringify({
+          clients: [{ client_id: "es", client_secret: "s", id_token_signed_response_alg: "ES256" }],
+        }),
+      },
+    );
+    assert.equal(config.clients.get("es")?.idTokenSigningAlg, "ES256");
+  });
+
   test("an empty or missing key list, and duplicate kids", () => {
     assert.equal(keysProblems({ keys: [] }).length, 1);
     assert.equal(keysProblems({}).length, 1);
@@ -319,6 +345,42 @@ describe("SIGNING_KEYS_FILE", () => {
 describe("CLIENTS_FILE", () => {
   const clientsProblems = (json: unknown) =>
     problemsOf({ CLIENTS_FILE: "/clients.json" }, { "/clients.json": JSON.stringify(json) });
+
+  test("id_token_signed_response_alg and allowed_origins are validated", () => {
+    assert.deepEqual(
+      clientsProblems({
+        clients: [
+          {
+            client_id: "a",
+            client_secret: "s",
+            id_token_signed_response_alg: "HS256",
+            allowed_origins: ["https://app.example.com/path", "*"],
+          },
+        ],
+      }),
+      [
+        'CLIENTS_FILE: clients[0]: "id_token_signed_response_alg" must be one of ES256, EdDSA, RS256, PS256',
+        'CLIENTS_FILE: clients[0]: "allowed_origins" must be an array of origins such as "https://app.example.com" (scheme, host and port only)',
+      ],
+    );
+    const config = load(
+      { CLIENTS_FILE: "/clients.json" },
+      {
+        "/clients.json": JSON.stringify({
+          clients: [
+            {
+              client_id: "spa",
+              token_endpoint_auth_method: "none",
+              allowed_origins: ["https://app.example.com", "http://localhost:3000"],
+            },
+          ],
+        }),
+      },
+    );
+    const spa = config.clients.get("spa");
+    assert.equal(spa?.idTokenSigningAlg, "RS256");
+    assert.deepEqual(spa?.allowedOrigins, ["https://app.example.com", "http://localhost:3000"]);
+  });
 
   test("not a clients document", () => {
     assert.deepEqual(clientsProblems([]), ['CLIENTS_FILE: expected {"clients": [...]}']);

@@ -73,12 +73,18 @@ test("associate creates a pending OTP authenticator", async () => {
   );
   assert.equal(associated.recovery_codes?.length, 1);
   assert.match(associated.recovery_codes?.[0] ?? "", /^[0-9A-HJKMNP-TV-Z]{24}$/);
-  const [authenticator, ...rest] = await list(mfaToken);
+  const [authenticator, recoveryCode, ...rest] = await list(mfaToken);
   assert.deepEqual(rest, []);
   assert.match(authenticator?.id ?? "", /^totp\|.+/);
   assert.deepEqual(
     { ...authenticator, id: "" },
     { id: "", authenticator_type: "otp", active: false },
+  );
+  // The first association stored a recovery code: Auth0 lists it after the OTP authenticator.
+  assert.match(recoveryCode?.id ?? "", /^recovery-code\|.+/);
+  assert.deepEqual(
+    { ...recoveryCode, id: "" },
+    { id: "", authenticator_type: "recovery-code", active: true },
   );
   assert.equal(await requirementOf(userId), "enroll");
 });
@@ -90,7 +96,7 @@ test("a second associate replaces the pending one; recovery codes only the first
   assert.notEqual(second.secret, first.secret);
   assert.equal(second.recovery_codes, undefined);
   const entries = await list(mfaToken);
-  assert.equal(entries.length, 1);
+  assert.equal(entries.length, 2);
   assert.notEqual(entries[0]?.id, firstEntry?.id);
   assert.equal(entries[0]?.active, false);
 
@@ -111,7 +117,10 @@ test("the first success activates it: list active, challenge, associate refused"
   await verifyNow(service(), other, associated.secret);
   assert.deepEqual(
     (await list(mfaToken)).map((a) => [a.authenticator_type, a.active]),
-    [["otp", true]],
+    [
+      ["otp", true],
+      ["recovery-code", true],
+    ],
   );
   assert.equal(await requirementOf(userId), "challenge");
   assertOAuthError(
@@ -163,7 +172,10 @@ test("delete: 204, then the list is empty and the id is 404; associate is allowe
   const accessToken = await mfaApiToken(service(), userId, associated.secret);
   const deleted = await rest(service(), "DELETE", path, { mfaToken: accessToken });
   assert.deepEqual([deleted.status, deleted.body], [204, null]);
-  assert.deepEqual(await list(mfaToken), []);
+  assert.deepEqual(
+    (await list(mfaToken)).map((a) => a.authenticator_type),
+    ["recovery-code"],
+  );
   assertOAuthError(
     await rest(service(), "DELETE", path, { mfaToken: accessToken }),
     404,
@@ -190,7 +202,10 @@ test("the RPC takes the mfa_token from the Authorization header too", async () =
   );
   assert.deepEqual(
     response.authenticators.map((a) => [a.authenticatorType, a.active]),
-    [["otp", false]],
+    [
+      ["otp", false],
+      ["recovery-code", true],
+    ],
   );
 });
 

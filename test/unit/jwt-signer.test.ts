@@ -8,7 +8,7 @@ import { compactVerify, decodeProtectedHeader, importJWK, jwtVerify } from "jose
 import { buildJwks } from "../../src/service/discovery.js";
 import { signJwt } from "../../src/tokens/jwt-signer.js";
 import {
-  generateEphemeralSigningKey,
+  generateEphemeralSigningKeys,
   importSigningKey,
   type SigningAlgorithm,
   type SigningKey,
@@ -66,7 +66,7 @@ describe("signJwt", () => {
   });
 
   test("a changed payload does not verify", async () => {
-    const key = generateEphemeralSigningKey();
+    const [key] = generateEphemeralSigningKeys() as [SigningKey];
     const [header, , signature] = signJwt(key, "JWT", PAYLOAD).split(".");
     const forged = Buffer.from(JSON.stringify({ ...PAYLOAD, sub: "admin" })).toString("base64url");
     await assert.rejects(
@@ -75,10 +75,14 @@ describe("signJwt", () => {
     );
   });
 
-  test("the ephemeral key is ES256 with a kid", () => {
-    const key = generateEphemeralSigningKey();
-    assert.equal(key.alg, "ES256");
-    assert.match(key.kid, /^ephemeral-/);
-    assert.deepEqual([key.publicJwk.kty, key.publicJwk.crv], ["EC", "P-256"]);
+  test("the ephemeral keys: ES256 first (access tokens), then RS256 (ID tokens), each with a kid", () => {
+    const [es256, rs256, ...rest] = generateEphemeralSigningKeys();
+    assert.equal(rest.length, 0);
+    assert.equal(es256?.alg, "ES256");
+    assert.match(es256?.kid ?? "", /^ephemeral-es256-/);
+    assert.deepEqual([es256?.publicJwk.kty, es256?.publicJwk.crv], ["EC", "P-256"]);
+    assert.equal(rs256?.alg, "RS256");
+    assert.match(rs256?.kid ?? "", /^ephemeral-rs256-/);
+    assert.equal(rs256?.publicJwk.kty, "RSA");
   });
 });

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file token/v1/mfa_service.proto.
  */
 export const file_token_v1_mfa_service: GenFile = /*@__PURE__*/
-  fileDesc("Chp0b2tlbi92MS9tZmFfc2VydmljZS5wcm90bxIIdG9rZW4udjEiQgoQQXNzb2NpYXRlUmVxdWVzdBIRCgltZmFfdG9rZW4YASABKAkSGwoTYXV0aGVudGljYXRvcl90eXBlcxgCIAMoCSJsChFBc3NvY2lhdGVSZXNwb25zZRIaChJhdXRoZW50aWNhdG9yX3R5cGUYASABKAkSDgoGc2VjcmV0GAIgASgJEhMKC2JhcmNvZGVfdXJpGAMgASgJEhYKDnJlY292ZXJ5X2NvZGVzGAQgAygJIlIKGUxpc3RBdXRoZW50aWNhdG9yc1JlcXVlc3QSEQoJbWZhX3Rva2VuGAEgASgJEhQKDGFjY2Vzc190b2tlbhgCIAEoCRIMCgRkcG9wGAMgASgJIk0KGkxpc3RBdXRoZW50aWNhdG9yc1Jlc3BvbnNlEi8KDmF1dGhlbnRpY2F0b3JzGAEgAygLMhcudG9rZW4udjEuQXV0aGVudGljYXRvciJHCg1BdXRoZW50aWNhdG9yEgoKAmlkGAEgASgJEhoKEmF1dGhlbnRpY2F0b3JfdHlwZRgCIAEoCRIOCgZhY3RpdmUYAyABKAgiawoaRGVsZXRlQXV0aGVudGljYXRvclJlcXVlc3QSGAoQYXV0aGVudGljYXRvcl9pZBgCIAEoCRIUCgxhY2Nlc3NfdG9rZW4YAyABKAkSDAoEZHBvcBgEIAEoCUoECAEQAlIJbWZhX3Rva2VuIh0KG0RlbGV0ZUF1dGhlbnRpY2F0b3JSZXNwb25zZTKXAgoKTWZhU2VydmljZRJECglBc3NvY2lhdGUSGi50b2tlbi52MS5Bc3NvY2lhdGVSZXF1ZXN0GhsudG9rZW4udjEuQXNzb2NpYXRlUmVzcG9uc2USXwoSTGlzdEF1dGhlbnRpY2F0b3JzEiMudG9rZW4udjEuTGlzdEF1dGhlbnRpY2F0b3JzUmVxdWVzdBokLnRva2VuLnYxLkxpc3RBdXRoZW50aWNhdG9yc1Jlc3BvbnNlEmIKE0RlbGV0ZUF1dGhlbnRpY2F0b3ISJC50b2tlbi52MS5EZWxldGVBdXRoZW50aWNhdG9yUmVxdWVzdBolLnRva2VuLnYxLkRlbGV0ZUF1dGhlbnRpY2F0b3JSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("Chp0b2tlbi92MS9tZmFfc2VydmljZS5wcm90bxIIdG9rZW4udjEiQgoQQXNzb2NpYXRlUmVxdWVzdBIRCgltZmFfdG9rZW4YASABKAkSGwoTYXV0aGVudGljYXRvcl90eXBlcxgCIAMoCSJsChFBc3NvY2lhdGVSZXNwb25zZRIaChJhdXRoZW50aWNhdG9yX3R5cGUYASABKAkSDgoGc2VjcmV0GAIgASgJEhMKC2JhcmNvZGVfdXJpGAMgASgJEhYKDnJlY292ZXJ5X2NvZGVzGAQgAygJIroBChBDaGFsbGVuZ2VSZXF1ZXN0EhEKCW1mYV90b2tlbhgBIAEoCRIWCg5jaGFsbGVuZ2VfdHlwZRgCIAEoCRIYChBhdXRoZW50aWNhdG9yX2lkGAMgASgJEhEKCWNsaWVudF9pZBgEIAEoCRIVCg1jbGllbnRfc2VjcmV0GAUgASgJEhgKEGNsaWVudF9hc3NlcnRpb24YBiABKAkSHQoVY2xpZW50X2Fzc2VydGlvbl90eXBlGAcgASgJIisKEUNoYWxsZW5nZVJlc3BvbnNlEhYKDmNoYWxsZW5nZV90eXBlGAEgASgJIlIKGUxpc3RBdXRoZW50aWNhdG9yc1JlcXVlc3QSEQoJbWZhX3Rva2VuGAEgASgJEhQKDGFjY2Vzc190b2tlbhgCIAEoCRIMCgRkcG9wGAMgASgJIk0KGkxpc3RBdXRoZW50aWNhdG9yc1Jlc3BvbnNlEi8KDmF1dGhlbnRpY2F0b3JzGAEgAygLMhcudG9rZW4udjEuQXV0aGVudGljYXRvciJHCg1BdXRoZW50aWNhdG9yEgoKAmlkGAEgASgJEhoKEmF1dGhlbnRpY2F0b3JfdHlwZRgCIAEoCRIOCgZhY3RpdmUYAyABKAgiawoaRGVsZXRlQXV0aGVudGljYXRvclJlcXVlc3QSGAoQYXV0aGVudGljYXRvcl9pZBgCIAEoCRIUCgxhY2Nlc3NfdG9rZW4YAyABKAkSDAoEZHBvcBgEIAEoCUoECAEQAlIJbWZhX3Rva2VuIh0KG0RlbGV0ZUF1dGhlbnRpY2F0b3JSZXNwb25zZTLdAgoKTWZhU2VydmljZRJECglBc3NvY2lhdGUSGi50b2tlbi52MS5Bc3NvY2lhdGVSZXF1ZXN0GhsudG9rZW4udjEuQXNzb2NpYXRlUmVzcG9uc2USXwoSTGlzdEF1dGhlbnRpY2F0b3JzEiMudG9rZW4udjEuTGlzdEF1dGhlbnRpY2F0b3JzUmVxdWVzdBokLnRva2VuLnYxLkxpc3RBdXRoZW50aWNhdG9yc1Jlc3BvbnNlEkQKCUNoYWxsZW5nZRIaLnRva2VuLnYxLkNoYWxsZW5nZVJlcXVlc3QaGy50b2tlbi52MS5DaGFsbGVuZ2VSZXNwb25zZRJiChNEZWxldGVBdXRoZW50aWNhdG9yEiQudG9rZW4udjEuRGVsZXRlQXV0aGVudGljYXRvclJlcXVlc3QaJS50b2tlbi52MS5EZWxldGVBdXRoZW50aWNhdG9yUmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * AssociateRequest asks for a new authenticator.
@@ -83,6 +83,94 @@ export const AssociateResponseSchema: GenMessage<AssociateResponse> = /*@__PURE_
   messageDesc(file_token_v1_mfa_service, 1);
 
 /**
+ * ChallengeRequest carries Auth0's challenge parameters and the client's
+ * credentials (as in token.v1.VerifyMfaOtpRequest).
+ *
+ * @generated from message token.v1.ChallengeRequest
+ */
+export type ChallengeRequest = Message<"token.v1.ChallengeRequest"> & {
+  /**
+   * The mfa_token of the login.
+   *
+   * @generated from field: string mfa_token = 1;
+   */
+  mfaToken: string;
+
+  /**
+   * The challenge types the app can handle, space-separated (e.g. "otp" or
+   * "otp oob"); empty means any.
+   *
+   * @generated from field: string challenge_type = 2;
+   */
+  challengeType: string;
+
+  /**
+   * The authenticator to challenge, as returned by ListAuthenticators
+   * (optional).
+   *
+   * @generated from field: string authenticator_id = 3;
+   */
+  authenticatorId: string;
+
+  /**
+   * The client's identifier (RFC 6749 §2.2).
+   *
+   * @generated from field: string client_id = 4;
+   */
+  clientId: string;
+
+  /**
+   * The client's secret for `client_secret_post` (RFC 6749 §2.3.1).
+   *
+   * @generated from field: string client_secret = 5;
+   */
+  clientSecret: string;
+
+  /**
+   * A signed JWT for `private_key_jwt` client authentication (RFC 7523 §2.2).
+   *
+   * @generated from field: string client_assertion = 6;
+   */
+  clientAssertion: string;
+
+  /**
+   * Must be `urn:ietf:params:oauth:client-assertion-type:jwt-bearer` when
+   * client_assertion is set (RFC 7523 §2.2).
+   *
+   * @generated from field: string client_assertion_type = 7;
+   */
+  clientAssertionType: string;
+};
+
+/**
+ * Describes the message token.v1.ChallengeRequest.
+ * Use `create(ChallengeRequestSchema)` to create a new message.
+ */
+export const ChallengeRequestSchema: GenMessage<ChallengeRequest> = /*@__PURE__*/
+  messageDesc(file_token_v1_mfa_service, 2);
+
+/**
+ * ChallengeResponse names the challenge the app must answer.
+ *
+ * @generated from message token.v1.ChallengeResponse
+ */
+export type ChallengeResponse = Message<"token.v1.ChallengeResponse"> & {
+  /**
+   * Always "otp": ask the user for the code from their authenticator app.
+   *
+   * @generated from field: string challenge_type = 1;
+   */
+  challengeType: string;
+};
+
+/**
+ * Describes the message token.v1.ChallengeResponse.
+ * Use `create(ChallengeResponseSchema)` to create a new message.
+ */
+export const ChallengeResponseSchema: GenMessage<ChallengeResponse> = /*@__PURE__*/
+  messageDesc(file_token_v1_mfa_service, 3);
+
+/**
  * ListAuthenticatorsRequest names whose authenticators to list: set one of
  * mfa_token and access_token (or send the credential as `Authorization`).
  *
@@ -117,7 +205,7 @@ export type ListAuthenticatorsRequest = Message<"token.v1.ListAuthenticatorsRequ
  * Use `create(ListAuthenticatorsRequestSchema)` to create a new message.
  */
 export const ListAuthenticatorsRequestSchema: GenMessage<ListAuthenticatorsRequest> = /*@__PURE__*/
-  messageDesc(file_token_v1_mfa_service, 2);
+  messageDesc(file_token_v1_mfa_service, 4);
 
 /**
  * ListAuthenticatorsResponse holds the user's authenticators. On REST it is
@@ -139,7 +227,7 @@ export type ListAuthenticatorsResponse = Message<"token.v1.ListAuthenticatorsRes
  * Use `create(ListAuthenticatorsResponseSchema)` to create a new message.
  */
 export const ListAuthenticatorsResponseSchema: GenMessage<ListAuthenticatorsResponse> = /*@__PURE__*/
-  messageDesc(file_token_v1_mfa_service, 3);
+  messageDesc(file_token_v1_mfa_service, 5);
 
 /**
  * Authenticator describes one enrolled (or pending) authenticator.
@@ -148,14 +236,16 @@ export const ListAuthenticatorsResponseSchema: GenMessage<ListAuthenticatorsResp
  */
 export type Authenticator = Message<"token.v1.Authenticator"> & {
   /**
-   * The identifier; OTP authenticators start with "totp|".
+   * The identifier: OTP authenticators start with "totp|", the recovery code
+   * with "recovery-code|".
    *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
-   * Always "otp" for OTP authenticators.
+   * "otp", or "recovery-code" for the user's recovery code (listed while the
+   * user has one; it cannot be deleted).
    *
    * @generated from field: string authenticator_type = 2;
    */
@@ -174,7 +264,7 @@ export type Authenticator = Message<"token.v1.Authenticator"> & {
  * Use `create(AuthenticatorSchema)` to create a new message.
  */
 export const AuthenticatorSchema: GenMessage<Authenticator> = /*@__PURE__*/
-  messageDesc(file_token_v1_mfa_service, 4);
+  messageDesc(file_token_v1_mfa_service, 6);
 
 /**
  * DeleteAuthenticatorRequest names the authenticator to remove.
@@ -211,7 +301,7 @@ export type DeleteAuthenticatorRequest = Message<"token.v1.DeleteAuthenticatorRe
  * Use `create(DeleteAuthenticatorRequestSchema)` to create a new message.
  */
 export const DeleteAuthenticatorRequestSchema: GenMessage<DeleteAuthenticatorRequest> = /*@__PURE__*/
-  messageDesc(file_token_v1_mfa_service, 5);
+  messageDesc(file_token_v1_mfa_service, 7);
 
 /**
  * DeleteAuthenticatorResponse is empty; REST answers 204.
@@ -226,7 +316,7 @@ export type DeleteAuthenticatorResponse = Message<"token.v1.DeleteAuthenticatorR
  * Use `create(DeleteAuthenticatorResponseSchema)` to create a new message.
  */
 export const DeleteAuthenticatorResponseSchema: GenMessage<DeleteAuthenticatorResponse> = /*@__PURE__*/
-  messageDesc(file_token_v1_mfa_service, 6);
+  messageDesc(file_token_v1_mfa_service, 8);
 
 /**
  * MfaService is Auth0's MFA API: enroll and manage the user's authenticators.
@@ -262,6 +352,19 @@ export const MfaService: GenService<{
     methodKind: "unary";
     input: typeof ListAuthenticatorsRequestSchema;
     output: typeof ListAuthenticatorsResponseSchema;
+  },
+  /**
+   * Challenge is Auth0's `POST /mfa/challenge`, which its client libraries
+   * call before verifying: for an OTP authenticator it sends nothing and
+   * answers `otp`, telling the app to ask for the code. It authenticates the
+   * client as the token endpoint does and changes nothing single-use.
+   *
+   * @generated from rpc token.v1.MfaService.Challenge
+   */
+  challenge: {
+    methodKind: "unary";
+    input: typeof ChallengeRequestSchema;
+    output: typeof ChallengeResponseSchema;
   },
   /**
    * DeleteAuthenticator removes one of the user's authenticators. Removing a
