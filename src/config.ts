@@ -6,6 +6,7 @@ import { type ClientRegistry, parseClients } from "./oauth/client-registry.js";
 import {
   generateEphemeralSigningKeys,
   importSigningKey,
+  SIGNING_ALGORITHMS,
   type SigningKey,
 } from "./tokens/signing-keys.js";
 
@@ -193,7 +194,8 @@ export function loadConfig(
   if (signingKeys.length > 0 && keysSound) {
     const algorithms = new Set(signingKeys.map((k) => k.alg));
     for (const client of clients.values()) {
-      if (!algorithms.has(client.idTokenSigningAlg)) {
+      const known = (SIGNING_ALGORITHMS as readonly string[]).includes(client.idTokenSigningAlg);
+      if (known && !algorithms.has(client.idTokenSigningAlg)) {
         problems.push(
           `CLIENTS_FILE: client "${client.clientId}" has id_token_signed_response_alg ${client.idTokenSigningAlg}, but no signing key has that alg (add a ${client.idTokenSigningAlg} key to SIGNING_KEYS_FILE, or set the client's id_token_signed_response_alg to one of ${[...algorithms].join(", ")})`,
         );
