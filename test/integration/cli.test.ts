@@ -92,6 +92,24 @@ describe("from any folder", () => {
     assert.equal(check.code, 0, check.stderr);
   });
 
+  test("npm install -g <repo> puts token-service on the PATH, runnable from any folder", async () => {
+    // A private prefix: the machine's global packages stay as they are. A folder
+    // installs as a link, so nothing is fetched.
+    const prefix = join(dir, "global");
+    const install = await runProcess(
+      "npm",
+      ["install", "-g", "--prefix", prefix, "--no-audit", "--no-fund", REPO],
+      { env: baseEnv(), cwd: dir },
+    );
+    assert.equal(install.code, 0, install.stderr);
+    const result = await runProcess(join(prefix, "bin", "token-service"), ["internal-api-key"], {
+      env: baseEnv(),
+      cwd: tmpdir(),
+    });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^[A-Za-z0-9_-]{43}\n$/);
+  });
+
   test("npx --no token-service inside the repository (a sub-folder too) runs this bin", async () => {
     // --no: never fetch a registry package of that name (one exists, and it is not this).
     const result = await runProcess("npx", ["--no", "token-service", "secrets-key"], {

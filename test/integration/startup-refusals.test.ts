@@ -54,6 +54,16 @@ describe("configuration refusals: exit 78 with one message", () => {
     });
   }
 
+  test("production on the embedded defaults: every one named in one message", async () => {
+    const result = await runMain({ NODE_ENV: "production" });
+    assert.equal(result.code, 78);
+    assert.equal(
+      result.stderr,
+      "Invalid configuration:\n  - NODE_ENV=production refuses development defaults: the in-process memory store (set REDIS_URL or REDIS_CLUSTER_NODES); an ephemeral signing key (set SIGNING_KEYS_FILE); the demo client (recognised by its public secret wherever the file lives; set CLIENTS_FILE to your own clients); a missing SECRETS_KEY; a missing INTERNAL_API_KEY\n",
+    );
+    assert.equal(result.stdout, "");
+  });
+
   test("production with the demo clients file copied elsewhere", async () => {
     const copied = join(dir, "my-clients.json");
     copyFileSync(DEMO_CLIENTS_FILE, copied);
