@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { CliError, EXIT } from "./cli-io.js";
 
@@ -23,7 +23,8 @@ export function readJsonFileIfExists(path: string): unknown {
  * Writes pretty JSON through a temporary file in the same folder and a
  * rename, so a service reading the file at that moment (a start, a reload)
  * sees the old or the new content, never half of it. A new file is created
- * 0600 (it holds private keys or client secrets); an existing one keeps its mode.
+ * 0600 (it holds private keys or client secrets), in a new 0700 folder if
+ * need be (`--add-to secrets/keys.json`); an existing one keeps its mode.
  */
 export function writeJsonFileAtomically(path: string, value: unknown): void {
   let mode = 0o600;
@@ -34,6 +35,7 @@ export function writeJsonFileAtomically(path: string, value: unknown): void {
   }
   const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}`);
   try {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     writeFileSync(temporary, `${JSON.stringify(value, null, 2)}\n`, { mode, flag: "wx" });
     renameSync(temporary, path);
   } catch (error) {

@@ -209,6 +209,13 @@ describe("--add-to", () => {
     );
   });
 
+  test("a missing folder is created 0700 (secrets/ for compose.yaml)", async () => {
+    const file = join(dir, "new-folder", "signing-keys.json");
+    await ok("keys", "generate", "--add-to", file);
+    assert.equal(statSync(join(dir, "new-folder")).mode & 0o777, 0o700);
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+  });
+
   test("keys: a file the service would refuse is left alone", async () => {
     const file = join(dir, "broken-keys.json");
     writeFileSync(file, JSON.stringify({ keys: [{ kid: "x", alg: "HS256" }] }));
