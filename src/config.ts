@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { type ClientRegistry, parseClients } from "./oauth/client-registry.js";
+import { hasDemoClient } from "./oauth/demo-client.js";
 import {
   generateEphemeralSigningKeys,
   importSigningKey,
@@ -234,10 +235,18 @@ export function loadConfig(
   const devDefaults = {
     memoryStore: store.kind === "memory",
     ephemeralSigningKey: !signingKeysFile,
-    demoClients: clientsFile === DEMO_CLIENTS_FILE,
+    demoClients: clientsFile === DEMO_CLIENTS_FILE || hasDemoClient(clients),
     generatedInternalApiKey: internalApiKeyRaw === undefined,
     ephemeralSecretsKey: secretsKeyRaw === undefined,
   };
+  if (!production && store.kind !== "memory" && devDefaults.ephemeralSecretsKey) {
+    // A per-run key cannot decrypt what earlier runs stored in a persistent
+    // store: every enrolled user would be locked out at the next restart.
+    // (Production names it among the refused development defaults below.)
+    problems.push(
+      `SECRETS_KEY is required with ${redisUrl ? "REDIS_URL" : "REDIS_CLUSTER_NODES"}: a key generated per run cannot decrypt what earlier runs stored, so every enrolled user would be locked out at the next restart (generate one with \`token-service secrets-key\`)`,
+    );
+  }
   if (workers > 1) {
     const perWorker = [
       devDefaults.ephemeralSigningKey && "SIGNING_KEYS_FILE",
@@ -255,7 +264,8 @@ export function loadConfig(
       devDefaults.memoryStore &&
         "the in-process memory store (set REDIS_URL or REDIS_CLUSTER_NODES)",
       devDefaults.ephemeralSigningKey && "an ephemeral signing key (set SIGNING_KEYS_FILE)",
-      devDefaults.demoClients && "the demo client (set CLIENTS_FILE)",
+      devDefaults.demoClients &&
+        "the demo client (recognised by its public secret wherever the file lives; set CLIENTS_FILE to your own clients)",
       devDefaults.ephemeralSecretsKey && "a missing SECRETS_KEY",
       devDefaults.generatedInternalApiKey && "a missing INTERNAL_API_KEY",
     ].filter((x): x is string => typeof x === "string");

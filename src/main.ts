@@ -2,11 +2,18 @@ import cluster from "node:cluster";
 import { createApp } from "./app.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
 import { createLogger, type Logger } from "./observability/logger.js";
+import {
+  reportStartupFailure,
+  STARTUP_FAILURE_EXIT_CODE,
+  watchWorkerStartup,
+} from "./startup-failure.js";
 
 /**
  * Entry only: load config → build app → listen → drain on SIGTERM/SIGINT.
  * With WORKERS > 1 the primary forks that many workers (node:cluster) which
  * share the listening port; each worker is a whole service on the shared store.
+ * A start-up failure is one line on stderr, never a stack trace: the
+ * configuration's problems (exit 78), anything else (exit 1, startup-failure.ts).
  */
 let config: Config;
 try {
@@ -16,35 +23,61 @@ try {
     process.stderr.write(`${error.message}\n`);
     process.exit(78); // EX_CONFIG
   }
-  throw error;
+  await reportStartupFailure(error);
+  process.exit(STARTUP_FAILURE_EXIT_CODE);
 }
 const logger = createLogger(config.logLevel);
 
 if (config.workers > 1 && cluster.isPrimary) {
   runPrimary(config, logger);
 } else {
-  await runService(config, logger);
+  try {
+    await runService(config, logger);
+  } catch (error) {
+    await reportStartupFailure(error, config);
+    process.exit(STARTUP_FAILURE_EXIT_CODE);
+  }
 }
 
 function runPrimary(config: Config, logger: Logger): void {
   announceDefaults(config, logger);
-  for (let i = 0; i < config.workers; i++) cluster.fork();
   let stopping = false;
+  const stopWorkers = (exitCode: number): void => {
+    if (stopping) return;
+    stopping = true;
+    // Also the status of a natural exit: the primary's loop empties once the workers are gone.
+    process.exitCode = exitCode;
+    const exitWhenNoneLeft = () => {
+      if (Object.values(cluster.workers ?? {}).every((w) => w?.isDead())) process.exit(exitCode);
+    };
+    cluster.on("exit", exitWhenNoneLeft);
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill("SIGTERM");
+    exitWhenNoneLeft();
+  };
+  // Every worker meets the same start-up failure (e.g. the port is in use):
+  // print it once and stop, rather than restart workers that cannot start.
+  const startup = watchWorkerStartup((line) => {
+    if (stopping) return;
+    process.stderr.write(`${line}\n`);
+    stopWorkers(STARTUP_FAILURE_EXIT_CODE);
+  });
+  for (let i = 0; i < config.workers; i++) cluster.fork();
   cluster.on("exit", (worker, code, signal) => {
     if (stopping) return;
+    if (!startup.hasListened(worker)) {
+      process.stderr.write(
+        `token-service: worker ${worker.process.pid} exited during start-up (${signal ?? `exit code ${code}`})\n`,
+      );
+      stopWorkers(STARTUP_FAILURE_EXIT_CODE);
+      return;
+    }
     logger.error(
       { event: "worker_exited", pid: worker.process.pid, code, signal },
       "worker exited; restarting",
     );
     cluster.fork();
   });
-  onStopSignal(() => {
-    stopping = true;
-    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill("SIGTERM");
-    cluster.on("exit", () => {
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
-    });
-  });
+  onStopSignal(() => stopWorkers(0));
 }
 
 async function runService(config: Config, logger: Logger): Promise<void> {

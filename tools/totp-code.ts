@@ -1,14 +1,13 @@
 /**
  * Prints the current TOTP code for a base32 secret — the README walk-through's
- * stand-in for an authenticator app: `npm run -s totp -- <SECRET>`.
+ * stand-in for an authenticator app: `npm run -s totp -- <SECRET>`. The same
+ * command as `token-service totp` (src/cli/totp-command.ts): a bad secret is
+ * one line on stderr and a non-zero exit.
  */
-import { decodeBase32Secret, generateTotp } from "../src/mfa/totp.js";
+import { runCli } from "../src/cli/run-cli.js";
 
-const secret = process.argv[2];
-if (!secret) {
-  process.stderr.write("usage: npm run -s totp -- <base32 secret>\n");
-  process.exit(2);
-}
-process.stdout.write(
-  `${generateTotp(decodeBase32Secret(secret), Math.floor(Date.now() / 1000))}\n`,
-);
+process.exitCode = await runCli(["totp", ...process.argv.slice(2)], {
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+  env: process.env,
+});

@@ -30,13 +30,14 @@ function rs256Jwk(kid: string) {
   return { ...privateKey.export({ format: "jwk" }), kid, alg: "RS256" };
 }
 const RS256_KEY = rs256Jwk("key-2");
+const SECRETS_KEY = Buffer.alloc(32, 1).toString("base64");
 
 const PRODUCTION_ENV: Env = {
   NODE_ENV: "production",
   REDIS_URL: "redis://redis.internal:6379",
   CLIENTS_FILE: "/etc/token/clients.json",
   SIGNING_KEYS_FILE: "/etc/token/keys.json",
-  SECRETS_KEY: Buffer.alloc(32, 1).toString("base64"),
+  SECRETS_KEY,
   INTERNAL_API_KEY: "internal-api-key-0123456789",
 };
 
@@ -141,6 +142,7 @@ describe("defaults", () => {
       OTP_FAILURE_REFILL_SECONDS: "30",
       LOG_LEVEL: "debug",
       REDIS_CLUSTER_NODES: "10.0.0.1:7000, 10.0.0.2:7001",
+      SECRETS_KEY,
     });
     assert.deepEqual(
       [
@@ -186,9 +188,13 @@ describe("every invalid value is reported", () => {
     [{ ISSUER_URL: "ftp://example.com/" }, /^ISSUER_URL .*"ftp:\/\/example\.com\/"/],
     [{ ISSUER_URL: "https://example.com/?a=1" }, /^ISSUER_URL /],
     [{ ISSUER_URL: "not a url" }, /^ISSUER_URL .*"not a url"/],
-    [{ REDIS_URL: "http://localhost:6379" }, /^REDIS_URL /],
-    [{ REDIS_CLUSTER_NODES: "a:7000,b" }, /^REDIS_CLUSTER_NODES .*"b"/],
-    [{ REDIS_URL: "redis://a:6379", REDIS_CLUSTER_NODES: "b:7000" }, /REDIS_URL.*REDIS_CLUSTER/],
+    // A persistent store needs SECRETS_KEY (its own refusal, below).
+    [{ REDIS_URL: "http://localhost:6379", SECRETS_KEY }, /^REDIS_URL /],
+    [{ REDIS_CLUSTER_NODES: "a:7000,b", SECRETS_KEY }, /^REDIS_CLUSTER_NODES .*"b"/],
+    [
+      { REDIS_URL: "redis://a:6379", REDIS_CLUSTER_NODES: "b:7000", SECRETS_KEY },
+      /REDIS_URL.*REDIS_CLUSTER/,
+    ],
     [{ SECRETS_KEY: Buffer.alloc(16).toString("base64") }, /^SECRETS_KEY /],
     [{ SECRETS_KEY: "not base64 at all!" }, /^SECRETS_KEY /],
     [{ INTERNAL_API_KEY: "short" }, /^INTERNAL_API_KEY /],

@@ -1,0 +1,155 @@
+// Start-up refusals of the configuration loader (SPEC §6): a persistent store
+// without SECRETS_KEY is refused in every mode, and production recognises the
+// demo client by its secret wherever its file lives. The messages as the
+// running service prints them are checked in test/integration/startup-refusals.test.ts.
+
+import assert from "node:assert/strict";
+import { generateKeyPairSync } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { describe, test } from "node:test";
+import { type Config, ConfigError, DEMO_CLIENTS_FILE, loadConfig } from "../../src/config.js";
+import { DEMO_CLIENT_SECRET } from "../../src/oauth/demo-client.js";
+
+type Env = Record<string, string>;
+
+const SECRETS_KEY = Buffer.alloc(32, 3).toString("base64");
+const DEMO_FILE_TEXT = readFileSync(DEMO_CLIENTS_FILE, "utf8");
+const OWN_CLIENTS = JSON.stringify({
+  clients: [{ client_id: "web-app", client_secret: "web-app-secret-0123456789" }],
+});
+const KEYS = JSON.stringify({
+  keys: [
+    {
+      ...generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ format: "jwk" }),
+      kid: "k1",
+      alg: "ES256",
+    },
+  ],
+});
+
+const PRODUCTION: Env = {
+  NODE_ENV: "production",
+  REDIS_URL: "redis://redis.internal:6379",
+  CLIENTS_FILE: "/etc/token/clients.json",
+  SIGNING_KEYS_FILE: "/etc/token/keys.json",
+  SECRETS_KEY,
+  INTERNAL_API_KEY: "internal-api-key-0123456789",
+};
+
+function load(env: Env, files: Record<string, string> = {}): Config {
+  const all: Record<string, string> = {
+    [DEMO_CLIENTS_FILE]: DEMO_FILE_TEXT,
+    "/etc/token/clients.json": OWN_CLIENTS,
+    "/etc/token/keys.json": KEYS,
+    ...files,
+  };
+  return loadConfig(env, {
+    readFile: (path) => {
+      const content = all[path];
+      if (content === undefined) throw Object.assign(new Error("ENOENT"), { code: "ENOENT" });
+      return content;
+    },
+  });
+}
+
+function problemsOf(env: Env, files: Record<string, string> = {}): readonly string[] {
+  try {
+    load(env, files);
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, String(error));
+    return error.problems;
+  }
+  return assert.fail("the configuration was accepted");
+}
+
+const SECRETS_KEY_REQUIRED = (variable: string) =>
+  `SECRETS_KEY is required with ${variable}: a key generated per run cannot decrypt what earlier runs stored, so every enrolled user would be locked out at the next restart (generate one with \`token-service secrets-key\`)`;
+
+describe("a persistent store without SECRETS_KEY", () => {
+  for (const nodeEnv of [undefined, "development", "test"]) {
+    const mode = nodeEnv === undefined ? "NODE_ENV unset" : `NODE_ENV=${nodeEnv}`;
+    const base: Env = nodeEnv === undefined ? {} : { NODE_ENV: nodeEnv };
+
+    test(`REDIS_URL is refused with one message (${mode})`, () => {
+      assert.deepEqual(problemsOf({ ...base, REDIS_URL: "redis://127.0.0.1:6379" }), [
+        SECRETS_KEY_REQUIRED("REDIS_URL"),
+      ]);
+    });
+
+    test(`REDIS_CLUSTER_NODES is refused with one message (${mode})`, () => {
+      assert.deepEqual(problemsOf({ ...base, REDIS_CLUSTER_NODES: "10.0.0.1:7000" }), [
+        SECRETS_KEY_REQUIRED("REDIS_CLUSTER_NODES"),
+      ]);
+    });
+  }
+
+  test("production names it among the refused defaults, once", () => {
+    const { SECRETS_KEY: _omitted, ...env } = PRODUCTION;
+    assert.deepEqual(problemsOf(env), [
+      "NODE_ENV=production refuses development defaults: a missing SECRETS_KEY",
+    ]);
+  });
+
+  test("with SECRETS_KEY the store is accepted", () => {
+    assert.deepEqual(load({ REDIS_URL: "redis://127.0.0.1:6379", SECRETS_KEY }).store, {
+      kind: "redis",
+      url: "redis://127.0.0.1:6379",
+    });
+  });
+
+  test("the memory store still runs on a per-run key (the embedded default)", () => {
+    const config = load({});
+    assert.equal(config.devDefaults.ephemeralSecretsKey, true);
+    assert.equal(config.secretsKey.length, 32);
+  });
+});
+
+describe("the demo client in production", () => {
+  const DEMO_REFUSAL =
+    "NODE_ENV=production refuses development defaults: the demo client (recognised by its public secret wherever the file lives; set CLIENTS_FILE to your own clients)";
+
+  test("the secret the code recognises is the example file's", () => {
+    const secrets = (
+      JSON.parse(DEMO_FILE_TEXT) as { clients: { client_secret?: string }[] }
+    ).clients.map((c) => c.client_secret);
+    assert.deepEqual(secrets, [DEMO_CLIENT_SECRET]);
+  });
+
+  test("refused when the example file is copied elsewhere", () => {
+    assert.deepEqual(problemsOf(PRODUCTION, { "/etc/token/clients.json": DEMO_FILE_TEXT }), [
+      DEMO_REFUSAL,
+    ]);
+  });
+
+  test("refused when the demo client is renamed or sits among real clients", () => {
+    const clients = JSON.stringify({
+      clients: [
+        { client_id: "web-app", client_secret: "web-app-secret-0123456789" },
+        { client_id: "renamed", client_secret: DEMO_CLIENT_SECRET },
+      ],
+    });
+    assert.deepEqual(problemsOf(PRODUCTION, { "/etc/token/clients.json": clients }), [
+      DEMO_REFUSAL,
+    ]);
+  });
+
+  test("refused when CLIENTS_FILE names the shipped example itself", () => {
+    assert.deepEqual(problemsOf({ ...PRODUCTION, CLIENTS_FILE: DEMO_CLIENTS_FILE }), [
+      DEMO_REFUSAL,
+    ]);
+  });
+
+  test("outside production a copy is flagged as a development default (the start-up warning)", () => {
+    const config = load(
+      { CLIENTS_FILE: "/etc/token/clients.json" },
+      { "/etc/token/clients.json": DEMO_FILE_TEXT },
+    );
+    assert.equal(config.devDefaults.demoClients, true);
+  });
+
+  test("own clients are accepted", () => {
+    const config = load(PRODUCTION);
+    assert.deepEqual([...config.clients.keys()], ["web-app"]);
+    assert.equal(config.devDefaults.demoClients, false);
+  });
+});
