@@ -13,11 +13,15 @@ export const KEYS_GENERATE_HELP = `Usage: token-service keys generate [--alg <al
 
 Prints a private signing JWKS ({"keys":[...]}) that SIGNING_KEYS_FILE accepts:
 every key has "kid", "alg" and "use":"sig". The first key of the file signs
-access tokens; every key is published at /.well-known/jwks.json.
+access tokens; ID tokens are signed with the first key of each client's
+id_token_signed_response_alg (RS256 unless the client says otherwise); every
+key is published at /.well-known/jwks.json.
 
 Options:
-  --alg <alg>      ES256 (the default), EdDSA, RS256 or PS256 (RSA keys: 2048 bits).
-                   Repeat it for several keys: --alg ES256 --alg RS256
+  --alg <alg>      ES256, EdDSA, RS256 or PS256 (RSA keys: 2048 bits). Repeat it
+                   for several keys. Default: an ES256 key then an RS256 key,
+                   what the service needs for access tokens and default ID tokens
+                   (with --kid: one ES256 key)
   --kid <kid>      the key id (one key only); default: the key's RFC 7638 thumbprint
   --add-to <file>  add the new key(s) at the END of this JWKS file instead of
                    printing them (the file is created 0600 when missing). A key
@@ -86,7 +90,10 @@ export async function keysGenerate(args: readonly string[], io: CliIo): Promise<
     io.out(KEYS_GENERATE_HELP);
     return EXIT.ok;
   }
-  const algs = (values.alg ?? ["ES256"]).map(parseAlg);
+  // A --kid names one key: then one ES256 key, as before.
+  const algs = (values.alg ?? (values.kid === undefined ? ["ES256", "RS256"] : ["ES256"])).map(
+    parseAlg,
+  );
   if (values.kid !== undefined && (values.kid === "" || algs.length > 1)) {
     throw usageError(
       values.kid === "" ? "--kid must not be empty" : "--kid names one key: give one --alg",

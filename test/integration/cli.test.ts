@@ -17,8 +17,24 @@ let production: Record<string, string>;
 before(async () => {
   const keysFile = join(dir, "keys.json");
   const clientsFile = join(dir, "clients.json");
+  // ES256 signs access tokens; RS256 signs the client's ID tokens (its default algorithm).
+  for (const [alg, kid] of [
+    ["ES256", "k1"],
+    ["RS256", "k2"],
+  ] as const) {
+    const added = await runBin([
+      "keys",
+      "generate",
+      "--alg",
+      alg,
+      "--kid",
+      kid,
+      "--add-to",
+      keysFile,
+    ]);
+    assert.equal(added.code, 0, added.stderr);
+  }
   const made = await Promise.all([
-    runBin(["keys", "generate", "--alg", "ES256", "--kid", "k1", "--add-to", keysFile]),
     runBin(["client", "new", "--id", "web-app", "--add-to", clientsFile]),
     runBin(["secrets-key"]),
     runBin(["internal-api-key"]),
@@ -29,8 +45,8 @@ before(async () => {
     REDIS_URL: "redis://:hunter2-password@127.0.0.1:6379",
     SIGNING_KEYS_FILE: keysFile,
     CLIENTS_FILE: clientsFile,
-    SECRETS_KEY: made[2]?.stdout.trim() ?? "",
-    INTERNAL_API_KEY: made[3]?.stdout.trim() ?? "",
+    SECRETS_KEY: made[1]?.stdout.trim() ?? "",
+    INTERNAL_API_KEY: made[2]?.stdout.trim() ?? "",
   };
 });
 
@@ -41,7 +57,7 @@ describe("config check", () => {
     assert.equal(result.stderr, "");
     assert.equal(
       result.stdout,
-      'configuration OK: store redis (redis://127.0.0.1:6379), 1 signing key (ES256 "k1" signs), 1 client, issuer http://localhost:8080/, listening on 127.0.0.1:8080, 1 worker, NODE_ENV=production\n',
+      'configuration OK: store redis (redis://127.0.0.1:6379), 2 signing keys (ES256 "k1" signs), 1 client, issuer http://localhost:8080/, listening on 127.0.0.1:8080, 1 worker, NODE_ENV=production\n',
     );
     for (const secret of ["hunter2", production.SECRETS_KEY, production.INTERNAL_API_KEY]) {
       assert.ok(!result.stdout.includes(secret ?? ""), "a secret was printed");

@@ -22,7 +22,12 @@ import {
 const dir = mkdtempSync(join(tmpdir(), "token-service-refusals-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const keysFile = join(dir, "keys.json");
-writeFileSync(keysFile, JSON.stringify({ keys: [await generateSigningJwk("ES256", "k1")] }));
+writeFileSync(
+  keysFile,
+  JSON.stringify({
+    keys: [await generateSigningJwk("ES256", "k1"), await generateSigningJwk("RS256", "k2")],
+  }),
+);
 
 /** No stack trace: no "    at " frame, no "Error:" dump, no node:internal path. */
 function assertNoStackTrace(output: string): void {

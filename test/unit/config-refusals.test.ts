@@ -24,6 +24,11 @@ const KEYS = JSON.stringify({
       kid: "k1",
       alg: "ES256",
     },
+    {
+      ...generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ format: "jwk" }),
+      kid: "k2",
+      alg: "RS256",
+    },
   ],
 });
 
