@@ -16,6 +16,7 @@ import {
 } from "@token-service/client";
 import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
+import { createLiveSettings, type LiveSettings } from "./live-settings.js";
 import { createHealthServiceImpl } from "./observability/health.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
@@ -40,6 +41,8 @@ import type { Store } from "./store/store.js";
 /** What tests and the bench reach into: the built pieces, never a place to read rules from. */
 export interface AppParts {
   config: Config;
+  /** The clients and signing keys in use (replaced by a reload). */
+  live: LiveSettings;
   store: Store;
   clock: Clock;
   logger: Logger;
@@ -76,13 +79,14 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   const logger = options.logger ?? createLogger(config.logLevel);
   const store = options.store ?? createStore(config.store, clock, logger);
   const metrics = createMetrics();
-  const services = createServices(createServiceDeps(config, store, clock, logger));
-  const ctx: AppParts = { config, store, clock, logger, metrics, services };
+  const live = createLiveSettings({ clients: config.clients, signingKeys: config.signingKeys });
+  const services = createServices(createServiceDeps(config, live, store, clock, logger));
+  const ctx: AppParts = { config, live, store, clock, logger, metrics, services };
   // Aborted by close(): health reports NOT_SERVING and ends Watch streams, which
   // would otherwise hold the drain open until the grace period runs out.
   const shutdown = new AbortController();
 
-  const cors = createCors(() => config.clients);
+  const cors = createCors(live.clients);
   const corsFor: CorsForClient = (context, client) =>
     cors.headersForClient(context.requestHeader.get("origin") ?? undefined, client);
   const tokenService = createTokenServiceImpl(services.tokenEndpoint, config.issuerUrl, corsFor);
@@ -130,7 +134,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     services,
     cors,
     issuerUrl: config.issuerUrl,
-    signingKeys: config.signingKeys,
+    signingKeys: live.signingKeys,
     store,
     metrics,
     logger,

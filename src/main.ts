@@ -2,6 +2,7 @@ import cluster from "node:cluster";
 import { createApp } from "./app.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
 import { createLogger, type Logger } from "./observability/logger.js";
+import { reloadSettings } from "./reload.js";
 import {
   reportStartupFailure,
   STARTUP_FAILURE_EXIT_CODE,
@@ -78,10 +79,19 @@ function runPrimary(config: Config, logger: Logger): void {
     cluster.fork();
   });
   onStopSignal(() => stopWorkers(0));
+  // Each worker reloads its own clients and keys; the primary only passes the signal on.
+  process.on("SIGHUP", () => {
+    logger.info({ event: "reload_requested", workers: config.workers }, "forwarding SIGHUP");
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill("SIGHUP");
+  });
 }
 
 async function runService(config: Config, logger: Logger): Promise<void> {
   const app = createApp(config, { logger });
+  // Never exits on SIGHUP (Node's default would): re-read the clients and keys files.
+  process.on("SIGHUP", () => {
+    reloadSettings(process.env, app.ctx.live, logger);
+  });
   const { port } = await app.listen();
   logger.info(
     { event: "listening", port, host: config.host, store: config.store.kind, pid: process.pid },

@@ -1,5 +1,6 @@
 import type { Clock } from "./clock.js";
 import type { Config } from "./config.js";
+import type { LiveSettings } from "./live-settings.js";
 import { createMfaTokenCodec } from "./mfa/mfa-token-codec.js";
 import { createSecretBox, deriveKey } from "./mfa/secret-box.js";
 import { createAssertionVerifier } from "./oauth/client-assertion.js";
@@ -16,10 +17,12 @@ import { createTokenIssuer } from "./tokens/token-issuer.js";
 /**
  * The composition root's one translation from configuration to domain
  * objects: every key is imported or derived here, once, so nothing below
- * reads the configuration or parses a key per request.
+ * reads the configuration or parses a key per request. The clients and the
+ * signing keys are read through `live` (they change on SIGHUP).
  */
 export function createServiceDeps(
   config: Config,
+  live: LiveSettings,
   store: Store,
   clock: Clock,
   logger: Logger,
@@ -28,9 +31,9 @@ export function createServiceDeps(
     store,
     clock,
     events: createSecurityEvents(logger),
-    clients: () => config.clients,
+    clients: live.clients,
     clientAuth: createClientAuthenticator(
-      config.clients,
+      live.clients,
       createAssertionVerifier({ issuerUrl: config.issuerUrl, store, clock, logger }),
       logger,
     ),
@@ -44,12 +47,12 @@ export function createServiceDeps(
     recoveryCodeKey: deriveKey(config.secretsKey, "recovery-code"),
     tokenIssuer: createTokenIssuer({
       issuerUrl: config.issuerUrl,
-      keys: config.signingKeys,
+      keys: live.signingKeys,
       accessTokenTtlSeconds: config.accessTokenTtlSeconds,
     }),
     accessTokens: createAccessTokenVerifier({
       issuerUrl: config.issuerUrl,
-      keys: config.signingKeys,
+      keys: live.signingKeys,
     }),
     bucket: {
       capacity: config.otpMaxFailures,

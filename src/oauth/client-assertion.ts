@@ -3,6 +3,7 @@ import type { Clock } from "../clock.js";
 import type { Logger } from "../observability/logger.js";
 import type { Store } from "../store/store.js";
 import type { AssertionVerifier } from "./client-auth.js";
+import type { RegisteredClient } from "./client-registry.js";
 import { ASYMMETRIC_JWS_ALGORITHMS, MAX_JWT_LENGTH } from "./jose-algorithms.js";
 
 /** RFC 7523 §3 rules this service sets where the RFC leaves a bound to the server. */
@@ -25,7 +26,8 @@ export function createAssertionVerifier(options: {
   logger: Logger;
 }): AssertionVerifier {
   const audiences = [options.issuerUrl, new URL("oauth/token", options.issuerUrl).href];
-  const keySets = new Map<string, ReturnType<typeof createLocalJWKSet>>();
+  // Per client object: a reload that changes a client's jwks gives a new object, hence new keys.
+  const keySets = new WeakMap<RegisteredClient, ReturnType<typeof createLocalJWKSet>>();
 
   return async (client, assertion) => {
     const reject = (reason: string) => {
@@ -36,10 +38,10 @@ export function createAssertionVerifier(options: {
       return false;
     };
     if (assertion.length > MAX_JWT_LENGTH) return reject("assertion too large");
-    let keys = keySets.get(client.clientId);
+    let keys = keySets.get(client);
     if (keys === undefined) {
       keys = createLocalJWKSet(client.jwks ?? { keys: [] });
-      keySets.set(client.clientId, keys);
+      keySets.set(client, keys);
     }
     const nowMs = options.clock.nowMs();
     const nowSeconds = nowMs / 1000;

@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Logger } from "../observability/logger.js";
+import { derived } from "../util/derived.js";
 import { assertionSubject } from "./client-assertion.js";
 import type { ClientRegistry, RegisteredClient } from "./client-registry.js";
 import { oauthErrors } from "./oauth-error.js";
@@ -33,17 +34,20 @@ const sha256 = (value: string) => createHash("sha256").update(value, "utf8").dig
  * Every failure is the same 401, whichever rule failed.
  */
 export function createClientAuthenticator(
-  clients: ClientRegistry,
+  clients: () => ClientRegistry,
   verifyAssertion?: AssertionVerifier,
   logger?: Logger,
 ): ClientAuthenticator {
-  const secretDigests = new Map<string, Buffer>();
-  for (const client of clients.values()) {
-    if (client.clientSecret !== undefined)
-      secretDigests.set(client.clientId, sha256(client.clientSecret));
-  }
+  // Per client object, so a reloaded client (a new object) gets its new secret's digest.
+  const secretDigests = derived(clients, (registry) => {
+    const digests = new WeakMap<RegisteredClient, Buffer>();
+    for (const client of registry.values()) {
+      if (client.clientSecret !== undefined) digests.set(client, sha256(client.clientSecret));
+    }
+    return digests;
+  });
   const secretMatches = (client: RegisteredClient, presented: string) => {
-    const expected = secretDigests.get(client.clientId);
+    const expected = secretDigests().get(client);
     return expected !== undefined && timingSafeEqual(expected, sha256(presented));
   };
 
@@ -75,7 +79,7 @@ export function createClientAuthenticator(
       if (fromBasic !== undefined && clientId !== undefined && clientId !== id) {
         refuse("client_id differs from the Basic credentials");
       }
-      const client = clients.get(id);
+      const client = clients().get(id);
       if (client === undefined) return refuse("unknown client");
 
       let ok = false;

@@ -13,6 +13,7 @@ import type { TokenRequest, TokenResult } from "../service/token-endpoint.js";
 import { wireString } from "../service/wire-values.js";
 import type { Store } from "../store/store.js";
 import type { SigningKey } from "../tokens/signing-keys.js";
+import { derived } from "../util/derived.js";
 import type { Cors } from "./cors.js";
 import type { HttpRequest, HttpResponse } from "./http-types.js";
 import { type Params, parseParams } from "./parse-params.js";
@@ -32,7 +33,8 @@ export interface RestRoutesDeps {
   services: Services;
   cors: Cors;
   issuerUrl: string;
-  signingKeys: readonly SigningKey[];
+  /** Read per request: a reload swaps the keys (SIGHUP). */
+  signingKeys: () => readonly SigningKey[];
   store: Pick<Store, "ping">;
   metrics: Metrics;
   logger: Logger;
@@ -49,8 +51,10 @@ const TOKEN_PARAMETERS = ["mfa_token", "otp", "recovery_code", "refresh_token", 
 export function createRestRoutes(deps: RestRoutesDeps): RestRoutes {
   const { services, issuerUrl } = deps;
   const tokenEndpointUrl = new URL("oauth/token", issuerUrl).href;
-  const jwks = buildJwks(deps.signingKeys);
-  const discovery = buildDiscoveryDocument(issuerUrl, deps.signingKeys, services.grants.uris);
+  const jwks = derived(deps.signingKeys, buildJwks);
+  const discovery = derived(deps.signingKeys, (keys) =>
+    buildDiscoveryDocument(issuerUrl, keys, services.grants.uris),
+  );
   // Public documents: any page may read them (OpenID Connect clients in browsers fetch both).
   const publicCache = {
     "cache-control": "public, max-age=300",
@@ -168,9 +172,9 @@ export function createRestRoutes(deps: RestRoutesDeps): RestRoutes {
     "/mfa/challenge": { POST: postChallenge },
     "/mfa/associate": { POST: postAssociate },
     "/mfa/authenticators": { GET: getAuthenticators },
-    "/.well-known/jwks.json": { GET: async (_req, res) => sendJson(res, 200, jwks, publicCache) },
+    "/.well-known/jwks.json": { GET: async (_req, res) => sendJson(res, 200, jwks(), publicCache) },
     "/.well-known/openid-configuration": {
-      GET: async (_req, res) => sendJson(res, 200, discovery, publicCache),
+      GET: async (_req, res) => sendJson(res, 200, discovery(), publicCache),
     },
     "/metrics": {
       GET: async (_req, res) => {

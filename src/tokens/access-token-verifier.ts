@@ -1,4 +1,5 @@
 import { createLocalJWKSet, type JWTPayload, jwtVerify } from "jose";
+import { derived } from "../util/derived.js";
 import type { SigningKey } from "./signing-keys.js";
 
 /** The claims of an access token this service issued (RFC 9068 §2.2), as a protected resource reads them. */
@@ -34,13 +35,17 @@ const MAX_ACCESS_TOKEN_LENGTH = 8 * 1024;
  */
 export function createAccessTokenVerifier(options: {
   issuerUrl: string;
-  keys: readonly SigningKey[];
+  /** Read per token: a reload swaps the keys (SIGHUP); every published key verifies. */
+  keys: () => readonly SigningKey[];
 }): AccessTokenVerifier {
-  const jwks = createLocalJWKSet({ keys: options.keys.map((k) => ({ ...k.publicJwk })) });
-  const algorithms = [...new Set(options.keys.map((k) => k.alg))];
+  const keySet = derived(options.keys, (keys) => ({
+    jwks: createLocalJWKSet({ keys: keys.map((k) => ({ ...k.publicJwk })) }),
+    algorithms: [...new Set(keys.map((k) => k.alg))],
+  }));
   return {
     async verify(token, nowMs) {
       if (token.length > MAX_ACCESS_TOKEN_LENGTH) return null;
+      const { jwks, algorithms } = keySet();
       let payload: JWTPayload;
       try {
         ({ payload } = await jwtVerify(token, jwks, {

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { derived } from "../util/derived.js";
 import { signJwt } from "./jwt-signer.js";
 import type { SigningAlgorithm, SigningKey } from "./signing-keys.js";
 
@@ -38,16 +39,21 @@ export interface TokenIssuer {
  */
 export function createTokenIssuer(options: {
   issuerUrl: string;
-  keys: readonly SigningKey[];
+  /** Read per token: a reload swaps the keys (SIGHUP). */
+  keys: () => readonly SigningKey[];
   accessTokenTtlSeconds: number;
 }): TokenIssuer {
-  const { issuerUrl, keys, accessTokenTtlSeconds } = options;
-  const signingKey = keys[0];
-  if (signingKey === undefined) throw new Error("no signing key configured");
-  const idTokenKeys = new Map<SigningAlgorithm, SigningKey>();
-  for (const key of keys) if (!idTokenKeys.has(key.alg)) idTokenKeys.set(key.alg, key);
+  const { issuerUrl, accessTokenTtlSeconds } = options;
+  const keyring = derived(options.keys, (keys) => {
+    const first = keys[0];
+    if (first === undefined) throw new Error("no signing key configured");
+    const idTokenKeys = new Map<SigningAlgorithm, SigningKey>();
+    for (const key of keys) if (!idTokenKeys.has(key.alg)) idTokenKeys.set(key.alg, key);
+    return { signingKey: first, idTokenKeys };
+  });
   return {
     issue(grant) {
+      const { signingKey, idTokenKeys } = keyring();
       const iat = grant.nowSeconds;
       const exp = iat + accessTokenTtlSeconds;
       const accessToken = signJwt(signingKey, "at+jwt", {

@@ -30,7 +30,8 @@ const special = parseClients(
   },
   "special",
 );
-const auth = createClientAuthenticator(new Map([...fixture.clients, ...special.clients]));
+const registry = new Map([...fixture.clients, ...special.clients]);
+const auth = createClientAuthenticator(() => registry);
 
 async function accepted(credentials: ClientCredentials): Promise<string> {
   return (await auth.authenticate(credentials)).clientId;
