@@ -118,6 +118,24 @@ export const oauthErrors = {
   /** Row 17. */
   authenticatorNotFound: () =>
     new OAuthError("not_found", "Authenticator not found", 404, Code.NotFound),
+  /** Row 21: expired, revoked, reused, unknown, malformed or another client's refresh token. */
+  invalidRefreshToken: (cause?: unknown) =>
+    new OAuthError(
+      "invalid_grant",
+      "Unknown or invalid refresh token.",
+      400,
+      Code.FailedPrecondition,
+      undefined,
+      { cause },
+    ),
+  /** Row 22: a refresh `scope` wider than the one granted (RFC 6749 §6). */
+  scopeExceedsGrant: () =>
+    new OAuthError(
+      "invalid_scope",
+      "The requested scope exceeds the scope granted.",
+      400,
+      Code.InvalidArgument,
+    ),
   /** IssueMfaToken with an unknown client (SPEC §5, RPC surface). */
   unknownClient: () =>
     new OAuthError("invalid_request", "Unknown client", 400, Code.InvalidArgument),
