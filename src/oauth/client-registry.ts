@@ -1,3 +1,8 @@
+import {
+  parseRefreshTokenSettings,
+  type RefreshTokenSettings,
+} from "../sessions/refresh-token-settings.js";
+
 /** SPEC §5b: how a client proves who it is at the token endpoint. */
 export const CLIENT_AUTH_METHODS = [
   "client_secret_post",
@@ -15,6 +20,8 @@ export interface RegisteredClient {
   grantTypes: readonly string[];
   /** Public keys for private_key_jwt (RFC 7523). */
   jwks?: { keys: Record<string, unknown>[] };
+  /** The `refresh_token` object (Auth0's names), defaults filled in. */
+  refreshToken: RefreshTokenSettings;
 }
 
 export type ClientRegistry = ReadonlyMap<string, RegisteredClient>;
@@ -62,12 +69,15 @@ export function parseClients(
     if (authMethod === "private_key_jwt" && (!Array.isArray(keys) || keys.length === 0)) {
       problems.push(`${at}: "jwks" with at least one key is required for private_key_jwt`);
     }
+    const refreshToken = parseRefreshTokenSettings(entry.refresh_token, at);
+    problems.push(...refreshToken.problems);
     clients.set(client_id, {
       clientId: client_id,
       ...(needsSecret && typeof client_secret === "string" ? { clientSecret: client_secret } : {}),
       authMethod,
       grantTypes: Array.isArray(grantTypes) ? (grantTypes as string[]) : [],
       ...(Array.isArray(keys) ? { jwks: { keys: keys as Record<string, unknown>[] } } : {}),
+      refreshToken: refreshToken.settings,
     });
   });
   return { clients, problems };
