@@ -32,6 +32,8 @@ export interface RefreshedGrant {
   /** Narrowed when a narrower scope was requested. */
   scope: string;
   amr: readonly string[];
+  /** When the login happened (Unix seconds): the ID token's `auth_time`. */
+  authTimeSeconds: number;
   /**
    * The key the new access token is bound to (`cnf.jkt`): the proof's key
    * whenever a valid proof came with the exchange (for a bound family it is
@@ -101,6 +103,7 @@ export async function exchangeRefreshToken(
         audience: claims.audience,
         scope,
         amr: claims.amr,
+        authTimeSeconds: claims.authTime,
         ...(input.dpop ? { dpopJkt: input.dpop.jkt } : {}),
         ...(result.kind !== "kept" && successor !== undefined ? { refreshToken: successor } : {}),
       };

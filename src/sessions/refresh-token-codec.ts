@@ -18,6 +18,11 @@ export interface RefreshTokenClaims {
   scope: string;
   /** RFC 8176 method references of the login (`["mfa","otp"]` or `["mfa"]`). */
   amr: readonly string[];
+  /**
+   * When the login happened (Unix seconds): a refreshed ID token's
+   * `auth_time` is the original authentication's (OpenID Connect Core §12.2).
+   */
+  authTime: number;
   /** RFC 7638 thumbprint of the DPoP key the family is bound to (RFC 9449 §5), if any. */
   jkt?: string;
 }
@@ -61,6 +66,7 @@ export function createRefreshTokenCodec(secretsKey: Buffer): RefreshTokenCodec {
         claims.audience,
         claims.scope,
         claims.amr,
+        claims.authTime,
         claims.jkt ?? "",
         randomBytes(NONCE_BYTES).toString("base64url"),
       ];
@@ -83,14 +89,16 @@ export function createRefreshTokenCodec(secretsKey: Buffer): RefreshTokenCodec {
       if (plain === null) return null;
       try {
         const parsed: unknown = JSON.parse(plain.toString("utf8"));
-        if (!Array.isArray(parsed) || parsed.length !== 8) return null;
-        const [userId, familyId, clientId, audience, scope, amr, jkt] = parsed as unknown[];
+        if (!Array.isArray(parsed) || parsed.length !== 9) return null;
+        const [userId, familyId, clientId, audience, scope, amr, authTime, jkt] =
+          parsed as unknown[];
         if (
           typeof userId !== "string" ||
           typeof familyId !== "string" ||
           typeof clientId !== "string" ||
           typeof audience !== "string" ||
           typeof scope !== "string" ||
+          !Number.isSafeInteger(authTime) ||
           typeof jkt !== "string" ||
           !Array.isArray(amr) ||
           !amr.every((m) => typeof m === "string")
@@ -104,6 +112,7 @@ export function createRefreshTokenCodec(secretsKey: Buffer): RefreshTokenCodec {
           audience,
           scope,
           amr: amr as string[],
+          authTime: authTime as number,
           ...(jkt === "" ? {} : { jkt }),
         };
       } catch {

@@ -48,6 +48,7 @@ export async function startSession(
     audience: input.audience,
     scope: input.scope,
     amr: [...input.amr],
+    authTime: Math.floor(input.nowMs / 1000),
     ...(jkt ? { jkt } : {}),
   });
   await deps.store.createFamily({

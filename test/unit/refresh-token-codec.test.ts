@@ -23,6 +23,7 @@ const CLAIMS: RefreshTokenClaims = {
   audience: "https://api.example.test/",
   scope: "openid offline_access",
   amr: ["mfa", "otp"],
+  authTime: 1_767_225_600,
   jkt: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
 };
 

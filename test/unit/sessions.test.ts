@@ -147,7 +147,8 @@ describe("sessions", () => {
   });
 
   describe("rotation", () => {
-    it("an exchange continues the login: same sub, aud, client_id, amr, scope; a new token", async () => {
+    it("an exchange continues the login: same sub, aud, client_id, amr, scope, auth time; a new token", async () => {
+      const loginSeconds = Math.floor(clock.nowMs() / 1000);
       const first = await login();
       clock.advance(SECOND);
       const result = await exchange(first);
@@ -161,6 +162,7 @@ describe("sessions", () => {
           audience: "https://api.example.test/",
           scope: SCOPE,
           amr: ["mfa", "otp"],
+          authTimeSeconds: loginSeconds,
           refreshToken: "",
         },
       );
