@@ -94,7 +94,7 @@ async function buildApp(jwtKeys: Key[]): Promise<{ app: App; ctx: BenchContext }
   const logger = createLogger("silent");
   const app = createApp(config, { store, clock, logger });
   // The verifiers alone, for (b) and (c): built as the app builds them, on the same store.
-  const { dpop, clientAuth } = createServiceDeps(config, store, clock, logger);
+  const { dpop, clientAuth } = createServiceDeps(config, store, clock, logger, app.ctx.sessions);
   return { app, ctx: { clock, services: app.ctx.services, dpop, clientAuth } };
 }
 type FakeClock = ReturnType<typeof createFakeClock>;

@@ -32,13 +32,16 @@ import { createRequestHandler, sendNotFound } from "./server/request-handler.js"
 import { createRestRoutes } from "./server/rest-routes.js";
 import { createServices, type Services } from "./service/services.js";
 import { createServiceDeps } from "./service-deps.js";
-import { createStore } from "./store/create-store.js";
+import { createStores, sessionsBeside } from "./store/create-stores.js";
+import type { SessionStore } from "./store/session-store.js";
 import type { Store } from "./store/store.js";
 
 /** What tests and the bench reach into: the built pieces, never a place to read rules from. */
 export interface AppParts {
   config: Config;
   store: Store;
+  /** Refresh-token families, on the same backend as `store`. */
+  sessions: SessionStore;
   clock: Clock;
   logger: Logger;
   metrics: Metrics;
@@ -58,6 +61,11 @@ export interface App {
 
 export interface AppOptions {
   store?: Store;
+  /**
+   * The session store beside a given `store` (e.g. on the same Redis
+   * client); without it a given store gets an in-process one.
+   */
+  sessions?: SessionStore;
   clock?: Clock;
   logger?: Logger;
   /**
@@ -72,15 +80,20 @@ export interface AppOptions {
 export function createApp(config: Config, options: AppOptions = {}): App {
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger(config.logLevel);
-  const store = options.store ?? createStore(config.store, clock, logger);
+  const { store, sessions } =
+    options.store === undefined
+      ? createStores(config.store, clock, logger)
+      : options.sessions === undefined
+        ? sessionsBeside(options.store)
+        : { store: options.store, sessions: options.sessions };
   const metrics = createMetrics();
-  const services = createServices(createServiceDeps(config, store, clock, logger));
-  const ctx: AppParts = { config, store, clock, logger, metrics, services };
+  const services = createServices(createServiceDeps(config, store, clock, logger, sessions));
+  const ctx: AppParts = { config, store, sessions, clock, logger, metrics, services };
   // Aborted by close(): health reports NOT_SERVING and ends Watch streams, which
   // would otherwise hold the drain open until the grace period runs out.
   const shutdown = new AbortController();
 
-  const tokenService = createTokenServiceImpl(services.tokenEndpoint, config.issuerUrl);
+  const tokenService = createTokenServiceImpl(services, config.issuerUrl);
   const rpcOptions: ConnectNodeAdapterOptions = {
     routes(router) {
       router.service(TokenService, tokenService);
@@ -139,6 +152,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     async close(graceMs) {
       shutdown.abort();
       await server.close(graceMs);
+      await sessions.close();
       await store.close();
     },
   };

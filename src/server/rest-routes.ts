@@ -1,3 +1,4 @@
+import type { ClientCredentials } from "../oauth/client-auth.js";
 import { oauthErrors } from "../oauth/oauth-error.js";
 import { presentedFromHeader } from "../oauth/protected-resource.js";
 import { toOAuthError } from "../oauth/to-oauth-error.js";
@@ -14,7 +15,7 @@ import type { SigningKey } from "../tokens/signing-keys.js";
 import type { HttpRequest, HttpResponse } from "./http-types.js";
 import { type Params, parseParams } from "./parse-params.js";
 import { readBody } from "./read-body.js";
-import { sendJson, sendNoContent, sendOAuthError } from "./rest-response.js";
+import { sendEmptyOk, sendJson, sendNoContent, sendOAuthError } from "./rest-response.js";
 
 type RestHandler = (req: HttpRequest, res: HttpResponse) => Promise<void>;
 
@@ -76,17 +77,21 @@ export function createRestRoutes(deps: RestRoutesDeps): RestRoutes {
     for (const name of TOKEN_PARAMETERS) grantParams[name] = wireString(params[name]);
     return {
       grantType: wireString(params.grant_type),
-      client: {
-        clientId: wireString(params.client_id),
-        clientSecret: wireString(params.client_secret),
-        clientAssertion: wireString(params.client_assertion),
-        clientAssertionType: wireString(params.client_assertion_type),
-        authorization: req.headers.authorization,
-      },
+      client: clientCredentialsOf(req, params),
       params: grantParams as TokenRequest["params"],
       dpop: { proofs: req.headers.dpop, htu: tokenEndpointUrl },
     };
   };
+
+  const postRevoke = guarded("/oauth/revoke", async (req, res) => {
+    const params = parseParams(req.headers["content-type"], await readBody(req));
+    await services.revokeToken({
+      client: clientCredentialsOf(req, params),
+      token: wireString(params.token),
+      tokenTypeHint: wireString(params.token_type_hint),
+    });
+    sendEmptyOk(res);
+  });
 
   const postAssociate = guarded("/mfa/associate", async (req, res) => {
     const params = parseParams(req.headers["content-type"], await readBody(req), true);
@@ -141,6 +146,7 @@ export function createRestRoutes(deps: RestRoutesDeps): RestRoutes {
 
   const table: Record<string, Record<string, RestHandler>> = {
     "/oauth/token": { POST: postToken },
+    "/oauth/revoke": { POST: postRevoke },
     "/mfa/associate": { POST: postAssociate },
     "/mfa/authenticators": { GET: getAuthenticators },
     "/.well-known/jwks.json": { GET: async (_req, res) => sendJson(res, 200, jwks, publicCache) },
@@ -192,10 +198,22 @@ function pathOf(url: string): string {
   return query < 0 ? url : url.slice(0, query);
 }
 
+/** Client authentication as the token endpoint and revocation take it (RFC 6749 §2.3). */
+function clientCredentialsOf(req: HttpRequest, params: Params): ClientCredentials {
+  return {
+    clientId: wireString(params.client_id),
+    clientSecret: wireString(params.client_secret),
+    clientAssertion: wireString(params.client_assertion),
+    clientAssertionType: wireString(params.client_assertion_type),
+    authorization: req.headers.authorization,
+  };
+}
+
 function renderTokenResult(result: TokenResult): Record<string, unknown> {
   const { tokens } = result;
   return {
     access_token: tokens.accessToken,
+    ...(result.refreshToken !== undefined ? { refresh_token: result.refreshToken } : {}),
     ...(tokens.idToken ? { id_token: tokens.idToken } : {}),
     scope: tokens.scope,
     expires_in: tokens.expiresIn,

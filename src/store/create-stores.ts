@@ -1,9 +1,12 @@
 /**
- * The main Store and the SessionStore together, on one backend: one ioredis
- * client (standalone or Cluster) serves both, so sessions cost no extra
- * connection and share the store's fail-fast options; in memory, proof marks
- * share one key space (a DPoP proof is used once across every grant).
- * `store.close()` closes the shared client; `sessions.close()` owns nothing.
+ * The stores SPEC-level configuration asks for — `REDIS_URL`,
+ * `REDIS_CLUSTER_NODES`, or the in-process default — built together on one
+ * backend: the main Store and the SessionStore (refresh-token families).
+ * One ioredis client (standalone or Cluster) serves both, so sessions cost
+ * no extra connection and share the client's fail-fast options; in memory,
+ * DPoP proof marks share one key space (a proof is used once across every
+ * grant). `store.close()` closes the shared client; `sessions.close()` owns
+ * nothing.
  */
 import type { Clock } from "../clock.js";
 import type { StoreConfig } from "../config.js";
@@ -25,13 +28,8 @@ export function createStores(config: StoreConfig, clock: Clock, logger: Logger):
   const onError = (err: Error) =>
     logger.warn({ event: "redis_error", message: err.message }, "redis error");
   switch (config.kind) {
-    case "memory": {
-      const store = createMemoryStore({ now: clock.nowMs });
-      const sessions = createMemorySessionStore({
-        rememberOnce: (scope, value, ttlMs) => store.rememberOnce(scope, value, ttlMs),
-      });
-      return { store, sessions };
-    }
+    case "memory":
+      return sessionsBeside(createMemoryStore({ now: clock.nowMs }));
     case "redis": {
       const client = createRedisClient(config.url, { onError });
       return { store: createRedisStore(client), sessions: createRedisSessionStore(client) };
@@ -41,4 +39,18 @@ export function createStores(config: StoreConfig, clock: Clock, logger: Logger):
       return { store: createRedisStore(client), sessions: createRedisSessionStore(client) };
     }
   }
+}
+
+/**
+ * An in-process SessionStore beside a given Store, recording DPoP proof
+ * marks through that store (the default backend, and what an app built
+ * around a ready-made store gets unless it is given a SessionStore too).
+ */
+export function sessionsBeside(store: Store): Stores {
+  return {
+    store,
+    sessions: createMemorySessionStore({
+      rememberOnce: (scope, value, ttlMs) => store.rememberOnce(scope, value, ttlMs),
+    }),
+  };
 }

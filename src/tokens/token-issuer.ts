@@ -21,6 +21,11 @@ export interface TokenGrant {
   amr: readonly string[];
   /** RFC 7638 thumbprint of the DPoP key, when the token is sender-constrained (RFC 9449 §6.1). */
   dpopJkt?: string;
+  /**
+   * When the user authenticated, if not now (a refresh): OpenID Connect Core
+   * §12.2 keeps the original `auth_time` in a refreshed ID token.
+   */
+  authTimeSeconds?: number;
   nowSeconds: number;
 }
 
@@ -69,7 +74,7 @@ export function createTokenIssuer(options: {
           aud: grant.clientId,
           iat,
           exp,
-          auth_time: iat,
+          auth_time: grant.authTimeSeconds ?? iat,
           amr: grant.amr,
         });
       }
