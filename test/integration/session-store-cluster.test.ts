@@ -2,8 +2,9 @@
  * The SessionStore on a real 3-master Redis Cluster, with the service's own
  * cluster client (createRedisClusterClient): the contract suite, a user's
  * session keys on one slot, every script (revoke-all included) for users on
- * every master, 20 parallel exchanges through the use case, and round trips
- * counted over all masters.
+ * every master, 20 parallel exchanges through the use case and through
+ * `POST /oauth/token` of a service configured with REDIS_CLUSTER_NODES, and
+ * round trips counted over all masters.
  *
  * Starts its own cluster unless REDIS_CLUSTER_NODES is set (then every test
  * uses fresh user ids).
@@ -23,11 +24,24 @@ import { createRedisClusterClient } from "../../src/store/redis-client.js";
 import { createRedisSessionStore } from "../../src/store/redis-session-store.js";
 import { sessionKeys } from "../../src/store/session-keys.js";
 import type { SessionStore } from "../../src/store/session-store.js";
+import { dpopProofFor, generateTestKey } from "../support/dpop.js";
+import { clientsFor, internalAuth } from "../support/flows.js";
+import { assertRestError } from "../support/mfa-flows.js";
 import {
   countClusterCommands,
   type RedisClusterHandle,
   startRedisCluster,
 } from "../support/redis-cluster.js";
+import {
+  assertRevoked,
+  INVALID_REFRESH_TOKEN,
+  loginForRefreshToken,
+  postRefresh,
+  postRevoke,
+  rotate,
+  SESSION_CLIENTS,
+  sessionUser,
+} from "../support/session-flows.js";
 import {
   defineSessionStoreContract,
   newFamilyRef,
@@ -36,6 +50,7 @@ import {
   SECOND,
   tally,
 } from "../support/session-store-contract.js";
+import { startTestService, type TestService } from "../support/test-service.js";
 
 const CLIENT = {
   clientId: "spa",
@@ -235,6 +250,70 @@ describe("redis cluster sessions", () => {
         await store.close();
         await client.quit();
       }
+    });
+  });
+
+  describe("through POST /oauth/token, on the service's own cluster client (REDIS_CLUSTER_NODES)", () => {
+    let service: TestService;
+    before(async () => {
+      service = await startTestService({
+        store: "config",
+        env: { REDIS_CLUSTER_NODES: cluster.nodesEnv },
+      });
+    });
+    after(() => service.close());
+
+    it("20 parallel exchanges of one token (leeway 0): one success, the successor fails too", async () => {
+      const user = await sessionUser(service);
+      const token = await loginForRefreshToken(service, user, SESSION_CLIENTS.rotating);
+      const results = await Promise.all(
+        Array.from({ length: 20 }, () => postRefresh(service, SESSION_CLIENTS.rotating, token)),
+      );
+      const successes = results.filter((r) => r.status === 200);
+      assert.equal(successes.length, 1);
+      for (const failure of results.filter((r) => r.status !== 200)) {
+        assertRestError(failure, 400, "invalid_grant", INVALID_REFRESH_TOKEN);
+      }
+      assertRestError(
+        await postRefresh(
+          service,
+          SESSION_CLIENTS.rotating,
+          String(successes[0]?.body.refresh_token),
+        ),
+        400,
+        "invalid_grant",
+        INVALID_REFRESH_TOKEN,
+      );
+      const raw = new Cluster(cluster.nodes);
+      try {
+        const keys = sessionKeys(user.userId);
+        assert.equal(await raw.exists(keys.index), 0);
+      } finally {
+        await raw.quit();
+      }
+    });
+
+    it("a DPoP-bound session rotates, revokes and is revoked per user", async () => {
+      const user = await sessionUser(service);
+      const key = await generateTestKey();
+      const client = SESSION_CLIENTS.public;
+      const token = await loginForRefreshToken(service, user, client, {
+        dpop: await dpopProofFor(service, key),
+      });
+      const next = await rotate(service, client, token, { dpop: await dpopProofFor(service, key) });
+      assertRevoked(await postRevoke(service, client, { token: next }));
+      assertRestError(
+        await postRefresh(service, client, next, { dpop: await dpopProofFor(service, key) }),
+        400,
+        "invalid_grant",
+        INVALID_REFRESH_TOKEN,
+      );
+      await loginForRefreshToken(service, user, SESSION_CLIENTS.rotating);
+      const { revoked } = await clientsFor(service).mfaToken.revokeUserSessions(
+        { userId: user.userId },
+        internalAuth,
+      );
+      assert.equal(revoked, 1);
     });
   });
 });
