@@ -1,5 +1,5 @@
 /**
- * The stores SPEC-level configuration asks for — `REDIS_URL`,
+ * The stores the configuration names — `REDIS_URL`,
  * `REDIS_CLUSTER_NODES`, or the in-process default — built together on one
  * backend: the main Store and the SessionStore (refresh-token families).
  * One ioredis client (standalone or Cluster) serves both, so sessions cost
