@@ -94,7 +94,14 @@ async function buildApp(jwtKeys: Key[]): Promise<{ app: App; ctx: BenchContext }
   const logger = createLogger("silent");
   const app = createApp(config, { store, clock, logger });
   // The verifiers alone, for (b) and (c): built as the app builds them, on the same store.
-  const { dpop, clientAuth } = createServiceDeps(config, app.ctx.live, store, clock, logger);
+  const { dpop, clientAuth } = createServiceDeps(
+    config,
+    app.ctx.live,
+    store,
+    clock,
+    logger,
+    app.ctx.sessions,
+  );
   return { app, ctx: { clock, services: app.ctx.services, dpop, clientAuth } };
 }
 type FakeClock = ReturnType<typeof createFakeClock>;

@@ -12,6 +12,11 @@ declare module "autocannon" {
     interface Request extends RequestParams {
       /** Called for every request; returns the request to send. */
       setupRequest?: (request: RequestParams, context: object) => RequestParams;
+      /**
+       * Called with every response, synchronously right before the same
+       * connection's next `setupRequest` (lib/httpClient.js).
+       */
+      onResponse?: (status: number, body: string, context: object) => void;
     }
     interface Options {
       url: string;

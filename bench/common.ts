@@ -6,6 +6,7 @@
 import { createHmac } from "node:crypto";
 
 export const MFA_OTP_GRANT = "http://auth0.com/oauth/grant-type/mfa-otp";
+export const REFRESH_TOKEN_GRANT = "refresh_token";
 export const CLIENT_ID = "bench-client";
 export const CLIENT_SECRET = "bench-client-secret-0123456789abcdef";
 /** Fixed so the seeder (this process) and the service seal/open with the same key. */

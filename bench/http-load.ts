@@ -2,10 +2,16 @@
  * HTTP/1.1 load with autocannon (kept dev dependency): `connections`
  * keep-alive connections, one request in flight on each, every request with
  * its own prepared body (setupRequest pulls the next one from the feed).
+ *
+ * With `chain`, a connection's next request is built from its previous
+ * answer (a refresh token's successor): autocannon calls `onResponse` and
+ * then, synchronously, the same connection's next `setupRequest`, so the
+ * hand-off below never crosses connections. A connection whose chain broke
+ * (no usable answer) starts again from the feed.
  */
 import autocannon from "autocannon";
 import { type LoadResult, Recorder } from "./recorder.js";
-import type { Feed } from "./seed.js";
+import type { BenchRequest, Feed } from "./seed.js";
 
 export interface HttpLoadOptions {
   port: number;
@@ -18,11 +24,16 @@ export interface HttpLoadOptions {
   feed: Feed;
   /** Extra headers on every request (e.g. Connect's protocol version). */
   headers?: Record<string, string>;
+  /** The next request of this connection from a 200 answer's body (see the header). */
+  chain?: (responseBody: string) => BenchRequest | undefined;
 }
 
 export function runHttpLoad(options: HttpLoadOptions): Promise<LoadResult> {
   const recorder = new Recorder();
   const baseHeaders = { "content-type": options.contentType, ...options.headers };
+  const { chain } = options;
+  /** The request the answer just received asks for, taken by the next setupRequest. */
+  let handoff: BenchRequest | undefined;
   return new Promise((resolve, reject) => {
     const instance = autocannon(
       {
@@ -36,13 +47,21 @@ export function runHttpLoad(options: HttpLoadOptions): Promise<LoadResult> {
         requests: [
           {
             setupRequest(request) {
-              const next = options.feed.next();
+              const next = handoff ?? options.feed.next();
+              handoff = undefined;
               return {
                 ...request,
                 body: next.body,
                 headers: next.headers ? { ...baseHeaders, ...next.headers } : baseHeaders,
               };
             },
+            ...(chain !== undefined
+              ? {
+                  onResponse(status: number, body: string) {
+                    handoff = status === 200 ? chain(body) : undefined;
+                  },
+                }
+              : {}),
           },
         ],
       },

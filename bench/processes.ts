@@ -10,7 +10,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CLIENT_ID, CLIENT_SECRET, MFA_OTP_GRANT } from "./common.js";
+import { CLIENT_ID, CLIENT_SECRET, MFA_OTP_GRANT, REFRESH_TOKEN_GRANT } from "./common.js";
 
 /** CPU list for `taskset -c`, or undefined to leave the process unpinned. */
 export type Cpus = string | undefined;
@@ -142,7 +142,8 @@ export function writeBenchFiles(dir: string): BenchFiles {
           client_id: CLIENT_ID,
           client_secret: CLIENT_SECRET,
           token_endpoint_auth_method: "client_secret_post",
-          grant_types: [MFA_OTP_GRANT],
+          // refresh_token: the refresh row's sessions (Auth0's defaults: rotating, leeway 0).
+          grant_types: [MFA_OTP_GRANT, REFRESH_TOKEN_GRANT],
         },
       ],
     }),

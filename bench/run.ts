@@ -1,5 +1,6 @@
 /**
- * `npm run bench` — throughput and latency of the verify path (issue 4).
+ * `npm run bench` — throughput and latency of the verify path (issue 4) and,
+ * beside it, of a refresh-token exchange (issue 11).
  *
  * Builds the service, starts its own redis-server, seeds users straight into
  * Redis, then runs the floor (bench/floor-server.ts) and the production build
@@ -9,18 +10,22 @@
  * target lines (progress goes to stderr).
  *
  * Flags:
- *   --smoke      CI: 2 s, one run, floor + two rows, small seed (numbers meaningless)
+ *   --smoke      CI: 2 s, one run, floor + three rows, small seed (numbers meaningless)
  *   --long       also 1,000,000 REST successes, RSS every 100,000 (leak check)
  *   --profile    also a `node --cpu-prof` run of the success path; prints the top frames
- *   --profile-row=form|json|connect|grpc|wrong|dpop   the row to profile (default form)
+ *   --profile-row=form|json|connect|grpc|wrong|dpop|refresh   the row to profile (default form)
  *   --profile-dir=DIR   keep the .cpuprofile there (default: a temp dir, deleted)
  *   --no-pin     do not pin with taskset
  *   --no-build   use the existing dist/
  *   --dist=DIR   run the service from another build (A/B a change against dist/)
- *   --rows=form,json,connect,grpc,wrong,dpop   only these service rows (no workers lines)
+ *   --rows=form,json,connect,grpc,wrong,dpop,refresh   only these service rows (no workers lines)
  *   --duration=S, --runs=N, --users=N, --connections=N
  *   --grpc-sessions=N   HTTP/2 connections the gRPC row's calls share (default: one per call)
  *   BENCH_DEBUG=1       every run's outcome counts and CPU shares on stderr
+ *
+ * The refresh row: REST form, the bench client (rotating, leeway 0), ES256,
+ * no ID token; each connection exchanges the refresh token of its own
+ * previous answer, starting from a session seeded in Redis (SessionPool).
  *
  * Pinning (2 cores): the server under test alone on CPU 0; this process (the
  * load tools) and redis-server on CPU 1. Without pinning the load tool and the
@@ -58,7 +63,7 @@ import {
   statsOf,
   unexpectedOf,
 } from "./recorder.js";
-import { type BodyKind, Feed, UserPool } from "./seed.js";
+import { type BodyKind, Feed, nextRefreshRequest, SessionPool, UserPool } from "./seed.js";
 
 const { values: flags } = parseArgs({
   options: {
@@ -105,6 +110,8 @@ interface RowSpec {
   headers?: Record<string, string>;
   /** Outcomes that count as the row's answers ("ok" = 200 / grpc-status 0). */
   expected: string[];
+  /** Each connection's next request from its previous answer (http-load.ts). */
+  chain?: (responseBody: string) => ReturnType<typeof nextRefreshRequest>;
 }
 
 const FORM = "application/x-www-form-urlencoded";
@@ -166,10 +173,21 @@ const ROWS: Record<string, RowSpec> = {
     contentType: FORM,
     expected: ["ok"],
   },
+  refresh: {
+    name: "REST refresh (rotating)",
+    kind: "refresh",
+    protocol: "http",
+    path: "/oauth/token",
+    contentType: FORM,
+    expected: ["ok"],
+    chain: nextRefreshRequest,
+  },
 };
 const SERVICE_ROWS =
   flags.rows?.split(",") ??
-  (smoke ? ["form", "wrong"] : ["form", "json", "connect", "grpc", "wrong", "dpop"]);
+  (smoke
+    ? ["form", "wrong", "refresh"]
+    : ["form", "json", "connect", "grpc", "wrong", "dpop", "refresh"]);
 for (const key of SERVICE_ROWS) if (!(key in ROWS)) throw new Error(`unknown row ${key}`);
 
 /** Share of one core per process group during a run (others: the busiest run). */
@@ -204,6 +222,7 @@ class Bench {
   private redisProc!: Proc & { url: string };
   private redis!: Redis;
   private pool!: UserPool;
+  private readonly sessions = new SessionPool();
   private files!: BenchFiles;
   private tmp!: string;
   /** Requests sent to the current service process (for the memory lines). */
@@ -219,6 +238,13 @@ class Bench {
     checkTotp();
     await this.pool.seed(this.redis);
     log(`seeded ${settings.users} users in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    if (SERVICE_ROWS.includes("refresh") || flags["profile-row"] === "refresh") {
+      // A chain head per connection and load, with room for chains that break.
+      const count = settings.connections * (settings.runs + 8) * 4;
+      const sessionsStarted = Date.now();
+      await this.sessions.seed(this.redis, count);
+      log(`seeded ${count} sessions in ${((Date.now() - sessionsStarted) / 1000).toFixed(1)} s`);
+    }
   }
 
   async tearDown(): Promise<void> {
@@ -262,6 +288,13 @@ class Bench {
 
   /** Bodies for one run; waits for the next time step when the pool is used up in this one. */
   private async feedFor(kind: BodyKind, count: number, port: number): Promise<Feed> {
+    // Chains: one head per connection; a broken chain takes a new head.
+    if (kind === "refresh") {
+      const heads = Math.min(count, settings.connections);
+      return new Feed(this.sessions.build(heads), () =>
+        this.sessions.available() >= 10 ? this.sessions.build(10) : undefined,
+      );
+    }
     // Wrong codes reuse a fixed set of users and may simply cycle.
     if (kind === "wrong") return new Feed(this.pool.build(kind, count, port));
     // Every success body takes a user for the current step ("mixed": half of them).
@@ -307,6 +340,7 @@ class Bench {
             ...common,
             contentType: spec.contentType,
             ...(spec.headers ? { headers: spec.headers } : {}),
+            ...(spec.chain ? { chain: spec.chain } : {}),
           });
     const share = (now: number, then: number | undefined) =>
       Math.max(0, now - (then ?? 0)) / result.seconds;
@@ -384,6 +418,7 @@ class Bench {
               ...common,
               contentType: spec.contentType,
               ...(spec.headers ? { headers: spec.headers } : {}),
+              ...(spec.chain ? { chain: spec.chain } : {}),
             });
       const commands = await counter.take();
       if (process.env.BENCH_DEBUG) {

@@ -8,6 +8,10 @@
  * pipelining; mfa_tokens are sealed with the service's codec and need no
  * storage at all.
  *
+ * The refresh row needs no users: its sessions are started straight in Redis
+ * as the service starts them (SessionPool), and each connection then
+ * exchanges the token of its previous answer (http-load.ts `chain`).
+ *
  * Time steps: bodies are built right before a run with the code of the step
  * current at that moment (S). The service accepts the current and the
  * previous step, so those codes stay valid until step S+2 begins — at least
@@ -21,13 +25,18 @@ import type { Redis } from "ioredis";
 import { sealTotpSecret } from "../src/mfa/authenticator-secret.js";
 import { createMfaTokenCodec } from "../src/mfa/mfa-token-codec.js";
 import { createSecretBox } from "../src/mfa/secret-box.js";
+import { DEFAULT_REFRESH_TOKEN_SETTINGS } from "../src/sessions/refresh-token-settings.js";
+import { createSessionDeps } from "../src/sessions/session-deps.js";
+import { startSession } from "../src/sessions/start-session.js";
 import { userKeys } from "../src/store/redis-keys.js";
+import { createRedisSessionStore } from "../src/store/redis-session-store.js";
 import {
   AUDIENCE,
   CLIENT_ID,
   CLIENT_SECRET,
   hotp6,
   MFA_OTP_GRANT,
+  REFRESH_TOKEN_GRANT,
   SCOPE,
   SECRETS_KEY_B64,
   timeStepNow,
@@ -51,6 +60,8 @@ export type BodyKind =
   | "wrong"
   /** Alternately a "form" success and a "wrong" code. */
   | "mixed"
+  /** A refresh-token exchange (SessionPool), chained per connection. */
+  | "refresh"
   | "floor";
 
 /**
@@ -127,7 +138,7 @@ export class UserPool {
    * `count` requests of one kind, each with its own user, mfa_token and the
    * current step's code. Call only when `available()` ≥ count (success kinds).
    */
-  build(kind: BodyKind, count: number, port: number): BenchRequest[] {
+  build(kind: Exclude<BodyKind, "refresh">, count: number, port: number): BenchRequest[] {
     const step = timeStepNow();
     if (kind === "wrong") return this.buildWrong(count, step);
     if (kind === "mixed") {
@@ -175,7 +186,12 @@ export class UserPool {
     }).token;
   }
 
-  private request(kind: BodyKind, i: number, otp: string, port: number): BenchRequest {
+  private request(
+    kind: Exclude<BodyKind, "refresh">,
+    i: number,
+    otp: string,
+    port: number,
+  ): BenchRequest {
     // The floor takes the user id as its "mfa_token" (see floor-server.ts).
     const mfaToken = kind === "floor" ? userIdOf(i) : this.mfaToken(i);
     switch (kind) {
@@ -268,4 +284,85 @@ function newDpopKey() {
       return `${input}.${signature.toString("base64url")}`;
     },
   };
+}
+
+/** The refresh row's login: no "openid", so one ES256 signature per exchange, as the verify rows. */
+const SESSION_SCOPE = `${SCOPE} offline_access`;
+
+/**
+ * Sessions of the bench client, started in Redis with the service's own code
+ * (sessions/start-session.ts, the same SECRETS_KEY, Auth0's default
+ * settings: rotating, leeway 0). Each hands out one refresh token, once: a
+ * chain head. A rotating token must not be exchanged twice (that is a reuse
+ * and revokes its session), so tokens are never handed out again.
+ */
+export class SessionPool {
+  private readonly tokens: string[] = [];
+  private cursor = 0;
+
+  /** Starts `count` sessions, one user each, in batches of concurrent scripts. */
+  async seed(redis: Redis, count: number): Promise<void> {
+    const deps = createSessionDeps(
+      Buffer.from(SECRETS_KEY_B64, "base64"),
+      createRedisSessionStore(redis),
+    );
+    const client = {
+      clientId: CLIENT_ID,
+      authMethod: "client_secret_post" as const,
+      grantTypes: [REFRESH_TOKEN_GRANT],
+      refreshToken: { ...DEFAULT_REFRESH_TOKEN_SETTINGS },
+    };
+    for (let start = 0; start < count; start += SEED_BATCH) {
+      const batch = Array.from({ length: Math.min(SEED_BATCH, count - start) }, (_, n) =>
+        startSession(deps, {
+          client,
+          userId: `bench-session-${start + n}`,
+          audience: AUDIENCE,
+          scope: SESSION_SCOPE,
+          amr: ["mfa", "otp"],
+          nowMs: Date.now(),
+        }),
+      );
+      for (const token of await Promise.all(batch)) {
+        if (token === undefined) throw new Error("the bench client gets no refresh token");
+        this.tokens.push(token);
+      }
+    }
+  }
+
+  available(): number {
+    return this.tokens.length - this.cursor;
+  }
+
+  /** `count` chain heads: refresh requests with tokens never handed out before. */
+  build(count: number): BenchRequest[] {
+    if (this.available() < count) throw new Error(`only ${this.available()} sessions left`);
+    const heads = this.tokens.slice(this.cursor, this.cursor + count);
+    this.cursor += count;
+    return heads.map(refreshRequest);
+  }
+}
+
+/** `grant_type=refresh_token` as a form, for the client_secret_post bench client. */
+export function refreshRequest(refreshToken: string): BenchRequest {
+  return {
+    body: Buffer.from(
+      new URLSearchParams({
+        grant_type: REFRESH_TOKEN_GRANT,
+        client_id: CLIENT_ID,
+        client_secret: CLIENT_SECRET,
+        refresh_token: refreshToken,
+      }).toString(),
+    ),
+  };
+}
+
+/** The chain step: the exchange of the successor a token response carries. */
+export function nextRefreshRequest(responseBody: string): BenchRequest | undefined {
+  try {
+    const token = (JSON.parse(responseBody) as { refresh_token?: unknown }).refresh_token;
+    return typeof token === "string" ? refreshRequest(token) : undefined;
+  } catch {
+    return undefined;
+  }
 }

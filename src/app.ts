@@ -35,7 +35,8 @@ import { createRequestHandler, sendNotFound } from "./server/request-handler.js"
 import { createRestRoutes } from "./server/rest-routes.js";
 import { createServices, type Services } from "./service/services.js";
 import { createServiceDeps } from "./service-deps.js";
-import { createStore } from "./store/create-store.js";
+import { createStores, sessionsBeside } from "./store/create-stores.js";
+import type { SessionStore } from "./store/session-store.js";
 import type { Store } from "./store/store.js";
 
 /** What tests and the bench reach into: the built pieces, never a place to read rules from. */
@@ -44,6 +45,8 @@ export interface AppParts {
   /** The clients and signing keys in use (replaced by a reload). */
   live: LiveSettings;
   store: Store;
+  /** Refresh-token families, on the same backend as `store`. */
+  sessions: SessionStore;
   clock: Clock;
   logger: Logger;
   metrics: Metrics;
@@ -63,6 +66,11 @@ export interface App {
 
 export interface AppOptions {
   store?: Store;
+  /**
+   * The session store beside a given `store` (e.g. on the same Redis
+   * client); without it a given store gets an in-process one.
+   */
+  sessions?: SessionStore;
   clock?: Clock;
   logger?: Logger;
   /**
@@ -77,11 +85,16 @@ export interface AppOptions {
 export function createApp(config: Config, options: AppOptions = {}): App {
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger(config.logLevel);
-  const store = options.store ?? createStore(config.store, clock, logger);
+  const { store, sessions } =
+    options.store === undefined
+      ? createStores(config.store, clock, logger)
+      : options.sessions === undefined
+        ? sessionsBeside(options.store)
+        : { store: options.store, sessions: options.sessions };
   const metrics = createMetrics();
   const live = createLiveSettings({ clients: config.clients, signingKeys: config.signingKeys });
-  const services = createServices(createServiceDeps(config, live, store, clock, logger));
-  const ctx: AppParts = { config, live, store, clock, logger, metrics, services };
+  const services = createServices(createServiceDeps(config, live, store, clock, logger, sessions));
+  const ctx: AppParts = { config, live, store, sessions, clock, logger, metrics, services };
   // Aborted by close(): health reports NOT_SERVING and ends Watch streams, which
   // would otherwise hold the drain open until the grace period runs out.
   const shutdown = new AbortController();
@@ -89,7 +102,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   const cors = createCors(live.clients);
   const corsFor: CorsForClient = (context, client) =>
     cors.headersForClient(context.requestHeader.get("origin") ?? undefined, client);
-  const tokenService = createTokenServiceImpl(services.tokenEndpoint, config.issuerUrl, corsFor);
+  const tokenService = createTokenServiceImpl(services, config.issuerUrl, corsFor);
   const rpcOptions: ConnectNodeAdapterOptions = {
     routes(router) {
       router.service(TokenService, tokenService);
@@ -149,6 +162,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     async close(graceMs) {
       shutdown.abort();
       await server.close(graceMs);
+      await sessions.close();
       await store.close();
     },
   };

@@ -10,6 +10,8 @@ import { createDpopNonces } from "./oauth/dpop-nonce.js";
 import type { Logger } from "./observability/logger.js";
 import { createSecurityEvents } from "./observability/security-events.js";
 import type { ServiceDeps } from "./service/services.js";
+import { createSessionDeps } from "./sessions/session-deps.js";
+import type { SessionStore } from "./store/session-store.js";
 import type { Store } from "./store/store.js";
 import { createAccessTokenVerifier } from "./tokens/access-token-verifier.js";
 import { createTokenIssuer } from "./tokens/token-issuer.js";
@@ -26,11 +28,13 @@ export function createServiceDeps(
   store: Store,
   clock: Clock,
   logger: Logger,
+  sessionStore: SessionStore,
 ): ServiceDeps {
+  const events = createSecurityEvents(logger);
   return {
     store,
     clock,
-    events: createSecurityEvents(logger),
+    events,
     clients: live.clients,
     clientAuth: createClientAuthenticator(
       live.clients,
@@ -62,5 +66,14 @@ export function createServiceDeps(
     issuerName: config.issuerName,
     internalApiKey: config.internalApiKey,
     mfaTokenTtlSeconds: config.mfaTokenTtlSeconds,
+    sessions: createSessionDeps(config.secretsKey, sessionStore, {
+      onReuseDetected: ({ userId, clientId, familyId }) =>
+        events.record("refresh_token_reuse_detected", {
+          userId,
+          clientId,
+          outcome: "family_revoked",
+          family_id: familyId,
+        }),
+    }),
   };
 }

@@ -1,3 +1,7 @@
+import {
+  parseRefreshTokenSettings,
+  type RefreshTokenSettings,
+} from "../sessions/refresh-token-settings.js";
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from "../tokens/signing-keys.js";
 
 /** How a client proves who it is at the token endpoint. */
@@ -25,6 +29,8 @@ export interface RegisteredClient {
   idTokenSigningAlg: SigningAlgorithm;
   /** Exact origins allowed to call from a browser (CORS); Auth0's `allowed_origins`. */
   allowedOrigins: readonly string[];
+  /** The `refresh_token` object (Auth0's names), defaults filled in. */
+  refreshToken: RefreshTokenSettings;
 }
 
 export type ClientRegistry = ReadonlyMap<string, RegisteredClient>;
@@ -92,6 +98,8 @@ export function parseClients(
         `${at}: "allowed_origins" must be an array of origins such as "https://app.example.com" (scheme, host and port only)`,
       );
     }
+    const refreshToken = parseRefreshTokenSettings(entry.refresh_token, at);
+    problems.push(...refreshToken.problems);
     clients.set(client_id, {
       clientId: client_id,
       ...(needsSecret && typeof client_secret === "string" ? { clientSecret: client_secret } : {}),
@@ -100,6 +108,7 @@ export function parseClients(
       ...(Array.isArray(keys) ? { jwks: { keys: keys as Record<string, unknown>[] } } : {}),
       idTokenSigningAlg: idTokenSigningAlg as SigningAlgorithm,
       allowedOrigins: Array.isArray(origins) ? origins.filter(isOrigin) : [],
+      refreshToken: refreshToken.settings,
     });
   });
   return { clients, problems };

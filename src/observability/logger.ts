@@ -32,6 +32,13 @@ const REDACT_PATHS = [
   "*.access_token",
   "id_token",
   "*.id_token",
+  "refresh_token",
+  "*.refresh_token",
+  "refreshToken",
+  "*.refreshToken",
+  // RFC 7009's parameter: the token a revocation names.
+  "token",
+  "*.token",
   "authorization",
   "*.authorization",
   "headers.authorization",

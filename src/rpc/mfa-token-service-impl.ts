@@ -3,20 +3,25 @@ import type { MfaTokenService } from "@token-service/client";
 import { presentedFromHeader } from "../oauth/protected-resource.js";
 import { NO_STORE } from "../service/response-headers.js";
 import type { Services } from "../service/services.js";
-import { setResponseHeaders } from "./call-headers.js";
+import { type CallHeaders, setResponseHeaders } from "./call-headers.js";
+
+/** The internal API key as the call presents it (`Authorization: Bearer`). */
+function apiKeyOf(context: CallHeaders): string | undefined {
+  const presented = presentedFromHeader(context.requestHeader.get("authorization"));
+  return presented?.scheme === "Bearer" ? presented.token : undefined;
+}
 
 /**
  * proto ⇄ service for the internal token.v1.MfaTokenService. The internal
  * API key comes as `Authorization: Bearer`; the service checks it.
  */
 export function createMfaTokenServiceImpl(
-  services: Pick<Services, "issueMfaToken">,
+  services: Pick<Services, "issueMfaToken" | "revokeUserSessions">,
 ): ServiceImpl<typeof MfaTokenService> {
   return {
     async issueMfaToken(request, context) {
-      const presented = presentedFromHeader(context.requestHeader.get("authorization"));
       const issued = await services.issueMfaToken({
-        apiKey: presented?.scheme === "Bearer" ? presented.token : undefined,
+        apiKey: apiKeyOf(context),
         userId: request.userId,
         clientId: request.clientId,
         audience: request.audience,
@@ -31,6 +36,14 @@ export function createMfaTokenServiceImpl(
         mfaRequirements:
           issued.requirement === "challenge" ? { challenge: requirement } : { enroll: requirement },
       };
+    },
+    async revokeUserSessions(request, context) {
+      const revoked = await services.revokeUserSessions({
+        apiKey: apiKeyOf(context),
+        userId: request.userId,
+      });
+      setResponseHeaders(context, NO_STORE);
+      return { revoked };
     },
   };
 }

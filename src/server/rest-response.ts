@@ -22,6 +22,12 @@ export function sendNoContent(res: HttpResponse): void {
   res.end();
 }
 
+/** 200 with an empty body (RFC 7009 §2.2: a revocation's answer carries nothing). */
+export function sendEmptyOk(res: HttpResponse): void {
+  res.writeHead(200, { ...NO_STORE, "content-length": "0" });
+  res.end();
+}
+
 /** The REST renderer of OAuthError: `{error, error_description}` (RFC 6749 §5.2) and its headers. */
 export function sendOAuthError(res: HttpResponse, error: OAuthError): void {
   const headers: Record<string, string> = { ...NO_STORE, ...error.headers };

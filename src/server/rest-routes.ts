@@ -18,7 +18,7 @@ import type { Cors } from "./cors.js";
 import type { HttpRequest, HttpResponse } from "./http-types.js";
 import { type Params, parseParams } from "./parse-params.js";
 import { readBody } from "./read-body.js";
-import { sendJson, sendNoContent, sendOAuthError } from "./rest-response.js";
+import { sendEmptyOk, sendJson, sendNoContent, sendOAuthError } from "./rest-response.js";
 
 type RestHandler = (req: HttpRequest, res: HttpResponse) => Promise<void>;
 
@@ -116,6 +116,17 @@ export function createRestRoutes(deps: RestRoutesDeps): RestRoutes {
     sendJson(res, 200, { challenge_type: result.challengeType });
   });
 
+  const postRevoke = guarded("/oauth/revoke", async (req, res) => {
+    const params = parseParams(req.headers["content-type"], await readBody(req));
+    await services.revokeToken({
+      client: clientCredentialsOf(req, params),
+      token: wireString(params.token),
+      tokenTypeHint: wireString(params.token_type_hint),
+      onClientAuthenticated: allowClientOrigin(req, res),
+    });
+    sendEmptyOk(res);
+  });
+
   const postAssociate = guarded("/mfa/associate", async (req, res) => {
     const params = parseParams(req.headers["content-type"], await readBody(req), true);
     const presented = presentedFromHeader(req.headers.authorization);
@@ -170,6 +181,7 @@ export function createRestRoutes(deps: RestRoutesDeps): RestRoutes {
   const table: Record<string, Record<string, RestHandler>> = {
     "/oauth/token": { POST: postToken },
     "/mfa/challenge": { POST: postChallenge },
+    "/oauth/revoke": { POST: postRevoke },
     "/mfa/associate": { POST: postAssociate },
     "/mfa/authenticators": { GET: getAuthenticators },
     "/.well-known/jwks.json": { GET: async (_req, res) => sendJson(res, 200, jwks(), publicCache) },
@@ -236,6 +248,7 @@ function renderTokenResult(result: TokenResult): Record<string, unknown> {
   const { tokens } = result;
   return {
     access_token: tokens.accessToken,
+    ...(result.refreshToken !== undefined ? { refresh_token: result.refreshToken } : {}),
     ...(tokens.idToken ? { id_token: tokens.idToken } : {}),
     scope: tokens.scope,
     expires_in: tokens.expiresIn,

@@ -1,3 +1,4 @@
+import { CLIENT_AUTH_METHODS } from "../oauth/client-registry.js";
 import { ASYMMETRIC_JWS_ALGORITHMS } from "../oauth/jose-algorithms.js";
 import type { SigningKey } from "../tokens/signing-keys.js";
 
@@ -19,6 +20,9 @@ export function buildDiscoveryDocument(
   return {
     issuer: issuerUrl,
     token_endpoint: new URL("oauth/token", issuerUrl).href,
+    // RFC 8414 §2 (RFC 7009 revocation); its clients authenticate as at the token endpoint.
+    revocation_endpoint: new URL("oauth/revoke", issuerUrl).href,
+    revocation_endpoint_auth_methods_supported: [...CLIENT_AUTH_METHODS],
     jwks_uri: new URL(".well-known/jwks.json", issuerUrl).href,
     grant_types_supported: [...grantTypes],
     token_endpoint_auth_methods_supported: [
@@ -31,7 +35,8 @@ export function buildDiscoveryDocument(
     response_types_supported: ["token"],
     subject_types_supported: ["public"],
     id_token_signing_alg_values_supported: [...new Set(keys.map((k) => k.alg))],
-    scopes_supported: ["openid"],
+    // offline_access asks for a refresh token (OpenID Connect Core §11).
+    scopes_supported: ["openid", "offline_access"],
     dpop_signing_alg_values_supported: ASYMMETRIC_JWS_ALGORITHMS,
   };
 }

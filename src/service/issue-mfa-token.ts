@@ -1,10 +1,10 @@
-import { createHash, timingSafeEqual } from "node:crypto";
 import type { Clock } from "../clock.js";
 import { MAX_MFA_TOKEN_LENGTH, type MfaTokenCodec } from "../mfa/mfa-token-codec.js";
 import type { ClientRegistry } from "../oauth/client-registry.js";
 import { MFA_OTP_GRANT } from "../oauth/grants/mfa-otp.js";
 import { oauthErrors } from "../oauth/oauth-error.js";
 import type { Store } from "../store/store.js";
+import { createInternalApiKeyCheck } from "./internal-api-key.js";
 
 export interface IssueMfaTokenRequest {
   /** The bearer credential the caller presented (`INTERNAL_API_KEY`). */
@@ -45,19 +45,15 @@ export interface IssueMfaTokenDeps {
   ttlSeconds: number;
 }
 
-const sha256 = (value: string) => createHash("sha256").update(value, "utf8").digest();
-
 /**
  * The internal `IssueMfaToken`: a first-factor service, authenticated with
- * the internal API key (compared in constant time over digests), names the
+ * the internal API key (internal-api-key.ts), names the
  * user and client; the token is sealed, so issuing it writes nothing.
  */
 export function createIssueMfaToken(deps: IssueMfaTokenDeps) {
-  const expected = sha256(deps.internalApiKey);
+  const requireInternalApiKey = createInternalApiKeyCheck(deps.internalApiKey);
   return async function issueMfaToken(request: IssueMfaTokenRequest): Promise<IssuedMfaToken> {
-    if (request.apiKey === undefined || !timingSafeEqual(expected, sha256(request.apiKey))) {
-      throw oauthErrors.accessDenied.internalApiKey();
-    }
+    requireInternalApiKey(request.apiKey);
     if (request.userId === "") throw oauthErrors.invalidRequest.missingParameter("user_id");
     if (request.clientId === "") throw oauthErrors.invalidRequest.missingParameter("client_id");
     checkLimits(request);

@@ -7,7 +7,10 @@ import type { DpopVerifier } from "../oauth/dpop.js";
 import { createGrantTable, type GrantTable } from "../oauth/grants/grant-table.js";
 import { createMfaOtpGrant } from "../oauth/grants/mfa-otp.js";
 import { createMfaRecoveryCodeGrant } from "../oauth/grants/mfa-recovery-code.js";
+import { createRefreshTokenGrant } from "../oauth/grants/refresh-token.js";
+import { startingSessions } from "../oauth/grants/session-start.js";
 import type { SecurityEvents } from "../observability/security-events.js";
+import type { SessionDeps } from "../sessions/session-deps.js";
 import type { BucketPolicy, Store } from "../store/store.js";
 import type { AccessTokenVerifier } from "../tokens/access-token-verifier.js";
 import type { TokenIssuer } from "../tokens/token-issuer.js";
@@ -17,6 +20,8 @@ import { createDeleteAuthenticator } from "./delete-authenticator.js";
 import { createIssueMfaToken } from "./issue-mfa-token.js";
 import { createListAuthenticators } from "./list-authenticators.js";
 import { createMfaApiAuthorizer, mfaApiAudience } from "./mfa-api-caller.js";
+import { createRevokeToken } from "./revoke-token.js";
+import { createRevokeUserSessions } from "./revoke-user-sessions.js";
 import { createTokenEndpoint } from "./token-endpoint.js";
 
 /** The domain objects the use cases are built from, made once at start-up (no key import per request). */
@@ -39,20 +44,29 @@ export interface ServiceDeps {
   issuerName: string;
   internalApiKey: string;
   mfaTokenTtlSeconds: number;
+  /** Refresh-token sessions: their store, codec and keyed hash. */
+  sessions: SessionDeps;
 }
 
 /** Every use case, each with only the dependencies it needs. Both surfaces call these. */
 export function createServices(deps: ServiceDeps) {
-  const { store, clock, events, mfaTokens, bucket } = deps;
+  const { store, clock, events, mfaTokens, bucket, sessions } = deps;
   const grants: GrantTable = createGrantTable([
-    createMfaOtpGrant({ store, mfaTokens, totpSecrets: deps.totpSecrets, bucket, events }),
-    createMfaRecoveryCodeGrant({
-      store,
-      mfaTokens,
-      recoveryCodeKey: deps.recoveryCodeKey,
-      bucket,
-      events,
-    }),
+    startingSessions(
+      createMfaOtpGrant({ store, mfaTokens, totpSecrets: deps.totpSecrets, bucket, events }),
+      sessions,
+    ),
+    startingSessions(
+      createMfaRecoveryCodeGrant({
+        store,
+        mfaTokens,
+        recoveryCodeKey: deps.recoveryCodeKey,
+        bucket,
+        events,
+      }),
+      sessions,
+    ),
+    createRefreshTokenGrant({ sessions }),
   ]);
   const authorize = createMfaApiAuthorizer({
     mfaTokens,
@@ -102,6 +116,13 @@ export function createServices(deps: ServiceDeps) {
       store,
       clock,
       ttlSeconds: deps.mfaTokenTtlSeconds,
+    }),
+    revokeToken: createRevokeToken({ clientAuth: deps.clientAuth, sessions, clock }),
+    revokeUserSessions: createRevokeUserSessions({
+      internalApiKey: deps.internalApiKey,
+      sessions,
+      events,
+      clock,
     }),
   };
 }

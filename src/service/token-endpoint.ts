@@ -29,6 +29,8 @@ export interface TokenResult {
   tokens: TokenResponse;
   /** The recovery-code grant's replacement code. */
   recoveryCode?: string;
+  /** A refresh token (RFC 6749 §1.5): a new session's, or a rotated successor. */
+  refreshToken?: string;
   /** RFC 9449 §8.2: in nonce mode every token response carries the current nonce. */
   dpopNonce?: string;
 }
@@ -86,6 +88,7 @@ export function createTokenEndpoint(deps: TokenEndpointDeps): TokenEndpoint {
       return {
         tokens,
         ...(outcome.recoveryCode !== undefined ? { recoveryCode: outcome.recoveryCode } : {}),
+        ...(outcome.refreshToken !== undefined ? { refreshToken: outcome.refreshToken } : {}),
         ...(nonce !== undefined ? { dpopNonce: nonce } : {}),
       };
     },

@@ -24,6 +24,11 @@ export interface TokenGrant {
   dpopJkt?: string;
   /** The client's ID-token algorithm (`id_token_signed_response_alg`). */
   idTokenAlg: SigningAlgorithm;
+  /**
+   * When the user authenticated, if not now (a refresh): OpenID Connect Core
+   * §12.2 keeps the original `auth_time` in a refreshed ID token.
+   */
+  authTimeSeconds?: number;
   nowSeconds: number;
 }
 
@@ -84,7 +89,7 @@ export function createTokenIssuer(options: {
           aud: grant.clientId,
           iat,
           exp,
-          auth_time: iat,
+          auth_time: grant.authTimeSeconds ?? iat,
           amr: grant.amr,
         });
       }

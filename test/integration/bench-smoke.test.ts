@@ -1,5 +1,6 @@
 // `npm run bench` still works (issue 4): a 2-second smoke of the real script —
-// build, own redis-server, seeding, floor, two service rows — that checks the
+// build, own redis-server, seeding, floor, three service rows (the refresh
+// row's chained exchanges included) — that checks the
 // exit status and the table, never the numbers (numbers belong in the
 // benchmark, not in a timed test).
 
@@ -28,7 +29,12 @@ test("npm run bench -- --smoke exits 0 and prints the table", { timeout: 120_000
 
   assert.equal(code, 0, `bench failed:\n${stderr.slice(-3000)}`);
   assert.match(stdout, /^\| row \| req\/s \| p50 ms \| p99 ms \| req\/s ÷ floor \|/m);
-  for (const row of ["floor", "REST form success", "REST wrong code (attack path)"]) {
+  for (const row of [
+    "floor",
+    "REST form success",
+    "REST wrong code (attack path)",
+    "REST refresh (rotating)",
+  ]) {
     assert.match(stdout, new RegExp(`^\\| ${row.replace(/[()]/g, "\\$&")}[^|]* \\| \\d+ \\|`, "m"));
   }
   assert.match(stdout, /RSS at start: [\d.]+ MiB/);

@@ -1,14 +1,16 @@
 /**
  * SPEC §4 "Nothing secret is ever logged": run every kind of flow with the
  * service logging at debug level, then scan everything it wrote for the codes,
- * TOTP secrets, mfa_tokens, issued tokens, client secrets, recovery codes,
- * DPoP proofs and the internal API key those flows used.
+ * TOTP secrets, mfa_tokens, issued tokens (refresh tokens included), client
+ * secrets, recovery codes, DPoP proofs and the internal API key those flows
+ * used.
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { Code } from "@connectrpc/connect";
 import { createMfaTokenCodec } from "../../src/mfa/mfa-token-codec.js";
 import { decodeBase32Secret } from "../../src/mfa/totp.js";
+import { createRefreshTokenCodec } from "../../src/sessions/refresh-token-codec.js";
 import {
   clientsFor,
   issueMfaToken,
@@ -28,6 +30,17 @@ import {
   wrongCode,
 } from "../support/mfa-flows.js";
 import { freePort } from "../support/redis-server.js";
+import {
+  assertRevoked,
+  INVALID_REFRESH_TOKEN,
+  postRefresh,
+  postRevoke,
+  refresh,
+  rpcCredentials,
+  SESSION_CLIENTS,
+  login as sessionLogin,
+  sessionUser,
+} from "../support/session-flows.js";
 import {
   CLIENTS,
   startTestService,
@@ -92,6 +105,7 @@ function keepTokens(body: Record<string, unknown>): void {
   keepSecret(body.access_token);
   if (body.id_token !== undefined) keepSecret(body.id_token);
   if (body.recovery_code !== undefined) keepSecret(body.recovery_code);
+  if (body.refresh_token !== undefined) keepSecret(body.refresh_token);
 }
 
 const services: TestService[] = [];
@@ -257,6 +271,49 @@ test("client_secret_basic, bad credentials, bad grants, bad tokens, DPoP, RPC", 
   );
 });
 
+test("sessions: refresh, rotation, reuse, revoke, revoke-all (REST and RPC)", async () => {
+  const user = await sessionUser(service);
+  const loginBody = await sessionLogin(service, user, SESSION_CLIENTS.rotating);
+  keepTokens(loginBody);
+  const first = String(loginBody.refresh_token);
+  const refreshed = await refresh(service, SESSION_CLIENTS.rotating, first, { encoding: "json" });
+  keepTokens(refreshed);
+  // A reuse (logged as a security event, without the token), then the revoked family.
+  assertRestError(
+    await postRefresh(service, SESSION_CLIENTS.rotating, first),
+    400,
+    "invalid_grant",
+    INVALID_REFRESH_TOKEN,
+  );
+  const second = await sessionLogin(service, user, SESSION_CLIENTS.rotating);
+  keepTokens(second);
+  const rpc = clientsFor(service, "grpc");
+  const { fields } = rpcCredentials(SESSION_CLIENTS.rotating);
+  const rpcRefreshed = await rpc.token.refreshToken({
+    refreshToken: String(second.refresh_token),
+    ...fields,
+  });
+  keepSecret(rpcRefreshed.refreshToken, rpcRefreshed.accessToken, rpcRefreshed.idToken);
+  // Another client's token, refused; then revoked by its owner, and revoke-all.
+  assertRestError(
+    await postRefresh(service, SESSION_CLIENTS.leeway, rpcRefreshed.refreshToken),
+    400,
+    "invalid_grant",
+    INVALID_REFRESH_TOKEN,
+  );
+  assertRevoked(
+    await postRevoke(service, SESSION_CLIENTS.rotating, { token: rpcRefreshed.refreshToken }),
+  );
+  await rpc.token.revokeToken({ token: String(refreshed.refresh_token), ...fields });
+  keepTokens(await sessionLogin(service, user, SESSION_CLIENTS.nonRotating));
+  await rpc.mfaToken.revokeUserSessions(
+    { userId: user.userId },
+    { headers: { authorization: `Bearer ${TEST_INTERNAL_API_KEY}` } },
+  );
+  assert.ok(service.logs.some((line) => line.includes('"event":"refresh_token_reuse_detected"')));
+  assert.ok(service.logs.some((line) => line.includes('"event":"user_sessions_revoked"')));
+});
+
 test("store outage: causes are logged, secrets are not", async () => {
   // Nothing listens on this port: every store call fails and is logged as an error.
   const down = await startTestService({
@@ -283,6 +340,24 @@ test("store outage: causes are logged, secrets are not", async () => {
     "Service temporarily unavailable",
   );
   assert.ok(down.logs.some((line) => line.includes('"event":"request_failed"')));
+
+  // A refresh token sealed as the service seals it, exchanged while the store is down.
+  const refreshToken = createRefreshTokenCodec(down.app.ctx.config.secretsKey).seal({
+    userId: uniqueUserId("logs-down"),
+    familyId: "family-of-the-outage",
+    clientId: SESSION_CLIENTS.rotating.id,
+    audience: "",
+    scope: "offline_access",
+    amr: ["mfa", "otp"],
+    authTime: Math.floor(down.clock.nowMs() / 1000),
+  });
+  keepSecret(refreshToken);
+  assertRestError(
+    await postRefresh(down, SESSION_CLIENTS.rotating, refreshToken),
+    503,
+    "temporarily_unavailable",
+    "Service temporarily unavailable",
+  );
 });
 
 test("no secret appears in any captured log line", () => {

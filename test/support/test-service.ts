@@ -4,8 +4,9 @@ import { type App, createApp } from "../../src/app.js";
 import { createFakeClock } from "../../src/clock.js";
 import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/observability/logger.js";
+import { createStores } from "../../src/store/create-stores.js";
 import { createMemoryStore } from "../../src/store/memory-store.js";
-import { connectRedisStore } from "../../src/store/redis-store.js";
+import type { SessionStore } from "../../src/store/session-store.js";
 import type { Store } from "../../src/store/store.js";
 
 export const FIXTURE_CLIENTS_FILE = fileURLToPath(
@@ -82,17 +83,25 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     }),
   );
   let store: Store | undefined;
+  let sessions: SessionStore | undefined;
   if (options.storeOverride) {
     store = options.storeOverride;
   } else if (options.store === "config") {
     store = undefined; // createApp builds it from config.store
   } else if (options.store === "redis") {
     if (!options.redisUrl) throw new Error("redisUrl is required for the redis store");
-    store = connectRedisStore(options.redisUrl);
+    // The store and the session store on one client, as the app builds them.
+    ({ store, sessions } = createStores({ kind: "redis", url: options.redisUrl }, clock, logger));
   } else {
     store = createMemoryStore({ now: clock.nowMs });
   }
-  const app = createApp(config, { store, clock, logger, rpcFastPath: options.rpcFastPath });
+  const app = createApp(config, {
+    store,
+    sessions,
+    clock,
+    logger,
+    rpcFastPath: options.rpcFastPath,
+  });
   const { port } = await app.listen(0);
   return {
     app,

@@ -67,10 +67,10 @@ test("missing grant_type (absent, empty or JSON null) is row 3's wording", async
 
 test("an unknown grant_type is answered before client authentication", async () => {
   assertOAuthError(
-    await postTokenForm(service(), { grant_type: "refresh_token", client_id: "nobody" }),
+    await postTokenForm(service(), { grant_type: "password", client_id: "nobody" }),
     400,
     "unsupported_grant_type",
-    "Unsupported grant type: refresh_token",
+    "Unsupported grant type: password",
   );
 });
 

@@ -25,6 +25,8 @@ export interface TokenSubject {
   scope: string;
   /** RFC 8176 authentication method references. */
   amr: readonly string[];
+  /** When the user authenticated (Unix seconds), when that was not this request (a refresh). */
+  authTimeSeconds?: number;
 }
 
 /** What a successful grant hands to token issuance. */
@@ -34,6 +36,8 @@ export interface GrantOutcome {
   dpopJkt?: string;
   /** The recovery-code grant's replacement code, shown once. */
   recoveryCode?: string;
+  /** A refresh token: a login's first (a session started) or a rotated successor. */
+  refreshToken?: string;
 }
 
 /**

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file token/v1/mfa_token_service.proto.
  */
 export const file_token_v1_mfa_token_service: GenFile = /*@__PURE__*/
-  fileDesc("CiB0b2tlbi92MS9tZmFfdG9rZW5fc2VydmljZS5wcm90bxIIdG9rZW4udjEibwoUSXNzdWVNZmFUb2tlblJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSEAoIYXVkaWVuY2UYAyABKAkSDQoFc2NvcGUYBCABKAkSEgoKdXNlcl9sYWJlbBgFIAEoCSJzChVJc3N1ZU1mYVRva2VuUmVzcG9uc2USEQoJbWZhX3Rva2VuGAEgASgJEhIKCmV4cGlyZXNfaW4YAiABKAUSMwoQbWZhX3JlcXVpcmVtZW50cxgDIAEoCzIZLnRva2VuLnYxLk1mYVJlcXVpcmVtZW50cyJoCg9NZmFSZXF1aXJlbWVudHMSKwoJY2hhbGxlbmdlGAEgAygLMhgudG9rZW4udjEuTWZhUmVxdWlyZW1lbnQSKAoGZW5yb2xsGAIgAygLMhgudG9rZW4udjEuTWZhUmVxdWlyZW1lbnQiHgoOTWZhUmVxdWlyZW1lbnQSDAoEdHlwZRgBIAEoCTJjCg9NZmFUb2tlblNlcnZpY2USUAoNSXNzdWVNZmFUb2tlbhIeLnRva2VuLnYxLklzc3VlTWZhVG9rZW5SZXF1ZXN0Gh8udG9rZW4udjEuSXNzdWVNZmFUb2tlblJlc3BvbnNlYgZwcm90bzM");
+  fileDesc("CiB0b2tlbi92MS9tZmFfdG9rZW5fc2VydmljZS5wcm90bxIIdG9rZW4udjEibwoUSXNzdWVNZmFUb2tlblJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSEAoIYXVkaWVuY2UYAyABKAkSDQoFc2NvcGUYBCABKAkSEgoKdXNlcl9sYWJlbBgFIAEoCSJzChVJc3N1ZU1mYVRva2VuUmVzcG9uc2USEQoJbWZhX3Rva2VuGAEgASgJEhIKCmV4cGlyZXNfaW4YAiABKAUSMwoQbWZhX3JlcXVpcmVtZW50cxgDIAEoCzIZLnRva2VuLnYxLk1mYVJlcXVpcmVtZW50cyJoCg9NZmFSZXF1aXJlbWVudHMSKwoJY2hhbGxlbmdlGAEgAygLMhgudG9rZW4udjEuTWZhUmVxdWlyZW1lbnQSKAoGZW5yb2xsGAIgAygLMhgudG9rZW4udjEuTWZhUmVxdWlyZW1lbnQiHgoOTWZhUmVxdWlyZW1lbnQSDAoEdHlwZRgBIAEoCSIsChlSZXZva2VVc2VyU2Vzc2lvbnNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiLQoaUmV2b2tlVXNlclNlc3Npb25zUmVzcG9uc2USDwoHcmV2b2tlZBgBIAEoBTLEAQoPTWZhVG9rZW5TZXJ2aWNlElAKDUlzc3VlTWZhVG9rZW4SHi50b2tlbi52MS5Jc3N1ZU1mYVRva2VuUmVxdWVzdBofLnRva2VuLnYxLklzc3VlTWZhVG9rZW5SZXNwb25zZRJfChJSZXZva2VVc2VyU2Vzc2lvbnMSIy50b2tlbi52MS5SZXZva2VVc2VyU2Vzc2lvbnNSZXF1ZXN0GiQudG9rZW4udjEuUmV2b2tlVXNlclNlc3Npb25zUmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * IssueMfaTokenRequest names who the mfa_token is for.
@@ -148,9 +148,54 @@ export const MfaRequirementSchema: GenMessage<MfaRequirement> = /*@__PURE__*/
   messageDesc(file_token_v1_mfa_token_service, 3);
 
 /**
- * MfaTokenService is the internal RPC a first-factor service (password login)
- * calls to start the second factor. It is not routed over REST and accepts
- * only `Authorization: Bearer <INTERNAL_API_KEY>`.
+ * RevokeUserSessionsRequest names the user whose sessions end.
+ *
+ * @generated from message token.v1.RevokeUserSessionsRequest
+ */
+export type RevokeUserSessionsRequest = Message<"token.v1.RevokeUserSessionsRequest"> & {
+  /**
+   * The subject (`sub`) whose refresh tokens are revoked.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message token.v1.RevokeUserSessionsRequest.
+ * Use `create(RevokeUserSessionsRequestSchema)` to create a new message.
+ */
+export const RevokeUserSessionsRequestSchema: GenMessage<RevokeUserSessionsRequest> = /*@__PURE__*/
+  messageDesc(file_token_v1_mfa_token_service, 4);
+
+/**
+ * RevokeUserSessionsResponse says how many sessions were ended.
+ *
+ * @generated from message token.v1.RevokeUserSessionsResponse
+ */
+export type RevokeUserSessionsResponse = Message<"token.v1.RevokeUserSessionsResponse"> & {
+  /**
+   * The number of live sessions (refresh-token families) revoked; 0 when the
+   * user had none.
+   *
+   * @generated from field: int32 revoked = 1;
+   */
+  revoked: number;
+};
+
+/**
+ * Describes the message token.v1.RevokeUserSessionsResponse.
+ * Use `create(RevokeUserSessionsResponseSchema)` to create a new message.
+ */
+export const RevokeUserSessionsResponseSchema: GenMessage<RevokeUserSessionsResponse> = /*@__PURE__*/
+  messageDesc(file_token_v1_mfa_token_service, 5);
+
+/**
+ * MfaTokenService holds the internal RPCs of the account system: a
+ * first-factor service (password login) calls IssueMfaToken to start the
+ * second factor, and RevokeUserSessions when an account's sessions must end.
+ * It is not routed over REST and accepts only
+ * `Authorization: Bearer <INTERNAL_API_KEY>`.
  *
  * @generated from service token.v1.MfaTokenService
  */
@@ -166,6 +211,18 @@ export const MfaTokenService: GenService<{
     methodKind: "unary";
     input: typeof IssueMfaTokenRequestSchema;
     output: typeof IssueMfaTokenResponseSchema;
+  },
+  /**
+   * RevokeUserSessions revokes every session (refresh-token family) of one
+   * user in one atomic step, e.g. after an account compromise or a password
+   * change. Access tokens already issued stay valid until they expire.
+   *
+   * @generated from rpc token.v1.MfaTokenService.RevokeUserSessions
+   */
+  revokeUserSessions: {
+    methodKind: "unary";
+    input: typeof RevokeUserSessionsRequestSchema;
+    output: typeof RevokeUserSessionsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_token_v1_mfa_token_service, 0);

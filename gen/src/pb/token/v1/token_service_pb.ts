@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file token/v1/token_service.proto.
  */
 export const file_token_v1_token_service: GenFile = /*@__PURE__*/
-  fileDesc("Chx0b2tlbi92MS90b2tlbl9zZXJ2aWNlLnByb3RvEgh0b2tlbi52MSKmAQoTVmVyaWZ5TWZhT3RwUmVxdWVzdBIRCgltZmFfdG9rZW4YASABKAkSCwoDb3RwGAIgASgJEhEKCWNsaWVudF9pZBgDIAEoCRIVCg1jbGllbnRfc2VjcmV0GAQgASgJEhgKEGNsaWVudF9hc3NlcnRpb24YBSABKAkSHQoVY2xpZW50X2Fzc2VydGlvbl90eXBlGAYgASgJEgwKBGRwb3AYByABKAkidQoUVmVyaWZ5TWZhT3RwUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCnRva2VuX3R5cGUYAiABKAkSEgoKZXhwaXJlc19pbhgDIAEoBRINCgVzY29wZRgEIAEoCRIQCghpZF90b2tlbhgFIAEoCSK5AQocVmVyaWZ5TWZhUmVjb3ZlcnlDb2RlUmVxdWVzdBIRCgltZmFfdG9rZW4YASABKAkSFQoNcmVjb3ZlcnlfY29kZRgCIAEoCRIRCgljbGllbnRfaWQYAyABKAkSFQoNY2xpZW50X3NlY3JldBgEIAEoCRIYChBjbGllbnRfYXNzZXJ0aW9uGAUgASgJEh0KFWNsaWVudF9hc3NlcnRpb25fdHlwZRgGIAEoCRIMCgRkcG9wGAcgASgJIpUBCh1WZXJpZnlNZmFSZWNvdmVyeUNvZGVSZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRISCgpleHBpcmVzX2luGAMgASgFEg0KBXNjb3BlGAQgASgJEhAKCGlkX3Rva2VuGAUgASgJEhUKDXJlY292ZXJ5X2NvZGUYBiABKAkyxwEKDFRva2VuU2VydmljZRJNCgxWZXJpZnlNZmFPdHASHS50b2tlbi52MS5WZXJpZnlNZmFPdHBSZXF1ZXN0Gh4udG9rZW4udjEuVmVyaWZ5TWZhT3RwUmVzcG9uc2USaAoVVmVyaWZ5TWZhUmVjb3ZlcnlDb2RlEiYudG9rZW4udjEuVmVyaWZ5TWZhUmVjb3ZlcnlDb2RlUmVxdWVzdBonLnRva2VuLnYxLlZlcmlmeU1mYVJlY292ZXJ5Q29kZVJlc3BvbnNlYgZwcm90bzM");
+  fileDesc("Chx0b2tlbi92MS90b2tlbl9zZXJ2aWNlLnByb3RvEgh0b2tlbi52MSKmAQoTVmVyaWZ5TWZhT3RwUmVxdWVzdBIRCgltZmFfdG9rZW4YASABKAkSCwoDb3RwGAIgASgJEhEKCWNsaWVudF9pZBgDIAEoCRIVCg1jbGllbnRfc2VjcmV0GAQgASgJEhgKEGNsaWVudF9hc3NlcnRpb24YBSABKAkSHQoVY2xpZW50X2Fzc2VydGlvbl90eXBlGAYgASgJEgwKBGRwb3AYByABKAkijAEKFFZlcmlmeU1mYU90cFJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEhIKCmV4cGlyZXNfaW4YAyABKAUSDQoFc2NvcGUYBCABKAkSEAoIaWRfdG9rZW4YBSABKAkSFQoNcmVmcmVzaF90b2tlbhgGIAEoCSK5AQocVmVyaWZ5TWZhUmVjb3ZlcnlDb2RlUmVxdWVzdBIRCgltZmFfdG9rZW4YASABKAkSFQoNcmVjb3ZlcnlfY29kZRgCIAEoCRIRCgljbGllbnRfaWQYAyABKAkSFQoNY2xpZW50X3NlY3JldBgEIAEoCRIYChBjbGllbnRfYXNzZXJ0aW9uGAUgASgJEh0KFWNsaWVudF9hc3NlcnRpb25fdHlwZRgGIAEoCRIMCgRkcG9wGAcgASgJIqwBCh1WZXJpZnlNZmFSZWNvdmVyeUNvZGVSZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRISCgpleHBpcmVzX2luGAMgASgFEg0KBXNjb3BlGAQgASgJEhAKCGlkX3Rva2VuGAUgASgJEhUKDXJlY292ZXJ5X2NvZGUYBiABKAkSFQoNcmVmcmVzaF90b2tlbhgHIAEoCSKsAQoTUmVmcmVzaFRva2VuUmVxdWVzdBIVCg1yZWZyZXNoX3Rva2VuGAEgASgJEg0KBXNjb3BlGAIgASgJEhEKCWNsaWVudF9pZBgDIAEoCRIVCg1jbGllbnRfc2VjcmV0GAQgASgJEhgKEGNsaWVudF9hc3NlcnRpb24YBSABKAkSHQoVY2xpZW50X2Fzc2VydGlvbl90eXBlGAYgASgJEgwKBGRwb3AYByABKAkijAEKFFJlZnJlc2hUb2tlblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEhIKCmV4cGlyZXNfaW4YAyABKAUSDQoFc2NvcGUYBCABKAkSEAoIaWRfdG9rZW4YBSABKAkSFQoNcmVmcmVzaF90b2tlbhgGIAEoCSKfAQoSUmV2b2tlVG9rZW5SZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhcKD3Rva2VuX3R5cGVfaGludBgCIAEoCRIRCgljbGllbnRfaWQYAyABKAkSFQoNY2xpZW50X3NlY3JldBgEIAEoCRIYChBjbGllbnRfYXNzZXJ0aW9uGAUgASgJEh0KFWNsaWVudF9hc3NlcnRpb25fdHlwZRgGIAEoCSIVChNSZXZva2VUb2tlblJlc3BvbnNlMuICCgxUb2tlblNlcnZpY2USTQoMVmVyaWZ5TWZhT3RwEh0udG9rZW4udjEuVmVyaWZ5TWZhT3RwUmVxdWVzdBoeLnRva2VuLnYxLlZlcmlmeU1mYU90cFJlc3BvbnNlEmgKFVZlcmlmeU1mYVJlY292ZXJ5Q29kZRImLnRva2VuLnYxLlZlcmlmeU1mYVJlY292ZXJ5Q29kZVJlcXVlc3QaJy50b2tlbi52MS5WZXJpZnlNZmFSZWNvdmVyeUNvZGVSZXNwb25zZRJNCgxSZWZyZXNoVG9rZW4SHS50b2tlbi52MS5SZWZyZXNoVG9rZW5SZXF1ZXN0Gh4udG9rZW4udjEuUmVmcmVzaFRva2VuUmVzcG9uc2USSgoLUmV2b2tlVG9rZW4SHC50b2tlbi52MS5SZXZva2VUb2tlblJlcXVlc3QaHS50b2tlbi52MS5SZXZva2VUb2tlblJlc3BvbnNlYgZwcm90bzM");
 
 /**
  * VerifyMfaOtpRequest carries the parameters of Auth0's mfa-otp grant.
@@ -119,6 +119,15 @@ export type VerifyMfaOtpResponse = Message<"token.v1.VerifyMfaOtpResponse"> & {
    * @generated from field: string id_token = 5;
    */
   idToken: string;
+
+  /**
+   * A refresh token for RefreshToken (RFC 6749 §1.5); set only when the
+   * mfa_token's scope holds "offline_access" and the client is allowed the
+   * `refresh_token` grant, else empty. It starts a new session.
+   *
+   * @generated from field: string refresh_token = 6;
+   */
+  refreshToken: string;
 };
 
 /**
@@ -241,6 +250,13 @@ export type VerifyMfaRecoveryCodeResponse = Message<"token.v1.VerifyMfaRecoveryC
    * @generated from field: string recovery_code = 6;
    */
   recoveryCode: string;
+
+  /**
+   * A refresh token, as in VerifyMfaOtpResponse; empty when none is issued.
+   *
+   * @generated from field: string refresh_token = 7;
+   */
+  refreshToken: string;
 };
 
 /**
@@ -251,11 +267,221 @@ export const VerifyMfaRecoveryCodeResponseSchema: GenMessage<VerifyMfaRecoveryCo
   messageDesc(file_token_v1_token_service, 3);
 
 /**
- * TokenService completes a multi-factor login and issues tokens. It is the
- * typed equivalent of Auth0's `POST /oauth/token` with the grants
- * `http://auth0.com/oauth/grant-type/mfa-otp` and
- * `http://auth0.com/oauth/grant-type/mfa-recovery-code`; the REST route is a
- * thin shim over these RPCs.
+ * RefreshTokenRequest carries the parameters of the `refresh_token` grant
+ * (RFC 6749 §6).
+ *
+ * @generated from message token.v1.RefreshTokenRequest
+ */
+export type RefreshTokenRequest = Message<"token.v1.RefreshTokenRequest"> & {
+  /**
+   * The refresh token from an earlier token response. Opaque to clients.
+   *
+   * @generated from field: string refresh_token = 1;
+   */
+  refreshToken: string;
+
+  /**
+   * Optional down-scoping (space-delimited, RFC 6749 §3.3): a subset of the
+   * scope granted at the login; empty for all of it. A value not granted at
+   * the login is refused with `invalid_scope`.
+   *
+   * @generated from field: string scope = 2;
+   */
+  scope: string;
+
+  /**
+   * The client's identifier (RFC 6749 §2.2).
+   *
+   * @generated from field: string client_id = 3;
+   */
+  clientId: string;
+
+  /**
+   * The client's secret for `client_secret_post` (RFC 6749 §2.3.1).
+   * `client_secret_basic` clients send an `Authorization: Basic` header instead.
+   *
+   * @generated from field: string client_secret = 4;
+   */
+  clientSecret: string;
+
+  /**
+   * A signed JWT for `private_key_jwt` client authentication (RFC 7523 §2.2).
+   *
+   * @generated from field: string client_assertion = 5;
+   */
+  clientAssertion: string;
+
+  /**
+   * Must be `urn:ietf:params:oauth:client-assertion-type:jwt-bearer` when
+   * client_assertion is set (RFC 7523 §2.2).
+   *
+   * @generated from field: string client_assertion_type = 6;
+   */
+  clientAssertionType: string;
+
+  /**
+   * A DPoP proof JWT (RFC 9449 §4); it may also come as the `DPoP` request
+   * header. Required, by the same key, when the refresh token is bound to a
+   * DPoP key (RFC 9449 §5); with a valid proof the access token is bound to
+   * the proof's key.
+   *
+   * @generated from field: string dpop = 7;
+   */
+  dpop: string;
+};
+
+/**
+ * Describes the message token.v1.RefreshTokenRequest.
+ * Use `create(RefreshTokenRequestSchema)` to create a new message.
+ */
+export const RefreshTokenRequestSchema: GenMessage<RefreshTokenRequest> = /*@__PURE__*/
+  messageDesc(file_token_v1_token_service, 4);
+
+/**
+ * RefreshTokenResponse is the token response of the `refresh_token` grant
+ * (RFC 6749 §5.1).
+ *
+ * @generated from message token.v1.RefreshTokenResponse
+ */
+export type RefreshTokenResponse = Message<"token.v1.RefreshTokenResponse"> & {
+  /**
+   * The access token, a JWT with `typ: at+jwt` (RFC 9068).
+   *
+   * @generated from field: string access_token = 1;
+   */
+  accessToken: string;
+
+  /**
+   * "Bearer" or "DPoP" (RFC 9449 §5).
+   *
+   * @generated from field: string token_type = 2;
+   */
+  tokenType: string;
+
+  /**
+   * Lifetime of the access token in seconds.
+   *
+   * @generated from field: int32 expires_in = 3;
+   */
+  expiresIn: number;
+
+  /**
+   * The granted scope (RFC 6749 §3.3): the requested subset, else the
+   * login's whole scope.
+   *
+   * @generated from field: string scope = 4;
+   */
+  scope: string;
+
+  /**
+   * An OpenID Connect ID token; set only when the scope holds "openid".
+   *
+   * @generated from field: string id_token = 5;
+   */
+  idToken: string;
+
+  /**
+   * The refresh token's successor, for clients with rotating refresh tokens:
+   * the presented token is retired and must not be used again. Empty for
+   * non-rotating clients, which keep the token they have.
+   *
+   * @generated from field: string refresh_token = 6;
+   */
+  refreshToken: string;
+};
+
+/**
+ * Describes the message token.v1.RefreshTokenResponse.
+ * Use `create(RefreshTokenResponseSchema)` to create a new message.
+ */
+export const RefreshTokenResponseSchema: GenMessage<RefreshTokenResponse> = /*@__PURE__*/
+  messageDesc(file_token_v1_token_service, 5);
+
+/**
+ * RevokeTokenRequest carries the parameters of token revocation (RFC 7009
+ * §2.1).
+ *
+ * @generated from message token.v1.RevokeTokenRequest
+ */
+export type RevokeTokenRequest = Message<"token.v1.RevokeTokenRequest"> & {
+  /**
+   * The token to revoke: a refresh token issued to the calling client.
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * Optional hint about the token's type (`refresh_token` or
+   * `access_token`, RFC 7009 §2.1); only refresh tokens are revocable, so it
+   * changes nothing.
+   *
+   * @generated from field: string token_type_hint = 2;
+   */
+  tokenTypeHint: string;
+
+  /**
+   * The client's identifier (RFC 6749 §2.2).
+   *
+   * @generated from field: string client_id = 3;
+   */
+  clientId: string;
+
+  /**
+   * The client's secret for `client_secret_post` (RFC 6749 §2.3.1).
+   * `client_secret_basic` clients send an `Authorization: Basic` header instead.
+   *
+   * @generated from field: string client_secret = 4;
+   */
+  clientSecret: string;
+
+  /**
+   * A signed JWT for `private_key_jwt` client authentication (RFC 7523 §2.2).
+   *
+   * @generated from field: string client_assertion = 5;
+   */
+  clientAssertion: string;
+
+  /**
+   * Must be `urn:ietf:params:oauth:client-assertion-type:jwt-bearer` when
+   * client_assertion is set (RFC 7523 §2.2).
+   *
+   * @generated from field: string client_assertion_type = 6;
+   */
+  clientAssertionType: string;
+};
+
+/**
+ * Describes the message token.v1.RevokeTokenRequest.
+ * Use `create(RevokeTokenRequestSchema)` to create a new message.
+ */
+export const RevokeTokenRequestSchema: GenMessage<RevokeTokenRequest> = /*@__PURE__*/
+  messageDesc(file_token_v1_token_service, 6);
+
+/**
+ * RevokeTokenResponse is empty: revocation answers the same whether or not
+ * the token was known (RFC 7009 §2.2).
+ *
+ * @generated from message token.v1.RevokeTokenResponse
+ */
+export type RevokeTokenResponse = Message<"token.v1.RevokeTokenResponse"> & {
+};
+
+/**
+ * Describes the message token.v1.RevokeTokenResponse.
+ * Use `create(RevokeTokenResponseSchema)` to create a new message.
+ */
+export const RevokeTokenResponseSchema: GenMessage<RevokeTokenResponse> = /*@__PURE__*/
+  messageDesc(file_token_v1_token_service, 7);
+
+/**
+ * TokenService completes a multi-factor login, issues tokens and keeps the
+ * login's session going. It is the typed equivalent of Auth0's
+ * `POST /oauth/token` with the grants
+ * `http://auth0.com/oauth/grant-type/mfa-otp`,
+ * `http://auth0.com/oauth/grant-type/mfa-recovery-code` and `refresh_token`,
+ * and of `POST /oauth/revoke` (RFC 7009); the REST routes are a thin shim
+ * over these RPCs.
  *
  * @generated from service token.v1.TokenService
  */
@@ -282,6 +508,33 @@ export const TokenService: GenService<{
     methodKind: "unary";
     input: typeof VerifyMfaRecoveryCodeRequestSchema;
     output: typeof VerifyMfaRecoveryCodeResponseSchema;
+  },
+  /**
+   * RefreshToken exchanges a refresh token for new tokens (RFC 6749 §6, the
+   * `refresh_token` grant): an access token for the login's subject, audience
+   * and authentication methods, an id_token when the scope holds "openid",
+   * and, for clients with rotating refresh tokens, the token's successor.
+   * Presenting a retired token revokes the whole session (reuse detection).
+   *
+   * @generated from rpc token.v1.TokenService.RefreshToken
+   */
+  refreshToken: {
+    methodKind: "unary";
+    input: typeof RefreshTokenRequestSchema;
+    output: typeof RefreshTokenResponseSchema;
+  },
+  /**
+   * RevokeToken revokes the session of a refresh token issued to the calling
+   * client (RFC 7009). It answers the same empty response for an unknown,
+   * malformed or another client's token (RFC 7009 §2.2). Access tokens are
+   * not revocable.
+   *
+   * @generated from rpc token.v1.TokenService.RevokeToken
+   */
+  revokeToken: {
+    methodKind: "unary";
+    input: typeof RevokeTokenRequestSchema;
+    output: typeof RevokeTokenResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_token_v1_token_service, 0);

@@ -1,0 +1,48 @@
+import type { Clock } from "../clock.js";
+import { oauthErrors } from "../oauth/oauth-error.js";
+import type { SecurityEvents } from "../observability/security-events.js";
+import { revokeUserSessions } from "../sessions/revoke-refresh-token.js";
+import type { SessionDeps } from "../sessions/session-deps.js";
+import { createInternalApiKeyCheck } from "./internal-api-key.js";
+import { ISSUE_MFA_TOKEN_LIMITS } from "./issue-mfa-token.js";
+
+export interface RevokeUserSessionsRequest {
+  /** The bearer credential the caller presented (`INTERNAL_API_KEY`). */
+  apiKey: string | undefined;
+  userId: string;
+}
+
+export interface RevokeUserSessionsDeps {
+  internalApiKey: string;
+  sessions: SessionDeps;
+  events: SecurityEvents;
+  clock: Clock;
+}
+
+/**
+ * The internal `RevokeUserSessions`: the account system ends every session
+ * of one user (account compromise, password change) in one atomic store
+ * step, and learns how many live sessions there were. Access tokens already
+ * issued are JWTs and stay valid until they expire.
+ */
+export function createRevokeUserSessions(deps: RevokeUserSessionsDeps) {
+  const requireInternalApiKey = createInternalApiKeyCheck(deps.internalApiKey);
+  return async function revokeAllSessions(request: RevokeUserSessionsRequest): Promise<number> {
+    requireInternalApiKey(request.apiKey);
+    if (request.userId === "") throw oauthErrors.invalidRequest.missingParameter("user_id");
+    // No session can exist for a longer id: IssueMfaToken refuses to start a login for one.
+    if (request.userId.length > ISSUE_MFA_TOKEN_LIMITS.user_id) {
+      throw oauthErrors.invalidRequest.tooLong("user_id", ISSUE_MFA_TOKEN_LIMITS.user_id);
+    }
+    const revoked = await revokeUserSessions(deps.sessions, {
+      userId: request.userId,
+      nowMs: deps.clock.nowMs(),
+    });
+    deps.events.record("user_sessions_revoked", {
+      userId: request.userId,
+      outcome: "revoked",
+      revoked,
+    });
+    return revoked;
+  };
+}
