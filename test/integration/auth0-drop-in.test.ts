@@ -11,24 +11,21 @@ import { after, before, describe, test } from "node:test";
 import { Code } from "@connectrpc/connect";
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from "jose";
 import {
+  associateResponse,
   clientsFor,
   enrolledUser,
+  freshCode,
   issueMfaToken,
   MFA_OTP_GRANT,
+  mfaApiToken,
+  otpGrantParams,
   postTokenForm,
   postTokenJson,
+  recoveryGrantParams,
   uniqueUserId,
 } from "../support/flows.js";
 import { h1Request, h2cRequest, jsonOf } from "../support/http-clients.js";
-import {
-  assertRestError,
-  assertRpcError,
-  associateResponse,
-  freshCode,
-  mfaApiToken,
-  otpGrantParams,
-  recoveryGrantParams,
-} from "../support/mfa-flows.js";
+import { assertOAuthError, assertRpcError } from "../support/oauth-assertions.js";
 import {
   CLIENTS,
   FIXTURE_CLIENTS_FILE,
@@ -136,7 +133,7 @@ describe("POST /mfa/challenge and MfaService.Challenge", () => {
 
   test("row 20: a type the user lacks, or a user with no authenticator", async () => {
     const { userId } = await enrolledUser(service);
-    assertRestError(
+    assertOAuthError(
       await challengeRest({
         mfa_token: await issueMfaToken(service, userId),
         challenge_type: "oob",
@@ -146,7 +143,7 @@ describe("POST /mfa/challenge and MfaService.Challenge", () => {
       "User is not enrolled with any of the requested challenge types.",
     );
     const fresh = await issueMfaToken(service, uniqueUserId("no-factor"));
-    assertRestError(
+    assertOAuthError(
       await challengeRest({ mfa_token: fresh, challenge_type: "otp" }),
       400,
       "unsupported_challenge_type",
@@ -174,7 +171,7 @@ describe("POST /mfa/challenge and MfaService.Challenge", () => {
       })
     ).authenticators;
     for (const id of [othersOtp?.id ?? "", "totp|unknown", "recovery-code|x", "totp|undefined"]) {
-      assertRestError(
+      assertOAuthError(
         await challengeRest({
           mfa_token: await issueMfaToken(service, userId),
           challenge_type: "otp",
@@ -190,13 +187,13 @@ describe("POST /mfa/challenge and MfaService.Challenge", () => {
   test("client authentication, grant, parameters and the mfa_token, in order", async () => {
     const { userId, secret } = await enrolledUser(service);
     const mfaToken = await issueMfaToken(service, userId);
-    assertRestError(
+    assertOAuthError(
       await challengeRest({ mfa_token: mfaToken, client_secret: "wrong" }),
       401,
       "access_denied",
       "Unauthorized",
     );
-    assertRestError(
+    assertOAuthError(
       await challengeRest({
         mfa_token: mfaToken,
         client_id: CLIENTS.noGrant.id,
@@ -206,25 +203,25 @@ describe("POST /mfa/challenge and MfaService.Challenge", () => {
       "unauthorized_client",
       "Grant type 'http://auth0.com/oauth/grant-type/mfa-otp' not allowed for the client.",
     );
-    assertRestError(
+    assertOAuthError(
       await challengeRest({ challenge_type: "otp" }),
       400,
       "invalid_request",
       "Missing required parameter: mfa_token",
     );
-    assertRestError(
+    assertOAuthError(
       await challengeRest({ mfa_token: 42 }),
       400,
       "invalid_request",
       "mfa_token must be a string",
     );
-    assertRestError(
+    assertOAuthError(
       await challengeRest({ mfa_token: "garbage" }),
       400,
       "invalid_grant",
       "Malformed mfa_token",
     );
-    assertRestError(
+    assertOAuthError(
       await challengeRest(
         {
           mfa_token: mfaToken,
@@ -244,7 +241,7 @@ describe("POST /mfa/challenge and MfaService.Challenge", () => {
       (await postTokenForm(service, otpGrantParams(mfaToken, freshCode(service, secret)))).status,
       200,
     );
-    assertRestError(
+    assertOAuthError(
       await challengeRest({ mfa_token: mfaToken }),
       400,
       "expired_token",

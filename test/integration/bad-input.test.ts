@@ -12,19 +12,16 @@ import fc, { type Arbitrary } from "fast-check";
 import {
   clientsFor,
   enrolledUser,
+  freshCode,
   issueMfaToken,
   MFA_OTP_GRANT,
+  MFA_RECOVERY_CODE_GRANT,
+  otpGrantParams,
   postTokenForm,
   uniqueUserId,
 } from "../support/flows.js";
 import { h1Request, h2cRequest, jsonOf, type RawResponse } from "../support/http-clients.js";
-import {
-  assertRestError,
-  assertRpcError,
-  freshCode,
-  MFA_RECOVERY_CODE_GRANT,
-  otpGrantParams,
-} from "../support/mfa-flows.js";
+import { assertOAuthError, assertRpcError } from "../support/oauth-assertions.js";
 import { CLIENTS, startTestService, type TestService } from "../support/test-service.js";
 
 const MAX_BODY = 64 * 1024;
@@ -458,7 +455,7 @@ describe("/mfa/* and MfaService with a bad bearer (rows 3, 5, 6)", () => {
           "mfa_token is expired",
         );
       }
-      assertRestError(
+      assertOAuthError(
         await postTokenForm(service, otpGrantParams(token, "123456")),
         400,
         "expired_token",

@@ -32,7 +32,7 @@ import {
   writeClientsFileWithJwtClient,
 } from "../support/dpop.js";
 import { clientsFor, codeAt, MFA_OTP_GRANT, postTokenForm } from "../support/flows.js";
-import { type RestResult, rpcFailure } from "../support/mfa-flows.js";
+import { type RestResult, rpcFailure } from "../support/oauth-assertions.js";
 import { type RedisServerHandle, startRedisServer } from "../support/redis-server.js";
 import { CLIENTS, startTestService, type TestService } from "../support/test-service.js";
 

@@ -10,18 +10,15 @@ import {
   associate,
   clientsFor,
   enrolledUser,
-  issueMfaToken,
-  postTokenForm,
-  uniqueUserId,
-} from "../support/flows.js";
-import {
-  assertRestError,
   freshCode,
+  issueMfaToken,
   issueMfaTokens,
   otpGrantParams,
   otpRpcRequest,
-  rpcFailureOf,
-} from "../support/mfa-flows.js";
+  postTokenForm,
+  uniqueUserId,
+} from "../support/flows.js";
+import { assertOAuthError, rpcFailureOf } from "../support/oauth-assertions.js";
 import { type RedisServerHandle, startRedisServer } from "../support/redis-server.js";
 import { startTestService, type TestService } from "../support/test-service.js";
 
@@ -109,7 +106,7 @@ function defineRaces(storeName: string, start: () => Promise<TestService>) {
       });
 
       // The step stays spent for a later, unhurried request too.
-      assertRestError(
+      assertOAuthError(
         await postTokenForm(service, otpGrantParams(await issueMfaToken(service, userId), code)),
         400,
         "invalid_grant",

@@ -27,14 +27,15 @@ import {
   type TestKey,
   tokenEndpointUrl,
 } from "../support/dpop.js";
-import { clientsFor, codeAt, postTokenForm } from "../support/flows.js";
 import {
+  clientsFor,
+  codeAt,
   otpGrantParams,
   otpRpcRequest,
-  type RestResult,
-  rpcFailure,
+  postTokenForm,
   wrongCode,
-} from "../support/mfa-flows.js";
+} from "../support/flows.js";
+import { type RestResult, rpcFailure } from "../support/oauth-assertions.js";
 import { type RedisServerHandle, startRedisServer } from "../support/redis-server.js";
 import {
   startTestService,

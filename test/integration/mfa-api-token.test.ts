@@ -11,22 +11,20 @@ import { Code } from "@connectrpc/connect";
 import { decodeJwt, decodeProtectedHeader } from "jose";
 import { dpopProofFor, generateTestKey, signJws, type TestKey } from "../support/dpop.js";
 import {
+  associateResponse,
   clientsFor,
   enrolledUser,
-  issueMfaToken,
-  postTokenForm,
-  uniqueUserId,
-} from "../support/flows.js";
-import {
-  assertRpcError,
-  associateResponse,
   freshCode,
+  issueMfaToken,
   MFA_API_SCOPE,
   mfaApiAudience,
   mfaApiToken,
   otpGrantParams,
+  postTokenForm,
   recoveryGrantParams,
-} from "../support/mfa-flows.js";
+  uniqueUserId,
+} from "../support/flows.js";
+import { assertRpcError } from "../support/oauth-assertions.js";
 import { startTestService, type TestService } from "../support/test-service.js";
 
 let service: TestService;

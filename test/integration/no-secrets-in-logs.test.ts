@@ -11,24 +11,21 @@ import { Code } from "@connectrpc/connect";
 import { createMfaTokenCodec } from "../../src/mfa/mfa-token-codec.js";
 import { decodeBase32Secret } from "../../src/mfa/totp.js";
 import { createRefreshTokenCodec } from "../../src/sessions/refresh-token-codec.js";
+import { dpopProof } from "../support/dpop.js";
 import {
   clientsFor,
+  freshCode,
   issueMfaToken,
   MFA_OTP_GRANT,
-  postTokenForm,
-  postTokenJson,
-  uniqueUserId,
-} from "../support/flows.js";
-import {
-  assertRestError,
-  assertRpcError,
-  dpopProof,
-  freshCode,
   otpGrantParams,
   otpRpcRequest,
+  postTokenForm,
+  postTokenJson,
   recoveryGrantParams,
+  uniqueUserId,
   wrongCode,
-} from "../support/mfa-flows.js";
+} from "../support/flows.js";
+import { assertOAuthError, assertRpcError } from "../support/oauth-assertions.js";
 import { freePort } from "../support/redis-server.js";
 import {
   assertRevoked,
@@ -127,7 +124,7 @@ test("enroll, verify, wrong codes, recovery, lockout (client_secret_post)", asyn
   const ok = await postTokenForm(service, otpGrantParams(mfaToken, code));
   assert.equal(ok.status, 200);
   keepTokens(ok.body);
-  assertRestError(
+  assertOAuthError(
     await postTokenForm(service, otpGrantParams(mfaToken, code)),
     400,
     "expired_token",
@@ -146,7 +143,7 @@ test("enroll, verify, wrong codes, recovery, lockout (client_secret_post)", asyn
   for (let attempt = 0; attempt < 10; attempt++) {
     const wrong = wrongCode(service, secret);
     codes.add(wrong);
-    assertRestError(
+    assertOAuthError(
       await postTokenJson(service, otpGrantParams(retryToken, wrong)),
       400,
       "invalid_grant",
@@ -157,7 +154,7 @@ test("enroll, verify, wrong codes, recovery, lockout (client_secret_post)", asyn
   codes.add(rightButLocked);
   const locked = await postTokenForm(service, otpGrantParams(retryToken, rightButLocked));
   assert.equal(locked.status, 429);
-  assertRestError(
+  assertOAuthError(
     await postTokenForm(
       service,
       recoveryGrantParams(retryToken, String(recovered.body.recovery_code)),
@@ -194,7 +191,7 @@ test("client_secret_basic, bad credentials, bad grants, bad tokens, DPoP, RPC", 
 
   const wrongSecret = "not-the-basic-client-secret-42";
   keepSecret(wrongSecret);
-  assertRestError(
+  assertOAuthError(
     await postTokenForm(
       service,
       params(await login(service, userId, CLIENTS.basic.id), code),
@@ -204,7 +201,7 @@ test("client_secret_basic, bad credentials, bad grants, bad tokens, DPoP, RPC", 
     "access_denied",
     "Unauthorized",
   );
-  assertRestError(
+  assertOAuthError(
     await postTokenForm(service, {
       ...otpGrantParams(await login(service, userId), code),
       client_secret: wrongSecret,
@@ -213,7 +210,7 @@ test("client_secret_basic, bad credentials, bad grants, bad tokens, DPoP, RPC", 
     "access_denied",
     "Unauthorized",
   );
-  assertRestError(
+  assertOAuthError(
     await postTokenForm(service, {
       ...otpGrantParams(await login(service, userId), code),
       grant_type: "password",
@@ -224,7 +221,7 @@ test("client_secret_basic, bad credentials, bad grants, bad tokens, DPoP, RPC", 
   );
   const tampered = `${await login(service, userId)}x`;
   keepSecret(tampered);
-  assertRestError(
+  assertOAuthError(
     await postTokenJson(service, otpGrantParams(tampered, code)),
     400,
     "invalid_grant",
@@ -279,7 +276,7 @@ test("sessions: refresh, rotation, reuse, revoke, revoke-all (REST and RPC)", as
   const refreshed = await refresh(service, SESSION_CLIENTS.rotating, first, { encoding: "json" });
   keepTokens(refreshed);
   // A reuse (logged as a security event, without the token), then the revoked family.
-  assertRestError(
+  assertOAuthError(
     await postRefresh(service, SESSION_CLIENTS.rotating, first),
     400,
     "invalid_grant",
@@ -295,7 +292,7 @@ test("sessions: refresh, rotation, reuse, revoke, revoke-all (REST and RPC)", as
   });
   keepSecret(rpcRefreshed.refreshToken, rpcRefreshed.accessToken, rpcRefreshed.idToken);
   // Another client's token, refused; then revoked by its owner, and revoke-all.
-  assertRestError(
+  assertOAuthError(
     await postRefresh(service, SESSION_CLIENTS.leeway, rpcRefreshed.refreshToken),
     400,
     "invalid_grant",
@@ -333,7 +330,7 @@ test("store outage: causes are logged, secrets are not", async () => {
   }).token;
   keepSecret(mfaToken);
   codes.add("246813");
-  assertRestError(
+  assertOAuthError(
     await postTokenForm(down, otpGrantParams(mfaToken, "246813")),
     503,
     "temporarily_unavailable",
@@ -352,7 +349,7 @@ test("store outage: causes are logged, secrets are not", async () => {
     authTime: Math.floor(down.clock.nowMs() / 1000),
   });
   keepSecret(refreshToken);
-  assertRestError(
+  assertOAuthError(
     await postRefresh(down, SESSION_CLIENTS.rotating, refreshToken),
     503,
     "temporarily_unavailable",

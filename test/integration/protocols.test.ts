@@ -11,24 +11,20 @@ import { decodeJwt } from "jose";
 import {
   clientsFor,
   enrolledUser,
+  freshCode,
   internalAuth,
   issueMfaToken,
-  type Protocol,
-  postTokenForm,
-  postTokenJson,
-  uniqueUserId,
-} from "../support/flows.js";
-import { h1Request, h2cRequest, jsonOf } from "../support/http-clients.js";
-import {
-  assertRestError,
-  assertRpcError,
-  freshCode,
   otpGrantParams,
   otpRpcRequest,
+  type Protocol,
+  postTokenForm,
   postTokenH2c,
-  type RestResult,
+  postTokenJson,
+  uniqueUserId,
   wrongCode,
-} from "../support/mfa-flows.js";
+} from "../support/flows.js";
+import { h1Request, h2cRequest, jsonOf } from "../support/http-clients.js";
+import { assertOAuthError, assertRpcError, type RestResult } from "../support/oauth-assertions.js";
 import { CLIENTS, startTestService, type TestService } from "../support/test-service.js";
 
 const RPC_PROTOCOLS: readonly Protocol[] = [
@@ -190,7 +186,7 @@ describe("REST POST /oauth/token", () => {
       test("a wrong code is 400 invalid_grant with no-store", async () => {
         const { userId, secret } = await enrolledUser(service);
         const mfaToken = await issueMfaToken(service, userId);
-        assertRestError(
+        assertOAuthError(
           await send(otpGrantParams(mfaToken, wrongCode(service, secret))),
           400,
           "invalid_grant",

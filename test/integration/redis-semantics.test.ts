@@ -13,27 +13,23 @@ import { Code } from "@connectrpc/connect";
 import { Redis } from "ioredis";
 import { decodeJwt } from "jose";
 import { decodeBase32Secret } from "../../src/mfa/totp.js";
+import { dpopProof } from "../support/dpop.js";
 import {
+  associateResponse,
   clientsFor,
   enrolledUser,
+  freshCode,
   internalAuth,
   issueMfaToken,
-  postTokenForm,
-  uniqueUserId,
-} from "../support/flows.js";
-import {
-  assertRestError,
-  assertRpcError,
-  associateResponse,
-  dpopProof,
-  freshCode,
   mfaApiToken,
   otpGrantParams,
   otpRpcRequest,
+  postTokenForm,
   recoveryGrantParams,
-  rpcFailureOf,
+  uniqueUserId,
   wrongCode,
-} from "../support/mfa-flows.js";
+} from "../support/flows.js";
+import { assertOAuthError, assertRpcError, rpcFailureOf } from "../support/oauth-assertions.js";
 import {
   countCommands,
   type RedisServerHandle,
@@ -84,7 +80,7 @@ describe("Redis store", () => {
     const code = freshCode(service, association.secret);
     const verified = await postTokenForm(service, otpGrantParams(first.mfaToken, code));
     assert.equal(verified.status, 200);
-    assertRestError(
+    assertOAuthError(
       await postTokenForm(service, otpGrantParams(first.mfaToken, code)),
       400,
       "expired_token",
@@ -103,7 +99,7 @@ describe("Redis store", () => {
     );
 
     // A wrong code (leaves a failure-bucket key), then the recovery grant.
-    assertRestError(
+    assertOAuthError(
       await postTokenForm(
         service,
         otpGrantParams(second.mfaToken, wrongCode(service, association.secret)),
@@ -122,7 +118,7 @@ describe("Redis store", () => {
     recoveryCodes.push(newRecoveryCode);
     assert.match(newRecoveryCode, /^[0-9A-Z]{24}$/);
     assert.notEqual(newRecoveryCode, recoveryCode);
-    assertRestError(
+    assertOAuthError(
       await postTokenForm(service, recoveryGrantParams((await issue()).mfaToken, recoveryCode)),
       400,
       "invalid_grant",
@@ -341,7 +337,7 @@ describe("Redis down", () => {
         "Service temporarily unavailable",
       ),
     ]);
-    assertRestError(rest, 503, "temporarily_unavailable", "Service temporarily unavailable");
+    assertOAuthError(rest, 503, "temporarily_unavailable", "Service temporarily unavailable");
     assert.equal(associateRest.status, 503);
     assert.deepEqual(await associateRest.json(), {
       error: "temporarily_unavailable",

@@ -26,7 +26,7 @@ import { sessionKeys } from "../../src/store/session-keys.js";
 import type { SessionStore } from "../../src/store/session-store.js";
 import { dpopProofFor, generateTestKey } from "../support/dpop.js";
 import { clientsFor, internalAuth } from "../support/flows.js";
-import { assertRestError } from "../support/mfa-flows.js";
+import { assertOAuthError } from "../support/oauth-assertions.js";
 import {
   countClusterCommands,
   type RedisClusterHandle,
@@ -272,9 +272,9 @@ describe("redis cluster sessions", () => {
       const successes = results.filter((r) => r.status === 200);
       assert.equal(successes.length, 1);
       for (const failure of results.filter((r) => r.status !== 200)) {
-        assertRestError(failure, 400, "invalid_grant", INVALID_REFRESH_TOKEN);
+        assertOAuthError(failure, 400, "invalid_grant", INVALID_REFRESH_TOKEN);
       }
-      assertRestError(
+      assertOAuthError(
         await postRefresh(
           service,
           SESSION_CLIENTS.rotating,
@@ -302,7 +302,7 @@ describe("redis cluster sessions", () => {
       });
       const next = await rotate(service, client, token, { dpop: await dpopProofFor(service, key) });
       assertRevoked(await postRevoke(service, client, { token: next }));
-      assertRestError(
+      assertOAuthError(
         await postRefresh(service, client, next, { dpop: await dpopProofFor(service, key) }),
         400,
         "invalid_grant",

@@ -14,12 +14,13 @@ import { sessionKeys } from "../../src/store/session-keys.js";
 import { dpopProofFor, generateTestKey } from "../support/dpop.js";
 import {
   clientsFor,
+  freshCode,
   internalAuth,
   issueMfaToken,
   MFA_OTP_GRANT,
   postTokenForm,
 } from "../support/flows.js";
-import { assertRestError, assertRpcError, freshCode } from "../support/mfa-flows.js";
+import { assertOAuthError, assertRpcError } from "../support/oauth-assertions.js";
 import {
   countCommands,
   type RedisServerHandle,
@@ -78,12 +79,12 @@ describe("sessions on Redis", () => {
     const successes = results.filter((r) => r.status === 200);
     assert.equal(successes.length, 1);
     for (const failure of results.filter((r) => r.status !== 200)) {
-      assertRestError(failure, 400, "invalid_grant", INVALID_REFRESH_TOKEN);
+      assertOAuthError(failure, 400, "invalid_grant", INVALID_REFRESH_TOKEN);
     }
     // Auth0's reuse detection: the winner's successor fails too.
     const successor = String(successes[0]?.body.refresh_token);
     seenTokens.push(successor);
-    assertRestError(
+    assertOAuthError(
       await postRefresh(service, rotating, successor),
       400,
       "invalid_grant",

@@ -20,18 +20,14 @@ import {
 } from "../support/dpop.js";
 import {
   clientsFor,
+  freshCode,
   internalAuth,
   MFA_OTP_GRANT,
+  MFA_RECOVERY_CODE_GRANT,
   postTokenForm,
   uniqueUserId,
 } from "../support/flows.js";
-import {
-  assertRestError,
-  assertRpcError,
-  freshCode,
-  MFA_RECOVERY_CODE_GRANT,
-  rpcFailure,
-} from "../support/mfa-flows.js";
+import { assertOAuthError, assertRpcError, rpcFailure } from "../support/oauth-assertions.js";
 import {
   assertRevoked,
   INVALID_REFRESH_TOKEN,
@@ -68,8 +64,8 @@ async function session(client: SessionClient = rotating) {
   return { user, token: await loginForRefreshToken(service, user, client) };
 }
 
-function assertRow21(result: Parameters<typeof assertRestError>[0]): void {
-  assertRestError(result, 400, "invalid_grant", INVALID_REFRESH_TOKEN);
+function assertRow21(result: Parameters<typeof assertOAuthError>[0]): void {
+  assertOAuthError(result, 400, "invalid_grant", INVALID_REFRESH_TOKEN);
 }
 
 /** The security events of one kind the service logged so far. */
@@ -295,7 +291,7 @@ describe("the refresh_token grant", () => {
 
   it("a scope wider than the login's is invalid_scope and changes nothing", async () => {
     const { token } = await session();
-    assertRestError(
+    assertOAuthError(
       await postRefresh(service, rotating, token, { scope: "openid admin" }),
       400,
       "invalid_scope",
@@ -325,13 +321,13 @@ describe("the refresh_token grant", () => {
   it("a client without the grant: row 2 names refresh_token (REST form, JSON and Connect)", async () => {
     const { token } = await session();
     const description = "Grant type 'refresh_token' not allowed for the client.";
-    assertRestError(
+    assertOAuthError(
       await postRefresh(service, withoutGrant, token),
       403,
       "unauthorized_client",
       description,
     );
-    assertRestError(
+    assertOAuthError(
       await postRefresh(service, withoutGrant, token, { encoding: "json" }),
       403,
       "unauthorized_client",
@@ -346,13 +342,13 @@ describe("the refresh_token grant", () => {
   });
 
   it("rows 1, 3 and 4: client authentication first, then refresh_token and scope", async () => {
-    assertRestError(
+    assertOAuthError(
       await postTokenForm(service, { grant_type: REFRESH_TOKEN_GRANT, client_id: "nobody" }),
       401,
       "access_denied",
       "Unauthorized",
     );
-    assertRestError(
+    assertOAuthError(
       await postTokenForm(service, {
         grant_type: REFRESH_TOKEN_GRANT,
         client_id: rotating.id,
@@ -379,19 +375,19 @@ describe("the refresh_token grant", () => {
         body: (await response.json()) as Record<string, unknown>,
       };
     };
-    assertRestError(
+    assertOAuthError(
       await json({ refresh_token: null }),
       400,
       "invalid_request",
       "Missing required parameter: refresh_token",
     );
-    assertRestError(
+    assertOAuthError(
       await json({ refresh_token: 42 }),
       400,
       "invalid_request",
       "refresh_token must be a string",
     );
-    assertRestError(
+    assertOAuthError(
       await json({ refresh_token: "rt1.x", scope: ["openid"] }),
       400,
       "invalid_request",
@@ -613,7 +609,7 @@ describe("DPoP-bound sessions (RFC 9449 §5)", () => {
     const token = String(body.refresh_token);
 
     const another = await generateTestKey();
-    assertRestError(
+    assertOAuthError(
       await postRefresh(service, publicClient, token, {
         dpop: await dpopProofFor(service, another),
       }),
@@ -621,7 +617,7 @@ describe("DPoP-bound sessions (RFC 9449 §5)", () => {
       "invalid_dpop_proof",
       "DPoP proof key does not match the refresh token",
     );
-    assertRestError(
+    assertOAuthError(
       await postRefresh(service, publicClient, token),
       400,
       "invalid_dpop_proof",
@@ -643,7 +639,7 @@ describe("DPoP-bound sessions (RFC 9449 §5)", () => {
       jkt: jwkThumbprint(key.publicJwk),
     });
     const successor = String(refreshed.refresh_token);
-    assertRestError(
+    assertOAuthError(
       await postRefresh(service, publicClient, successor),
       400,
       "invalid_dpop_proof",
@@ -664,7 +660,7 @@ describe("DPoP-bound sessions (RFC 9449 §5)", () => {
     });
     const proof = await dpopProofFor(service, key);
     const successor = await rotate(service, publicClient, token, { dpop: proof });
-    assertRestError(
+    assertOAuthError(
       await postRefresh(service, publicClient, successor, { dpop: proof }),
       400,
       "invalid_dpop_proof",

@@ -19,8 +19,15 @@ import { createRedisClusterClient } from "../../src/store/redis-client.js";
 import { userTag } from "../../src/store/redis-keys.js";
 import { createRedisStore } from "../../src/store/redis-store.js";
 import { type Store, StoreUnavailableError } from "../../src/store/store.js";
-import { codeAt, issueMfaToken, postTokenForm, uniqueUserId } from "../support/flows.js";
-import { assertRestError, freshCode, otpGrantParams } from "../support/mfa-flows.js";
+import {
+  codeAt,
+  freshCode,
+  issueMfaToken,
+  otpGrantParams,
+  postTokenForm,
+  uniqueUserId,
+} from "../support/flows.js";
+import { assertOAuthError } from "../support/oauth-assertions.js";
 import {
   countClusterCommands,
   type RedisClusterHandle,
@@ -369,7 +376,7 @@ describe("redis cluster", () => {
       assert.equal(await raw.hget(`ts:${userTag(userId)}:otp`, "active"), "1");
 
       // The same mfa_token again, even with a new valid code: single use.
-      assertRestError(
+      assertOAuthError(
         await postTokenForm(service, otpGrantParams(mfaToken, freshCode(service, body.secret))),
         400,
         "expired_token",

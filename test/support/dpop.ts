@@ -244,3 +244,11 @@ export async function readyUsers(
     })),
   );
 }
+
+/** A fresh ES256 key and a DPoP proof (RFC 9449 §4.2) for POST `htu` at the fake clock. */
+export async function dpopProof(
+  service: TestService,
+  htu: string = tokenEndpointUrl(service),
+): Promise<string> {
+  return dpopProofFor(service, await generateTestKey("ES256"), htu);
+}

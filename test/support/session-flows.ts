@@ -8,12 +8,12 @@
 import assert from "node:assert/strict";
 import {
   enrolledUser,
+  freshCode,
   issueMfaToken,
   MFA_OTP_GRANT,
   postTokenForm,
   postTokenJson,
 } from "./flows.js";
-import { freshCode } from "./mfa-flows.js";
 import type { TestService } from "./test-service.js";
 
 export const REFRESH_TOKEN_GRANT = "refresh_token";

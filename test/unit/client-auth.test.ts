@@ -7,15 +7,8 @@ import { describe, test } from "node:test";
 import { type ClientCredentials, createClientAuthenticator } from "../../src/oauth/client-auth.js";
 import { parseClients } from "../../src/oauth/client-registry.js";
 import { OAuthError } from "../../src/oauth/oauth-error.js";
-import {
-  codeAt,
-  enrolledUser,
-  issueMfaToken,
-  MFA_OTP_GRANT,
-  postTokenForm,
-} from "../support/flows.js";
+import { basicAuth } from "../support/flows.js";
 import { CLIENTS, FIXTURE_CLIENTS_FILE } from "../support/test-service.js";
-import { assertOAuthError, basicAuth, useService } from "./helpers.js";
 
 const fixture = parseClients(JSON.parse(readFileSync(FIXTURE_CLIENTS_FILE, "utf8")), "fixture");
 const special = parseClients(
@@ -135,45 +128,6 @@ describe("refused whatever the client", () => {
     await assertRefused({ clientId: "nobody", clientSecret: "x" });
     await assertRefused({});
     await assertRefused({ clientId: 42 });
-  });
-});
-
-describe("over REST", () => {
-  const service = useService();
-
-  test("client_secret_basic via the header gets tokens; the body secret gets 401", async () => {
-    const { userId, secret } = await enrolledUser(service());
-    const mfaToken = await issueMfaToken(service(), userId, { clientId: CLIENTS.basic.id });
-    const params = {
-      grant_type: MFA_OTP_GRANT,
-      mfa_token: mfaToken,
-      otp: codeAt(service(), secret),
-    };
-    assertOAuthError(
-      await postTokenForm(service(), {
-        ...params,
-        client_id: CLIENTS.basic.id,
-        client_secret: CLIENTS.basic.secret,
-      }),
-      401,
-      "access_denied",
-      "Unauthorized",
-    );
-    const result = await postTokenForm(service(), params, { authorization: basicHeader });
-    assert.equal(result.status, 200);
-    assert.equal(result.body.token_type, "Bearer");
-  });
-
-  test("a public client with client_id only gets tokens", async () => {
-    const { userId, secret } = await enrolledUser(service());
-    const mfaToken = await issueMfaToken(service(), userId, { clientId: CLIENTS.public.id });
-    const result = await postTokenForm(service(), {
-      grant_type: MFA_OTP_GRANT,
-      client_id: CLIENTS.public.id,
-      mfa_token: mfaToken,
-      otp: codeAt(service(), secret),
-    });
-    assert.equal(result.status, 200);
   });
 });
 

@@ -6,7 +6,7 @@ import { describe, test } from "node:test";
 import fc from "fast-check";
 import { generateSync } from "otplib";
 import { generateTotp, matchTotp, timeStepOf } from "../../src/mfa/totp.js";
-import { wrongCodeFor } from "./helpers.js";
+import { wrongCodeFor } from "../support/flows.js";
 
 const SEED_SHA1 = Buffer.from("12345678901234567890", "ascii");
 const SEED_SHA256 = Buffer.from("12345678901234567890123456789012", "ascii");

@@ -3,8 +3,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { codeAt, issueMfaToken } from "../support/flows.js";
-import { readyToVerify, useService, verifyOtp } from "./helpers.js";
+import { codeAt, issueMfaToken, readyToVerify, useService, verifyOtp } from "../support/flows.js";
 
 const service = useService();
 

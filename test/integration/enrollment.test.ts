@@ -5,24 +5,22 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { barcodeUri } from "../../src/mfa/enrollment.js";
 import {
+  associateRest,
   clientsFor,
   codeAt,
   internalAuth,
   issueMfaToken,
+  mfaApiToken,
   postTokenForm,
-  uniqueUserId,
-} from "../support/flows.js";
-import { mfaApiToken } from "../support/mfa-flows.js";
-import { CLIENTS } from "../support/test-service.js";
-import {
-  assertOAuthError,
-  associateRest,
-  recoveryParams,
+  recoveryGrantParams,
   rest,
+  uniqueUserId,
   useService,
   verifyNow,
   verifyOtp,
-} from "./helpers.js";
+} from "../support/flows.js";
+import { assertOAuthError } from "../support/oauth-assertions.js";
+import { CLIENTS } from "../support/test-service.js";
 
 const service = useService();
 
@@ -136,7 +134,7 @@ test("recovery code: redeemed once, replaced by a new code that works next time"
   const [firstCode = ""] = associated.recovery_codes ?? [];
   const redeemed = await postTokenForm(
     service(),
-    recoveryParams(await issueMfaToken(service(), userId), firstCode),
+    recoveryGrantParams(await issueMfaToken(service(), userId), firstCode),
   );
   assert.equal(redeemed.status, 200, JSON.stringify(redeemed.body));
   assert.equal(redeemed.headers.get("cache-control"), "no-store");
@@ -148,7 +146,7 @@ test("recovery code: redeemed once, replaced by a new code that works next time"
   assertOAuthError(
     await postTokenForm(
       service(),
-      recoveryParams(await issueMfaToken(service(), userId), firstCode),
+      recoveryGrantParams(await issueMfaToken(service(), userId), firstCode),
     ),
     400,
     "invalid_grant",
@@ -158,7 +156,7 @@ test("recovery code: redeemed once, replaced by a new code that works next time"
   const typed = newCode.toLowerCase().replace(/(.{4})(?!$)/g, "$1-");
   const again = await postTokenForm(
     service(),
-    recoveryParams(await issueMfaToken(service(), userId), typed),
+    recoveryGrantParams(await issueMfaToken(service(), userId), typed),
   );
   assert.equal(again.status, 200, JSON.stringify(again.body));
 });

@@ -5,14 +5,17 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { createLocalJWKSet, decodeProtectedHeader, type JWTPayload, jwtVerify } from "jose";
 import {
+  associateRest,
   codeAt,
   enrolledUser,
   issueMfaToken,
   postTokenForm,
+  recoveryGrantParams,
   uniqueUserId,
+  useService,
+  verifyOtp,
 } from "../support/flows.js";
 import { CLIENTS } from "../support/test-service.js";
-import { associateRest, recoveryParams, useService, verifyOtp } from "./helpers.js";
 
 const service = useService();
 const AUDIENCE = "https://api.example.test";
@@ -109,7 +112,7 @@ test("the recovery grant: amr ['mfa'], the new recovery code alongside", async (
   const associated = await associateRest(service(), await issueMfaToken(service(), userId));
   const [code = ""] = (associated.body as { recovery_codes: string[] }).recovery_codes;
   const mfaToken = await issueMfaToken(service(), userId, { scope: "openid", audience: AUDIENCE });
-  const result = await postTokenForm(service(), recoveryParams(mfaToken, code));
+  const result = await postTokenForm(service(), recoveryGrantParams(mfaToken, code));
   assert.equal(result.status, 200, JSON.stringify(result.body));
   assert.deepEqual(Object.keys(result.body).sort(), [
     "access_token",

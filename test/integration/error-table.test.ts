@@ -5,32 +5,28 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { StoreUnavailableError } from "../../src/store/store.js";
 import {
-  codeAt,
-  issueMfaToken,
-  MFA_OTP_GRANT,
-  postTokenForm,
-  postTokenJson,
-  uniqueUserId,
-} from "../support/flows.js";
-import { mfaApiToken } from "../support/mfa-flows.js";
-import { CLIENTS } from "../support/test-service.js";
-import {
-  assertExpired,
-  assertLocked,
-  assertOAuthError,
   associateRest,
   breakStore,
+  codeAt,
   failTimes,
-  otpParams,
-  RECOVERY_GRANT,
+  issueMfaToken,
+  MFA_OTP_GRANT,
+  MFA_RECOVERY_CODE_GRANT,
+  mfaApiToken,
+  otpGrantParams,
+  postTokenForm,
+  postTokenJson,
   readyToVerify,
-  recoveryParams,
+  recoveryGrantParams,
   rest,
+  uniqueUserId,
   useService,
   verifyNow,
   verifyOtp,
   wrongCode,
-} from "./helpers.js";
+} from "../support/flows.js";
+import { assertExpired, assertLocked, assertOAuthError } from "../support/oauth-assertions.js";
+import { CLIENTS } from "../support/test-service.js";
 
 const service = useService();
 
@@ -38,7 +34,7 @@ test("row 1: unknown client → 401 access_denied", async () => {
   const { mfaToken, secret } = await readyToVerify(service());
   const result = await postTokenForm(
     service(),
-    otpParams(mfaToken, codeAt(service(), secret), { client_id: "nobody" }),
+    otpGrantParams(mfaToken, codeAt(service(), secret), { client_id: "nobody" }),
   );
   assertOAuthError(result, 401, "access_denied", "Unauthorized");
 });
@@ -56,29 +52,33 @@ test("row 2: client not allowed the grant → 403 unauthorized_client (names the
     `Grant type '${MFA_OTP_GRANT}' not allowed for the client.`,
   );
   assertOAuthError(
-    await postTokenForm(service(), { grant_type: RECOVERY_GRANT, ...params, recovery_code: "X" }),
+    await postTokenForm(service(), {
+      grant_type: MFA_RECOVERY_CODE_GRANT,
+      ...params,
+      recovery_code: "X",
+    }),
     403,
     "unauthorized_client",
-    `Grant type '${RECOVERY_GRANT}' not allowed for the client.`,
+    `Grant type '${MFA_RECOVERY_CODE_GRANT}' not allowed for the client.`,
   );
 });
 
 test("row 3: missing mfa_token, otp, recovery_code → 400 invalid_request", async () => {
-  const { mfa_token: _token, ...withoutToken } = otpParams("t", "123456");
+  const { mfa_token: _token, ...withoutToken } = otpGrantParams("t", "123456");
   assertOAuthError(
     await postTokenForm(service(), withoutToken),
     400,
     "invalid_request",
     "Missing required parameter: mfa_token",
   );
-  const { otp: _otp, ...withoutOtp } = otpParams("t", "123456");
+  const { otp: _otp, ...withoutOtp } = otpGrantParams("t", "123456");
   assertOAuthError(
     await postTokenForm(service(), withoutOtp),
     400,
     "invalid_request",
     "Missing required parameter: otp",
   );
-  const { recovery_code: _code, ...withoutCode } = recoveryParams("t", "X");
+  const { recovery_code: _code, ...withoutCode } = recoveryGrantParams("t", "X");
   assertOAuthError(
     await postTokenForm(service(), withoutCode),
     400,
@@ -89,25 +89,25 @@ test("row 3: missing mfa_token, otp, recovery_code → 400 invalid_request", asy
 
 test("row 4: mfa_token / otp not a string (JSON) → 400 invalid_request", async () => {
   assertOAuthError(
-    await postTokenJson(service(), { ...otpParams("t", "123456"), mfa_token: 42 }),
+    await postTokenJson(service(), { ...otpGrantParams("t", "123456"), mfa_token: 42 }),
     400,
     "invalid_request",
     "mfa_token must be a string",
   );
   assertOAuthError(
-    await postTokenJson(service(), { ...otpParams("t", "123456"), otp: 123456 }),
+    await postTokenJson(service(), { ...otpGrantParams("t", "123456"), otp: 123456 }),
     400,
     "invalid_request",
     "otp must be a string",
   );
   assertOAuthError(
-    await postTokenJson(service(), { ...otpParams("t", "123456"), otp: ["123456"] }),
+    await postTokenJson(service(), { ...otpGrantParams("t", "123456"), otp: ["123456"] }),
     400,
     "invalid_request",
     "otp must be a string",
   );
   assertOAuthError(
-    await postTokenJson(service(), { ...recoveryParams("t", "X"), recovery_code: {} }),
+    await postTokenJson(service(), { ...recoveryGrantParams("t", "X"), recovery_code: {} }),
     400,
     "invalid_request",
     "recovery_code must be a string",
@@ -256,7 +256,7 @@ test("row 15: Associate while enrolled → 403 access_denied", async () => {
 test("row 16: wrong recovery code → 400 invalid_grant", async () => {
   const { mfaToken } = await readyToVerify(service());
   assertOAuthError(
-    await postTokenForm(service(), recoveryParams(mfaToken, "0000-0000-0000-0000-0000-0000")),
+    await postTokenForm(service(), recoveryGrantParams(mfaToken, "0000-0000-0000-0000-0000-0000")),
     400,
     "invalid_grant",
     "Invalid recovery_code.",

@@ -3,17 +3,19 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { codeAt, enrolledUser, issueMfaToken, postTokenForm } from "../support/flows.js";
 import {
-  assertLocked,
-  assertOAuthError,
+  codeAt,
+  enrolledUser,
   failTimes,
-  recoveryParams,
+  issueMfaToken,
+  postTokenForm,
+  recoveryGrantParams,
   useService,
   verifyNow,
   verifyOtp,
   wrongCode,
-} from "./helpers.js";
+} from "../support/flows.js";
+import { assertLocked, assertOAuthError } from "../support/oauth-assertions.js";
 
 const service = useService();
 
@@ -77,9 +79,9 @@ test("wrong recovery codes drain the same bucket", async () => {
   const user = await freshUser();
   const mfaToken = await user.token();
   for (let i = 0; i < 10; i++) {
-    const result = await postTokenForm(service(), recoveryParams(mfaToken, `WRONG${i}`));
+    const result = await postTokenForm(service(), recoveryGrantParams(mfaToken, `WRONG${i}`));
     assertOAuthError(result, 400, "invalid_grant", "Invalid recovery_code.");
   }
   assertLocked(await verifyOtp(service(), mfaToken, codeAt(service(), user.secret)), "360");
-  assertLocked(await postTokenForm(service(), recoveryParams(mfaToken, "WRONG")), "360");
+  assertLocked(await postTokenForm(service(), recoveryGrantParams(mfaToken, "WRONG")), "360");
 });

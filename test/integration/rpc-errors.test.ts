@@ -5,16 +5,18 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Code } from "@connectrpc/connect";
 import { StoreUnavailableError } from "../../src/store/store.js";
-import { clientsFor, codeAt, internalAuth, uniqueUserId } from "../support/flows.js";
-import { CLIENTS } from "../support/test-service.js";
 import {
-  assertRpcError,
   breakStore,
+  clientsFor,
+  codeAt,
+  internalAuth,
   readyToVerify,
-  rpcFailure,
+  uniqueUserId,
   useService,
   wrongCode,
-} from "./helpers.js";
+} from "../support/flows.js";
+import { assertRpcError, rpcFailure } from "../support/oauth-assertions.js";
+import { CLIENTS } from "../support/test-service.js";
 
 const service = useService();
 const rpc = () => clientsFor(service());

@@ -3,26 +3,23 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
+  associateRest,
+  basicAuth,
   clientsFor,
   codeAt,
   internalAuth,
   issueMfaToken,
   MFA_OTP_GRANT,
   postTokenForm,
-} from "../support/flows.js";
-import { CLIENTS } from "../support/test-service.js";
-import {
-  assertExpired,
-  assertOAuthError,
-  associateRest,
-  basicAuth,
   readyToVerify,
   rest,
   useService,
   verifyNow,
   verifyOtp,
   wrongCode,
-} from "./helpers.js";
+} from "../support/flows.js";
+import { assertExpired, assertOAuthError } from "../support/oauth-assertions.js";
+import { CLIENTS } from "../support/test-service.js";
 
 const service = useService({ env: { MFA_TOKEN_TTL_SECONDS: "60" } });
 

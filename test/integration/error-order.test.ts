@@ -7,22 +7,19 @@ import { test } from "node:test";
 import {
   codeAt,
   enrolledUser,
+  failTimes,
   issueMfaToken,
   MFA_OTP_GRANT,
+  otpGrantParams,
+  POST_CLIENT_CREDENTIALS,
   postTokenForm,
   postTokenJson,
-} from "../support/flows.js";
-import { CLIENTS } from "../support/test-service.js";
-import {
-  assertLocked,
-  assertOAuthError,
-  failTimes,
-  otpParams,
-  POST_CLIENT_CREDENTIALS,
   rest,
   useService,
   verifyOtp,
-} from "./helpers.js";
+} from "../support/flows.js";
+import { assertLocked, assertOAuthError } from "../support/oauth-assertions.js";
+import { CLIENTS } from "../support/test-service.js";
 
 const service = useService();
 
@@ -88,7 +85,7 @@ test("unknown client + missing otp → row 1", async () => {
 });
 
 test("wrong client secret AND malformed mfa_token → row 1", async () => {
-  const params = otpParams("garbage", "123456", { client_secret: "wrong" });
+  const params = otpGrantParams("garbage", "123456", { client_secret: "wrong" });
   assertOAuthError(await postTokenForm(service(), params), 401, "access_denied", "Unauthorized");
 });
 
@@ -123,19 +120,19 @@ test("mfa_token missing is reported before otp's wrong type", async () => {
 
 test("JSON null counts as missing", async () => {
   assertOAuthError(
-    await postTokenJson(service(), { ...otpParams("x", "123456"), mfa_token: null }),
+    await postTokenJson(service(), { ...otpGrantParams("x", "123456"), mfa_token: null }),
     400,
     "invalid_request",
     MISSING("mfa_token"),
   );
   assertOAuthError(
-    await postTokenJson(service(), { ...otpParams("x", "123456"), otp: null }),
+    await postTokenJson(service(), { ...otpGrantParams("x", "123456"), otp: null }),
     400,
     "invalid_request",
     MISSING("otp"),
   );
   assertOAuthError(
-    await postTokenJson(service(), { ...otpParams("x", "123456"), client_secret: null }),
+    await postTokenJson(service(), { ...otpGrantParams("x", "123456"), client_secret: null }),
     401,
     "access_denied",
     "Unauthorized",
@@ -144,7 +141,7 @@ test("JSON null counts as missing", async () => {
 
 test("parameters are checked before the mfa_token", async () => {
   assertOAuthError(
-    await postTokenJson(service(), { ...otpParams("garbage", "1"), otp: 1 }),
+    await postTokenJson(service(), { ...otpGrantParams("garbage", "1"), otp: 1 }),
     400,
     "invalid_request",
     "otp must be a string",
@@ -191,7 +188,7 @@ test("failed earlier checks consume nothing: no attempt, no mfa_token, no code s
     });
     assert.equal(result.status, 400);
   }
-  const wrongSecret = otpParams(mfaToken, code, { client_secret: "wrong" });
+  const wrongSecret = otpGrantParams(mfaToken, code, { client_secret: "wrong" });
   assert.equal((await postTokenForm(service(), wrongSecret)).status, 401);
   assert.equal((await verifyOtp(service(), mfaToken, code)).status, 200);
 });
