@@ -18,14 +18,18 @@ import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
 import { createHealthServiceImpl } from "./observability/health.js";
 import { createLogger, type Logger } from "./observability/logger.js";
+import { createCachedMetrics } from "./observability/metrics-cache.js";
 import { createReflectionServiceImpl } from "./observability/reflection.js";
+import { createStoreHealth, type StoreHealth } from "./observability/store-health.js";
 import { createConnectAdapter } from "./rpc/connect-adapter.js";
 import { createMfaServiceImpl } from "./rpc/mfa-service-impl.js";
 import { createMfaTokenServiceImpl } from "./rpc/mfa-token-service-impl.js";
 import { callWithOAuthErrors, createOAuthErrorInterceptor } from "./rpc/oauth-error-interceptor.js";
 import { createTokenServiceImpl } from "./rpc/token-service-impl.js";
 import { createUnaryFastPath, type UnaryFastPath } from "./rpc/unary-fast-path.js";
+import { createManagementServer } from "./server/management-server.js";
 import { createOnePortServer, type OnePortServer } from "./server/one-port-server.js";
+import { createOpsRoutes } from "./server/ops-routes.js";
 import { MAX_BODY_BYTES } from "./server/read-body.js";
 import { createRequestHandler } from "./server/request-handler.js";
 import { createRestRoutes } from "./server/rest-routes.js";
@@ -36,11 +40,20 @@ import type { Store } from "./store/store.js";
 export interface App {
   ctx: ServiceContext;
   server: OnePortServer;
+  /** The management listener: /metrics, /healthz, /readyz. */
+  management: OnePortServer;
+  /** Its port once listening (MANAGEMENT_PORT=0 picks a free one). */
+  readonly managementPort: number | undefined;
+  /** The store's reachability, refreshed in the background; readiness reads it. */
+  storeHealth: StoreHealth;
   /** The RPCs served without connect-es (empty with `rpcFastPath: false`). */
   rpcFastPaths: UnaryFastPath[];
-  /** Listens on the configured (or given) port; resolves with the actual one. */
+  /**
+   * Checks the store once, then listens on the configured (or given) public
+   * port and on the management port; resolves with the actual public port.
+   */
   listen(port?: number): Promise<{ port: number }>;
-  /** Drains the server, then closes the store. */
+  /** Drains both listeners, then closes the store. */
   close(graceMs?: number): Promise<void>;
 }
 
@@ -65,6 +78,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   // Aborted by close(): health reports NOT_SERVING and ends Watch streams, which
   // would otherwise hold the drain open until the grace period runs out.
   const shutdown = new AbortController();
+  const storeHealth = createStoreHealth(store, { logger });
 
   const tokenService = createTokenServiceImpl(ctx);
   const rpcOptions: ConnectNodeAdapterOptions = {
@@ -76,7 +90,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       // They throw ConnectErrors only, which the OAuth error interceptor passes through.
       router.service(
         grpcHealthV1.Health,
-        createHealthServiceImpl(store, { shutdown: shutdown.signal }),
+        createHealthServiceImpl(storeHealth, { shutdown: shutdown.signal }),
       );
       router.service(
         grpcReflectionV1.ServerReflection,
@@ -107,16 +121,55 @@ export function createApp(config: Config, options: AppOptions = {}): App {
           ),
         ];
   const connect = createConnectAdapter(rpcOptions, fastPaths);
-  const server = createOnePortServer(createRequestHandler(createRestRoutes(ctx), connect));
+  const limits = {
+    maxConnections: config.http.maxConnections,
+    idleTimeoutMs: config.http.idleTimeoutSeconds * 1000,
+    headersTimeoutMs: config.http.headersTimeoutSeconds * 1000,
+    sniffTimeoutMs: config.http.headersTimeoutSeconds * 1000,
+    requestTimeoutMs: config.http.requestTimeoutSeconds * 1000,
+    http2MaxConcurrentStreams: config.http.http2MaxConcurrentStreams,
+    http2MaxStreamsAwaitingBody: config.http.http2MaxStreamsAwaitingBody,
+  };
+  const metricsText = createCachedMetrics(ctx.metrics.registry);
+  const publicOps = createOpsRoutes({
+    readiness: storeHealth,
+    metrics: config.publicMetrics ? metricsText : undefined,
+  });
+  const server = createOnePortServer(
+    createRequestHandler(createRestRoutes(ctx, publicOps), connect),
+    limits,
+  );
+  const management = createManagementServer(
+    createOpsRoutes({ readiness: storeHealth, metrics: metricsText }),
+    limits,
+  );
+  let managementPort: number | undefined;
 
   return {
     ctx,
     server,
+    management,
+    get managementPort() {
+      return managementPort;
+    },
+    storeHealth,
     rpcFastPaths: fastPaths,
-    listen: (port = config.port) => server.listen(port, config.host),
+    async listen(port = config.port) {
+      await storeHealth.start();
+      const listening = await server.listen(port, config.host);
+      try {
+        const { host, port: wanted } = config.management;
+        managementPort = (await management.listen(wanted, host)).port;
+      } catch (error) {
+        await server.close(0);
+        throw error;
+      }
+      return listening;
+    },
     async close(graceMs) {
       shutdown.abort();
-      await server.close(graceMs);
+      storeHealth.stop();
+      await Promise.all([server.close(graceMs), management.close(graceMs)]);
       await store.close();
     },
   };

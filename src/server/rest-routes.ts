@@ -9,6 +9,7 @@ import type { ServiceContext } from "../service-context.js";
 import { buildDiscoveryDocument, buildJwks } from "../tokens/discovery.js";
 import type { TokenResponse } from "../tokens/token-issuer.js";
 import type { HttpRequest, HttpResponse } from "./http-types.js";
+import type { OpsRoutes } from "./ops-routes.js";
 import { type Params, parseParams } from "./parse-params.js";
 import { readBody } from "./read-body.js";
 import { NO_STORE, sendJson, sendNoContent, sendOAuthError } from "./rest-response.js";
@@ -24,9 +25,10 @@ const AUTHENTICATOR_PATH = "/mfa/authenticators/";
 
 /**
  * The REST transcoding shim (SPEC §2): parse, call the same service function
- * as the RPC, render. No OAuth rule lives here.
+ * as the RPC, render. No OAuth rule lives here. `opsRoutes` adds the
+ * operational endpoints (/healthz, /readyz, /metrics: ops-routes.ts).
  */
-export function createRestRoutes(ctx: ServiceContext): RestRoutes {
+export function createRestRoutes(ctx: ServiceContext, opsRoutes: OpsRoutes = {}): RestRoutes {
   const tokenEndpoint = new URL("oauth/token", ctx.config.issuerUrl).href;
   const jwks = buildJwks(ctx.config.signingKeys);
   const discovery = buildDiscoveryDocument(ctx.config.issuerUrl, ctx.config.signingKeys);
@@ -126,27 +128,7 @@ export function createRestRoutes(ctx: ServiceContext): RestRoutes {
     "/.well-known/openid-configuration": {
       GET: async (_req, res) => sendJson(res, 200, discovery, publicCache),
     },
-    "/metrics": {
-      GET: async (_req, res) => {
-        const body = Buffer.from(await ctx.metrics.registry.metrics(), "utf8");
-        res.writeHead(200, {
-          "content-type": ctx.metrics.registry.contentType,
-          "content-length": String(body.length),
-        });
-        res.end(body);
-      },
-    },
-    "/healthz": { GET: async (_req, res) => sendJson(res, 200, { status: "ok" }, {}) },
-    "/readyz": {
-      GET: async (_req, res) => {
-        try {
-          await ctx.store.ping();
-          sendJson(res, 200, { status: "ready" }, {});
-        } catch {
-          sendJson(res, 503, { status: "unavailable" }, {});
-        }
-      },
-    },
+    ...opsRoutes,
   };
 
   return {
