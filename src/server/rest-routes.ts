@@ -62,7 +62,7 @@ export function createRestRoutes(ctx: ServiceContext, opsRoutes: OpsRoutes = {})
   };
 
   const postToken = guarded("/oauth/token", async (req, res) => {
-    const params = parseParams(req.headers["content-type"], await readBody(req));
+    const params = parseParams(req.headers["content-type"], await readBody(req, res));
     const grantType = params.grant_type;
     if (grantType === undefined || grantType === null || grantType === "") {
       throw oauthErrors.missingParameter("grant_type");
@@ -85,7 +85,7 @@ export function createRestRoutes(ctx: ServiceContext, opsRoutes: OpsRoutes = {})
   });
 
   const postAssociate = guarded("/mfa/associate", async (req, res) => {
-    const params = parseParams(req.headers["content-type"], await readBody(req), true);
+    const params = parseParams(req.headers["content-type"], await readBody(req, res), true);
     const result = await associate(
       ctx,
       bearerTokenOf(req.headers.authorization),
