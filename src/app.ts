@@ -129,6 +129,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     requestTimeoutMs: config.http.requestTimeoutSeconds * 1000,
     http2MaxConcurrentStreams: config.http.http2MaxConcurrentStreams,
     http2MaxStreamsAwaitingBody: config.http.http2MaxStreamsAwaitingBody,
+    http2MaxStreamsAwaitingBodyTotal: config.http.http2MaxStreamsAwaitingBodyTotal,
   };
   const metricsText = createCachedMetrics(ctx.metrics.registry);
   const publicOps = createOpsRoutes({

@@ -67,6 +67,8 @@ export interface HttpLimits {
   http2MaxConcurrentStreams: number;
   /** HTTP/2: streams of one session whose request is still incomplete; more are refused. */
   http2MaxStreamsAwaitingBody: number;
+  /** HTTP/2: such streams in the whole process; more are refused. */
+  http2MaxStreamsAwaitingBodyTotal: number;
 }
 
 export class ConfigError extends Error {
@@ -242,6 +244,12 @@ export function loadConfig(
     requestTimeoutSeconds: integer("HTTP_REQUEST_TIMEOUT_SECONDS", 10, 1, 600),
     http2MaxConcurrentStreams: integer("HTTP2_MAX_CONCURRENT_STREAMS", 100, 1, 10_000),
     http2MaxStreamsAwaitingBody: integer("HTTP2_MAX_STREAMS_AWAITING_BODY", 100, 1, 10_000),
+    http2MaxStreamsAwaitingBodyTotal: integer(
+      "HTTP2_MAX_STREAMS_AWAITING_BODY_TOTAL",
+      5_000,
+      1,
+      1_000_000,
+    ),
   };
   const managementPort = integer("MANAGEMENT_PORT", 9464, 0, 65535);
   if (managementPort !== 0 && managementPort === port) {

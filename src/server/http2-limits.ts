@@ -13,9 +13,13 @@
 //   measures the request only: a stream whose request is complete may
 //   respond for as long as it likes (grpc.health.v1 Watch streams for hours);
 // - streams awaiting their body: at most `maxStreamsAwaitingBody` incomplete
-//   requests per session; a stream beyond that is refused with RST_STREAM
-//   REFUSED_STREAM (RFC 9113 §8.7: not processed, safe for the client to retry)
-//   before the handler runs;
+//   requests per session and `maxStreamsAwaitingBodyTotal` in the process; a
+//   stream beyond either is refused with RST_STREAM REFUSED_STREAM (RFC 9113
+//   §8.7: not processed, safe for the client to retry) before the handler
+//   runs. The per-session cap defaults to the concurrent-streams limit:
+//   clients (node:http2, grpc-js) send the HEADERS of a burst of calls before
+//   their bodies, so a lower cap refuses legitimate bursts. The process-wide
+//   cap is what bounds the memory many connections can hold;
 // - idle timeout: a session with no open stream for `idleTimeoutMs` gets
 //   GOAWAY and is closed (destroyed a second later if the client lingers).
 //   Client PINGs and SETTINGS do not count as activity, so they cannot keep
@@ -36,6 +40,8 @@ export interface Http2LimitOptions {
   idleTimeoutMs: number;
   requestTimeoutMs: number;
   maxStreamsAwaitingBody: number;
+  /** Incomplete requests in the whole process (all sessions). */
+  maxStreamsAwaitingBodyTotal: number;
   /** Sweep period (default: a quarter of the shortest timeout, 50 ms to 1 s). */
   checkIntervalMs?: number;
 }
@@ -52,6 +58,8 @@ export interface Http2Limits {
   stop(): void;
   /** Counters for tests and metrics. */
   readonly counts: { refused: number; timedOut: number; idleClosed: number };
+  /** Requests (streams) whose body has not ended yet, in the whole process. */
+  awaitingBody(): number;
 }
 
 interface SessionState {
@@ -66,22 +74,34 @@ interface SessionState {
 }
 
 const kState = Symbol("http2Limits.session");
-type TrackedStream = http2.ServerHttp2Stream & { [kState]?: SessionState };
+/** Set while the stream counts towards the process-wide number of incomplete requests. */
+const kAwaiting = Symbol("http2Limits.awaiting");
+type TrackedStream = http2.ServerHttp2Stream & { [kState]?: SessionState; [kAwaiting]?: boolean };
 
 export function createHttp2Limits(options: Http2LimitOptions): Http2Limits {
-  const { idleTimeoutMs, requestTimeoutMs, maxStreamsAwaitingBody } = options;
+  const { idleTimeoutMs, requestTimeoutMs, maxStreamsAwaitingBody, maxStreamsAwaitingBodyTotal } =
+    options;
   const checkIntervalMs =
     options.checkIntervalMs ??
     Math.min(1_000, Math.max(50, Math.floor(Math.min(idleTimeoutMs, requestTimeoutMs) / 4)));
   const sessions = new Map<http2.ServerHttp2Session, SessionState>();
   const counts = { refused: 0, timedOut: 0, idleClosed: 0 };
   let sweep: NodeJS.Timeout | undefined;
+  /** Streams whose request body has neither ended (read to its end) nor closed. */
+  let awaitingTotal = 0;
 
   function onSessionClose(this: http2.ServerHttp2Session): void {
     sessions.delete(this);
   }
 
+  function onRequestEnd(this: TrackedStream): void {
+    if (this[kAwaiting] !== true) return;
+    this[kAwaiting] = false;
+    awaitingTotal -= 1;
+  }
+
   function onStreamClose(this: TrackedStream): void {
+    onRequestEnd.call(this);
     const state = this[kState];
     if (state === undefined) return;
     state.awaiting.delete(this);
@@ -138,6 +158,7 @@ export function createHttp2Limits(options: Http2LimitOptions): Http2Limits {
 
   return {
     counts,
+    awaitingBody: () => awaitingTotal,
 
     addSession(session) {
       sessions.set(session, {
@@ -155,12 +176,18 @@ export function createHttp2Limits(options: Http2LimitOptions): Http2Limits {
       if (state === undefined) return true;
       if (!stream.endAfterHeaders) {
         if (state.awaiting.size >= maxStreamsAwaitingBody) purgeComplete(state);
-        if (state.awaiting.size >= maxStreamsAwaitingBody) {
+        if (
+          state.awaiting.size >= maxStreamsAwaitingBody ||
+          awaitingTotal >= maxStreamsAwaitingBodyTotal
+        ) {
           counts.refused += 1;
           stream.close(NGHTTP2_REFUSED_STREAM);
           return false;
         }
         state.awaiting.set(stream, performance.now());
+        awaitingTotal += 1;
+        stream[kAwaiting] = true;
+        stream.once("end", onRequestEnd);
       }
       state.open += 1;
       stream[kState] = state;

@@ -51,6 +51,8 @@ export interface OnePortServerOptions {
   http2MaxConcurrentStreams?: number;
   /** HTTP/2: incomplete requests per session; more are refused (default 100). */
   http2MaxStreamsAwaitingBody?: number;
+  /** HTTP/2: incomplete requests in the process; more are refused (default 5 000). */
+  http2MaxStreamsAwaitingBodyTotal?: number;
   /** Period of the deadline checks (default: a quarter of the shortest timeout, 50 ms to 1 s). */
   checkIntervalMs?: number;
 }
@@ -68,6 +70,8 @@ export interface OnePortServer {
   close(graceMs?: number): Promise<void>;
   /** The listening address of the underlying `net.Server` (null while not listening). */
   address(): net.AddressInfo | null;
+  /** HTTP/2 requests whose body has not ended yet (tests, metrics). */
+  awaitingBody(): number;
   /** What the limits did so far (tests, metrics). */
   readonly counts: {
     /** Connections closed on accept because `maxConnections` were open. */
@@ -113,6 +117,7 @@ export function createOnePortServer(
     idleTimeoutMs,
     requestTimeoutMs,
     maxStreamsAwaitingBody,
+    maxStreamsAwaitingBodyTotal: options.http2MaxStreamsAwaitingBodyTotal ?? 5_000,
     checkIntervalMs: options.checkIntervalMs,
   });
   // Node checks HTTP/1.1 header and request deadlines every 30 s by default,
@@ -256,6 +261,7 @@ export function createOnePortServer(
 
   return {
     counts,
+    awaitingBody: limits.awaitingBody,
 
     listen(port: number, host: string): Promise<{ port: number }> {
       return new Promise((resolve, reject) => {

@@ -110,3 +110,30 @@ test("under a 256 MiB heap, 10 x 10,000 streams without bodies do not kill the p
     await service.stop();
   }
 });
+
+test("200 connections x 100 streams within the per-connection limits: the process-wide cap (5,000) holds", async (t) => {
+  const service = await startServiceProcess();
+  try {
+    await sleep(1_000);
+    const base = service.rssMiB();
+    const probe = startProbe(normalRequest(service.port));
+    const { result, release } = await floodStreamsWithoutBodies(service.port, 200, 100, 3_000);
+    const peak = service.peakRssMiB();
+    const probed = await probe.stop();
+    await release();
+    await sleep(5_000);
+    const afterRss = service.rssMiB();
+    t.diagnostic(
+      `written ${result.written}, held ${result.held}, refused ${result.refused}; RSS base ${mib(base)}, ` +
+        `peak ${mib(peak)}, 5 s after ${mib(afterRss)}; normal requests p50 ${probed.p50.toFixed(1)} ms, ` +
+        `max ${probed.max.toFixed(1)} ms`,
+    );
+    assert.equal(result.held, 5_000);
+    assert.equal(result.refused, 15_000);
+    assert.ok(peak - base < 300, `peak ${mib(peak)} over a base of ${mib(base)}`);
+    assert.deepEqual(probed.failures, []);
+    assert.ok(probed.max < 2_000, `a normal request took ${probed.max} ms`);
+  } finally {
+    await service.stop();
+  }
+});

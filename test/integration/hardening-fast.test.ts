@@ -167,6 +167,71 @@ describe("HTTP/2 limits", () => {
   });
 });
 
+describe("HTTP/2: incomplete requests in the whole process, and legitimate bursts", () => {
+  let service: TestService;
+  before(async () => {
+    service = await startTestService({
+      env: { ...ONE_SECOND_LIMITS, HTTP2_MAX_STREAMS_AWAITING_BODY_TOTAL: "8" },
+    });
+  });
+  after(() => service.close());
+
+  test("HTTP2_MAX_STREAMS_AWAITING_BODY_TOTAL bounds held streams across sessions", async () => {
+    const connections = [await connectH2Raw(service.port), await connectH2Raw(service.port)];
+    for (const connection of connections) connection.start();
+    await sleep(50);
+    await openStreams(connections[0] as (typeof connections)[0], 5, postWithoutBody());
+    await sleep(100);
+    await openStreams(connections[1] as (typeof connections)[0], 5, postWithoutBody());
+    await sleep(200);
+    assert.equal(service.app.server.counts.refused, 2);
+    assert.equal(connections[1]?.stats.resets.get(ErrorCode.REFUSED_STREAM), 2);
+    // The held ones time out and the process-wide count returns to zero.
+    await sleep(2_000);
+    assert.equal(
+      connections.reduce((n, c) => n + c.stats.answered.size, 0),
+      8,
+    );
+    for (const connection of connections) connection.destroy();
+    await sleep(100);
+    assert.equal(service.app.server.awaitingBody(), 0);
+  });
+
+  test("a burst of 100 concurrent calls on one session (all HEADERS before the bodies) is served", async () => {
+    const fresh = await startTestService();
+    const session = http2.connect(fresh.baseUrl);
+    try {
+      await new Promise((resolve) => session.once("remoteSettings", resolve));
+      const statuses = await Promise.all(
+        Array.from(
+          { length: 100 },
+          () =>
+            new Promise<number>((resolve) => {
+              const stream = session.request({
+                ":method": "POST",
+                ":path": "/oauth/token",
+                "content-type": "application/x-www-form-urlencoded",
+              });
+              let status = 0;
+              stream.on("response", (h) => {
+                status = Number(h[":status"]);
+              });
+              stream.on("error", () => {});
+              stream.on("close", () => resolve(status));
+              stream.resume();
+              stream.end(`grant_type=x&pad=${"a".repeat(8_000)}`);
+            }),
+        ),
+      );
+      assert.deepEqual(statuses, Array(100).fill(400));
+      assert.equal(fresh.app.server.counts.refused, 0);
+    } finally {
+      session.close();
+      await fresh.close();
+    }
+  });
+});
+
 describe("HTTP/1.1 limits and the connection cap", () => {
   let service: TestService;
   before(async () => {

@@ -14,6 +14,7 @@ test("defaults", () => {
     requestTimeoutSeconds: 10,
     http2MaxConcurrentStreams: 100,
     http2MaxStreamsAwaitingBody: 100,
+    http2MaxStreamsAwaitingBodyTotal: 5_000,
   });
   assert.deepEqual(config.management, { port: 9464, host: "127.0.0.1" });
   assert.equal(config.publicMetrics, false);
@@ -27,6 +28,7 @@ test("every variable is read", () => {
     HTTP_REQUEST_TIMEOUT_SECONDS: "20",
     HTTP2_MAX_CONCURRENT_STREAMS: "250",
     HTTP2_MAX_STREAMS_AWAITING_BODY: "16",
+    HTTP2_MAX_STREAMS_AWAITING_BODY_TOTAL: "64",
     MANAGEMENT_PORT: "0",
     MANAGEMENT_HOST: "0.0.0.0",
     PUBLIC_METRICS: "true",
@@ -38,6 +40,7 @@ test("every variable is read", () => {
     requestTimeoutSeconds: 20,
     http2MaxConcurrentStreams: 250,
     http2MaxStreamsAwaitingBody: 16,
+    http2MaxStreamsAwaitingBodyTotal: 64,
   });
   assert.deepEqual(config.management, { port: 0, host: "0.0.0.0" });
   assert.equal(config.publicMetrics, true);
