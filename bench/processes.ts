@@ -172,6 +172,8 @@ export async function startService(options: ServiceOptions): Promise<Proc> {
     NODE_ENV: "production",
     PORT: String(port),
     HOST: "127.0.0.1",
+    // Each run's own free port: never the shared default 9464.
+    MANAGEMENT_PORT: "0",
     // DPoP htu is ISSUER_URL + "oauth/token": it must name this port.
     ISSUER_URL: `http://127.0.0.1:${port}/`,
     REDIS_URL: options.redisUrl,

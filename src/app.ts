@@ -20,7 +20,9 @@ import { createLiveSettings, type LiveSettings } from "./live-settings.js";
 import { createHealthServiceImpl } from "./observability/health.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
+import { createCachedMetrics } from "./observability/metrics-cache.js";
 import { createReflectionServiceImpl } from "./observability/reflection.js";
+import { createStoreHealth, type StoreHealth } from "./observability/store-health.js";
 import type { CorsForClient } from "./rpc/call-headers.js";
 import { createConnectAdapter } from "./rpc/connect-adapter.js";
 import { createMfaServiceImpl } from "./rpc/mfa-service-impl.js";
@@ -29,7 +31,9 @@ import { createOAuthErrorInterceptor } from "./rpc/oauth-error-interceptor.js";
 import { createTokenServiceImpl } from "./rpc/token-service-impl.js";
 import { createUnaryFastPath, type UnaryFastPath } from "./rpc/unary-fast-path.js";
 import { createCors } from "./server/cors.js";
+import { createManagementServer } from "./server/management-server.js";
 import { createOnePortServer, type OnePortServer } from "./server/one-port-server.js";
+import { createOpsRoutes } from "./server/ops-routes.js";
 import { MAX_BODY_BYTES } from "./server/read-body.js";
 import { createRequestHandler, sendNotFound } from "./server/request-handler.js";
 import { createRestRoutes } from "./server/rest-routes.js";
@@ -56,11 +60,20 @@ export interface AppParts {
 export interface App {
   ctx: AppParts;
   server: OnePortServer;
+  /** The management listener: /metrics, /healthz, /readyz. */
+  management: OnePortServer;
+  /** Its port once listening (MANAGEMENT_PORT=0 picks a free one). */
+  readonly managementPort: number | undefined;
+  /** The store's reachability, refreshed in the background; readiness reads it. */
+  storeHealth: StoreHealth;
   /** The RPCs served without connect-es (empty with `rpcFastPath: false`). */
   rpcFastPaths: UnaryFastPath[];
-  /** Listens on the configured (or given) port; resolves with the actual one. */
+  /**
+   * Checks the store once, then listens on the configured (or given) public
+   * port and on the management port; resolves with the actual public port.
+   */
   listen(port?: number): Promise<{ port: number }>;
-  /** Drains the server, then closes the store. */
+  /** Drains both listeners, then closes the stores. */
   close(graceMs?: number): Promise<void>;
 }
 
@@ -98,6 +111,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   // Aborted by close(): health reports NOT_SERVING and ends Watch streams, which
   // would otherwise hold the drain open until the grace period runs out.
   const shutdown = new AbortController();
+  const storeHealth = createStoreHealth(store, { logger });
 
   const cors = createCors(live.clients);
   const corsFor: CorsForClient = (context, client) =>
@@ -112,7 +126,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       // They throw ConnectErrors only, which the OAuth error interceptor passes through.
       router.service(
         grpcHealthV1.Health,
-        createHealthServiceImpl(store, { shutdown: shutdown.signal }),
+        createHealthServiceImpl(storeHealth, { shutdown: shutdown.signal }),
       );
       router.service(
         grpcReflectionV1.ServerReflection,
@@ -143,25 +157,62 @@ export function createApp(config: Config, options: AppOptions = {}): App {
           ),
         ];
   const connect = createConnectAdapter(rpcOptions, fastPaths, sendNotFound);
+  const limits = {
+    maxConnections: config.http.maxConnections,
+    idleTimeoutMs: config.http.idleTimeoutSeconds * 1000,
+    headersTimeoutMs: config.http.headersTimeoutSeconds * 1000,
+    sniffTimeoutMs: config.http.headersTimeoutSeconds * 1000,
+    requestTimeoutMs: config.http.requestTimeoutSeconds * 1000,
+    http2MaxConcurrentStreams: config.http.http2MaxConcurrentStreams,
+    http2MaxStreamsAwaitingBody: config.http.http2MaxStreamsAwaitingBody,
+    http2MaxStreamsAwaitingBodyTotal: config.http.http2MaxStreamsAwaitingBodyTotal,
+  };
+  const metricsText = createCachedMetrics(metrics.registry);
   const rest = createRestRoutes({
     services,
     cors,
     issuerUrl: config.issuerUrl,
     signingKeys: live.signingKeys,
-    store,
     metrics,
     logger,
+    // The public port keeps /healthz and /readyz; /metrics only when asked for.
+    opsRoutes: createOpsRoutes({
+      readiness: storeHealth,
+      metrics: config.publicMetrics ? metricsText : undefined,
+    }),
   });
-  const server = createOnePortServer(createRequestHandler(rest, connect, cors));
+  const server = createOnePortServer(createRequestHandler(rest, connect, cors), limits);
+  const management = createManagementServer(
+    createOpsRoutes({ readiness: storeHealth, metrics: metricsText }),
+    limits,
+  );
+  let managementPort: number | undefined;
 
   return {
     ctx,
     server,
+    management,
+    get managementPort() {
+      return managementPort;
+    },
+    storeHealth,
     rpcFastPaths: fastPaths,
-    listen: (port = config.port) => server.listen(port, config.host),
+    async listen(port = config.port) {
+      await storeHealth.start();
+      const listening = await server.listen(port, config.host);
+      try {
+        const { host, port: wanted } = config.management;
+        managementPort = (await management.listen(wanted, host)).port;
+      } catch (error) {
+        await server.close(0);
+        throw error;
+      }
+      return listening;
+    },
     async close(graceMs) {
       shutdown.abort();
-      await server.close(graceMs);
+      storeHealth.stop();
+      await Promise.all([server.close(graceMs), management.close(graceMs)]);
       await sessions.close();
       await store.close();
     },

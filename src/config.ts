@@ -40,6 +40,12 @@ export interface Config {
   logLevel: LogLevel;
   /** RFC 9449: ± seconds for a proof's iat; server nonces (§8) and their rotation window. */
   dpop: { iatSkewSeconds: number; requireNonce: boolean; nonceWindowSeconds: number };
+  /** Connection and request limits of the public port (docs/limits.md). */
+  http: HttpLimits;
+  /** The operations listener: /metrics, /healthz, /readyz (port 0 picks a free one). */
+  management: { port: number; host: string };
+  /** Also serve /metrics on the public port. */
+  publicMetrics: boolean;
   /** Which embedded defaults are in use (refused when NODE_ENV=production). */
   devDefaults: {
     memoryStore: boolean;
@@ -48,6 +54,23 @@ export interface Config {
     generatedInternalApiKey: boolean;
     ephemeralSecretsKey: boolean;
   };
+}
+
+export interface HttpLimits {
+  /** Open connections per process; more are closed on accept, before anything is read. */
+  maxConnections: number;
+  /** HTTP/1.1 keep-alive idle time; an HTTP/2 session with no open stream is closed after it too. */
+  idleTimeoutSeconds: number;
+  /** HTTP/1.1: time to receive the request headers. */
+  headersTimeoutSeconds: number;
+  /** Time to receive a whole request (headers and body) on both protocols. */
+  requestTimeoutSeconds: number;
+  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS advertised to every client. */
+  http2MaxConcurrentStreams: number;
+  /** HTTP/2: streams of one session whose request is still incomplete; more are refused. */
+  http2MaxStreamsAwaitingBody: number;
+  /** HTTP/2: such streams in the whole process; more are refused. */
+  http2MaxStreamsAwaitingBodyTotal: number;
 }
 
 export class ConfigError extends Error {
@@ -228,6 +251,33 @@ export function loadConfig(
     problems.push(`DPOP_REQUIRE_NONCE must be true or false (got "${requireNonceRaw}")`);
   }
 
+  const publicMetricsRaw = (value("PUBLIC_METRICS") ?? "false").toLowerCase();
+  if (!["true", "false", "1", "0"].includes(publicMetricsRaw)) {
+    problems.push(`PUBLIC_METRICS must be true or false (got "${publicMetricsRaw}")`);
+  }
+  const http: HttpLimits = {
+    maxConnections: integer("MAX_CONNECTIONS", 1_000, 1, 1_000_000),
+    idleTimeoutSeconds: integer("HTTP_IDLE_TIMEOUT_SECONDS", 5, 1, 3_600),
+    headersTimeoutSeconds: integer("HTTP_HEADERS_TIMEOUT_SECONDS", 10, 1, 600),
+    requestTimeoutSeconds: integer("HTTP_REQUEST_TIMEOUT_SECONDS", 10, 1, 600),
+    http2MaxConcurrentStreams: integer("HTTP2_MAX_CONCURRENT_STREAMS", 100, 1, 10_000),
+    http2MaxStreamsAwaitingBody: integer("HTTP2_MAX_STREAMS_AWAITING_BODY", 100, 1, 10_000),
+    http2MaxStreamsAwaitingBodyTotal: integer(
+      "HTTP2_MAX_STREAMS_AWAITING_BODY_TOTAL",
+      5_000,
+      1,
+      1_000_000,
+    ),
+  };
+  const managementPort = integer("MANAGEMENT_PORT", 9464, 0, 65535);
+  if (managementPort !== 0 && managementPort === port) {
+    problems.push("MANAGEMENT_PORT must differ from PORT");
+  }
+  // Node's http server refuses a headers timeout longer than the request timeout.
+  if (http.headersTimeoutSeconds > http.requestTimeoutSeconds) {
+    problems.push("HTTP_HEADERS_TIMEOUT_SECONDS must not exceed HTTP_REQUEST_TIMEOUT_SECONDS");
+  }
+
   const logLevel = (value("LOG_LEVEL") ?? "info") as LogLevel;
   if (!LOG_LEVELS.includes(logLevel))
     problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}`);
@@ -295,6 +345,12 @@ export function loadConfig(
       requireNonce: requireNonceRaw === "true" || requireNonceRaw === "1",
       nonceWindowSeconds: integer("DPOP_NONCE_WINDOW_SECONDS", 300, 10, 86_400),
     },
+    http,
+    management: {
+      port: managementPort,
+      host: value("MANAGEMENT_HOST") ?? "127.0.0.1",
+    },
+    publicMetrics: publicMetricsRaw === "true" || publicMetricsRaw === "1",
     devDefaults,
   };
   if (problems.length > 0) throw new ConfigError(problems);

@@ -94,7 +94,15 @@ async function runService(config: Config, logger: Logger): Promise<void> {
   });
   const { port } = await app.listen();
   logger.info(
-    { event: "listening", port, host: config.host, store: config.store.kind, pid: process.pid },
+    {
+      event: "listening",
+      port,
+      host: config.host,
+      managementPort: app.managementPort,
+      managementHost: config.management.host,
+      store: config.store.kind,
+      pid: process.pid,
+    },
     "token-service listening",
   );
   if (cluster.isPrimary) announceDefaults(config, logger);

@@ -1,7 +1,6 @@
-import { setTimeout as delay } from "node:timers/promises";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { grpcHealthV1, MfaService, MfaTokenService, TokenService } from "@token-service/client";
-import type { Store } from "../store/store.js";
+import type { Readiness } from "./store-health.js";
 
 const { Health, HealthCheckResponse_ServingStatus: ServingStatus } = grpcHealthV1;
 type ServingStatus = grpcHealthV1.HealthCheckResponse_ServingStatus;
@@ -15,34 +14,43 @@ export const HEALTH_SERVICE_NAMES: readonly string[] = [
 ];
 
 export interface HealthOptions {
-  /** How often Watch re-checks the store (default 1 000 ms). */
-  watchIntervalMs?: number;
   /** Aborted at shutdown: everything reports NOT_SERVING and Watch streams end. */
   shutdown?: AbortSignal;
 }
 
 /**
  * grpc.health.v1.Health: every service is as healthy as the store (the same
- * rule as GET /readyz). Unknown names: NotFound from Check, SERVICE_UNKNOWN
- * from Watch (which then stays open), as the protocol says. Errors are
- * ConnectErrors only, so the OAuth error interceptor passes them through.
+ * rule as GET /readyz), read from the background store health state
+ * (store-health.ts), so a probe costs no store round trip. Unknown names:
+ * NotFound from Check, SERVICE_UNKNOWN from Watch (which then stays open), as
+ * the protocol says. Errors are ConnectErrors only, so the OAuth error
+ * interceptor passes them through.
  */
 export function createHealthServiceImpl(
-  store: Store,
+  readiness: Readiness,
   options: HealthOptions = {},
 ): ServiceImpl<typeof Health> {
-  const intervalMs = options.watchIntervalMs ?? 1000;
   const shutdown = options.shutdown;
   const known = (service: string) => HEALTH_SERVICE_NAMES.includes(service);
 
-  async function status(): Promise<ServingStatus> {
-    if (shutdown?.aborted) return ServingStatus.NOT_SERVING;
-    try {
-      await store.ping();
-      return ServingStatus.SERVING;
-    } catch {
-      return ServingStatus.NOT_SERVING;
-    }
+  function status(): ServingStatus {
+    if (shutdown?.aborted || !readiness.ready) return ServingStatus.NOT_SERVING;
+    return ServingStatus.SERVING;
+  }
+
+  /** Resolves once the status differs from `last`, or when `signal` aborts. */
+  function nextChange(signal: AbortSignal, last: ServingStatus): Promise<void> {
+    return new Promise((resolve) => {
+      // A change while the last answer was being sent is not missed.
+      if (signal.aborted || status() !== last) return resolve();
+      const done = () => {
+        unsubscribe();
+        signal.removeEventListener("abort", done);
+        resolve();
+      };
+      const unsubscribe = readiness.onChange(done);
+      signal.addEventListener("abort", done, { once: true });
+    });
   }
 
   return {
@@ -50,11 +58,11 @@ export function createHealthServiceImpl(
       if (!known(request.service)) {
         throw new ConnectError(`unknown service ${request.service}`, Code.NotFound);
       }
-      return { status: await status() };
+      return { status: status() };
     },
 
     async list() {
-      const current = await status();
+      const current = status();
       const statuses: Record<string, { status: ServingStatus }> = {};
       for (const name of HEALTH_SERVICE_NAMES) statuses[name] = { status: current };
       return { statuses };
@@ -62,16 +70,17 @@ export function createHealthServiceImpl(
 
     async *watch(request, context) {
       const signal = shutdown ? AbortSignal.any([context.signal, shutdown]) : context.signal;
-      let last: ServingStatus | undefined;
+      let last = ServingStatus.UNKNOWN;
       while (!context.signal.aborted) {
-        const current = known(request.service) ? await status() : ServingStatus.SERVICE_UNKNOWN;
+        const current = known(request.service) ? status() : ServingStatus.SERVICE_UNKNOWN;
         if (current !== last) {
           yield { status: current };
           last = current;
         }
         if (shutdown?.aborted) return;
-        // Resolves early (without throwing) when the client goes away or at shutdown.
-        await delay(intervalMs, undefined, { signal }).catch(() => undefined);
+        // Resolves on a change, when the client goes away, or at shutdown.
+        if (!known(request.service)) await nextChange(signal, status());
+        else await nextChange(signal, last);
       }
     },
   };

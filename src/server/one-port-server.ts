@@ -23,6 +23,7 @@ import { Buffer } from "node:buffer";
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
+import { createHttp2Limits, type Http2Limits } from "./http2-limits.js";
 
 export type OnePortRequest = http.IncomingMessage | http2.Http2ServerRequest;
 export type OnePortResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -31,12 +32,29 @@ export type OnePortHandler = (req: OnePortRequest, res: OnePortResponse) => void
 export interface OnePortServerOptions {
   /** Destroy a connection that has not sent enough bytes to be classified within this time (default 10 000 ms). */
   sniffTimeoutMs?: number;
-  /** HTTP/1.1: time allowed to receive the request headers (Node's `headersTimeout`, default 60 000 ms). */
+  /** HTTP/1.1: time allowed to receive the request headers (Node's `headersTimeout`, default 10 000 ms). */
   headersTimeoutMs?: number;
-  /** HTTP/1.1: time allowed to receive the whole request (Node's `requestTimeout`, default 300 000 ms). */
+  /**
+   * Time allowed to receive a whole request, headers and body: HTTP/1.1's
+   * `requestTimeout`, and the same bound per HTTP/2 stream (http2-limits.ts).
+   * Default 10 000 ms.
+   */
   requestTimeoutMs?: number;
-  /** HTTP/1.1: idle time before a keep-alive connection is closed (Node's `keepAliveTimeout`, default 5 000 ms). */
-  keepAliveTimeoutMs?: number;
+  /**
+   * Idle time before a connection is closed: HTTP/1.1 keep-alive
+   * (`keepAliveTimeout`), an HTTP/2 session without open streams. Default 5 000 ms.
+   */
+  idleTimeoutMs?: number;
+  /** Open connections; more are closed as they are accepted, before a byte is read (default 1 000). */
+  maxConnections?: number;
+  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS (default 100). */
+  http2MaxConcurrentStreams?: number;
+  /** HTTP/2: incomplete requests per session; more are refused (default 100). */
+  http2MaxStreamsAwaitingBody?: number;
+  /** HTTP/2: incomplete requests in the process; more are refused (default 5 000). */
+  http2MaxStreamsAwaitingBodyTotal?: number;
+  /** Period of the deadline checks (default: a quarter of the shortest timeout, 50 ms to 1 s). */
+  checkIntervalMs?: number;
 }
 
 export interface OnePortServer {
@@ -52,6 +70,13 @@ export interface OnePortServer {
   close(graceMs?: number): Promise<void>;
   /** The listening address of the underlying `net.Server` (null while not listening). */
   address(): net.AddressInfo | null;
+  /** HTTP/2 requests whose body has not ended yet (tests, metrics). */
+  awaitingBody(): number;
+  /** What the limits did so far (tests, metrics). */
+  readonly counts: {
+    /** Connections closed on accept because `maxConnections` were open. */
+    droppedConnections: number;
+  } & Http2Limits["counts"];
 }
 
 /** RFC 9113 §3.4 client connection preface. */
@@ -59,6 +84,17 @@ const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 const PREFACE_LENGTH = H2_PREFACE.length; // 24
 
 const DEFAULT_SNIFF_TIMEOUT_MS = 10_000;
+const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
+const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+const DEFAULT_IDLE_TIMEOUT_MS = 5_000;
+const DEFAULT_MAX_CONNECTIONS = 1_000;
+const DEFAULT_MAX_CONCURRENT_STREAMS = 100;
+/**
+ * HTTP/2 header lists are capped at HTTP/1.1's default header size (16 KiB,
+ * node's --max-http-header-size), so a held stream costs at most what a held
+ * HTTP/1.1 request costs.
+ */
+const MAX_HEADER_LIST_BYTES = 16 * 1024;
 const DEFAULT_GRACE_MS = 10_000;
 /** How often idle HTTP/1.1 connections are reaped while draining. */
 const DRAIN_POLL_MS = 25;
@@ -72,21 +108,53 @@ export function createOnePortServer(
   options: OnePortServerOptions = {},
 ): OnePortServer {
   const sniffTimeoutMs = options.sniffTimeoutMs ?? DEFAULT_SNIFF_TIMEOUT_MS;
+  const headersTimeoutMs = options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
+  const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  const maxStreamsAwaitingBody =
+    options.http2MaxStreamsAwaitingBody ?? DEFAULT_MAX_CONCURRENT_STREAMS;
+  const limits = createHttp2Limits({
+    idleTimeoutMs,
+    requestTimeoutMs,
+    maxStreamsAwaitingBody,
+    maxStreamsAwaitingBodyTotal: options.http2MaxStreamsAwaitingBodyTotal ?? 5_000,
+    checkIntervalMs: options.checkIntervalMs,
+  });
+  // Node checks HTTP/1.1 header and request deadlines every 30 s by default,
+  // which let a slow body live ~330 s; check as often as HTTP/2's sweep.
+  const checkIntervalMs =
+    options.checkIntervalMs ??
+    Math.min(1_000, Math.max(50, Math.floor(Math.min(headersTimeoutMs, requestTimeoutMs) / 4)));
 
   const h1 = http.createServer({
-    ...(options.headersTimeoutMs !== undefined && { headersTimeout: options.headersTimeoutMs }),
-    ...(options.requestTimeoutMs !== undefined && { requestTimeout: options.requestTimeoutMs }),
+    headersTimeout: headersTimeoutMs,
+    requestTimeout: requestTimeoutMs,
+    connectionsCheckingInterval: checkIntervalMs,
   });
-  if (options.keepAliveTimeoutMs !== undefined) h1.keepAliveTimeout = options.keepAliveTimeoutMs;
+  h1.keepAliveTimeout = idleTimeoutMs;
   h1.on("request", handler);
 
-  const h2 = http2.createServer();
-  h2.on("request", handler);
+  const h2 = http2.createServer({
+    settings: {
+      maxConcurrentStreams: options.http2MaxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS,
+      maxHeaderListSize: MAX_HEADER_LIST_BYTES,
+    },
+  });
+  h2.on("request", (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+    if (limits.admit(req, res)) handler(req, res);
+  });
 
   // allowHalfOpen stays false (net's default) while sniffing, so a client that sends
   // FIN before classifying is closed right away; the HTTP/1 path switches it on
   // (as http.Server does) and lets the http server handle the end of input.
   const outer = net.createServer({ noDelay: true });
+  // net.Server closes a connection over the cap as it accepts it ('drop'),
+  // before a byte is read or a sniff timer is set.
+  outer.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  const counts = Object.assign(limits.counts, { droppedConnections: 0 });
+  outer.on("drop", () => {
+    counts.droppedConnections += 1;
+  });
 
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
@@ -177,6 +245,7 @@ export function createOnePortServer(
   }
   h2.on("session", (session: http2.ServerHttp2Session) => {
     sessions.add(session);
+    limits.addSession(session);
     session.once("close", onSessionClose);
     if (closing) session.close();
   });
@@ -191,6 +260,9 @@ export function createOnePortServer(
   }
 
   return {
+    counts,
+    awaitingBody: limits.awaitingBody,
+
     listen(port: number, host: string): Promise<{ port: number }> {
       return new Promise((resolve, reject) => {
         const onError = (error: Error): void => reject(error);
@@ -214,6 +286,7 @@ export function createOnePortServer(
         // was not listening: nothing to wait for then.
         outer.close(() => {
           clearInterval(poll);
+          limits.stop();
           clearTimeout(grace);
           resolve();
         });
@@ -231,6 +304,7 @@ export function createOnePortServer(
         poll = setInterval(() => h1.closeIdleConnections(), DRAIN_POLL_MS).unref();
         grace = setTimeout(() => {
           clearInterval(poll);
+          limits.stop();
           for (const session of sessions) session.destroy();
           for (const socket of sockets) socket.destroy();
         }, graceMs).unref();

@@ -1,4 +1,5 @@
 import { oauthErrors } from "../oauth/oauth-error.js";
+import { duplicateParameter, findDuplicateJsonKey } from "./duplicate-parameter.js";
 
 export type Params = Record<string, unknown>;
 
@@ -7,6 +8,11 @@ export type Params = Record<string, unknown>;
  * Form values are strings; JSON values keep their types so the grant can
  * answer row 4 ("… must be a string"). Row 14 for anything unreadable.
  * An empty body is accepted as no parameters only when `allowEmpty`.
+ *
+ * The same parsing rules as the RPC surface: a parameter named twice is
+ * refused (duplicate-parameter.ts), and one leading UTF-8 byte order mark is
+ * ignored, as Connect JSON ignores it (its TextDecoder drops it; RFC 8259
+ * §8.1 lets a parser ignore a BOM rather than treat it as an error).
  */
 export function parseParams(
   contentType: string | undefined,
@@ -15,8 +21,9 @@ export function parseParams(
 ): Params {
   if (body.length === 0 && allowEmpty) return {};
   const mediaType = (contentType ?? "").split(";", 1)[0]?.trim().toLowerCase() ?? "";
-  if (mediaType === "application/x-www-form-urlencoded") return parseForm(body.toString("utf8"));
-  if (mediaType === "application/json") return parseJson(body.toString("utf8"));
+  const text = withoutBom(body).toString("utf8");
+  if (mediaType === "application/x-www-form-urlencoded") return parseForm(text);
+  if (mediaType === "application/json") return parseJson(text);
   throw oauthErrors.invalidRequest.body(
     415,
     "Unsupported content type: use application/x-www-form-urlencoded or application/json",
@@ -27,9 +34,7 @@ export function parseParams(
 function parseForm(text: string): Params {
   const params: Params = {};
   for (const [name, value] of new URLSearchParams(text)) {
-    if (Object.hasOwn(params, name)) {
-      throw oauthErrors.invalidRequest.body(400, `Duplicate parameter: ${name.slice(0, 64)}`);
-    }
+    if (Object.hasOwn(params, name)) throw duplicateParameter(name);
     params[name] = value;
   }
   return params;
@@ -45,5 +50,13 @@ function parseJson(text: string): Params {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw oauthErrors.invalidRequest.body(400, "JSON body must be an object");
   }
+  const duplicate = findDuplicateJsonKey(text);
+  if (duplicate !== undefined) throw duplicateParameter(duplicate);
   return value as Params;
+}
+
+const BOM = [0xef, 0xbb, 0xbf] as const;
+
+function withoutBom(body: Buffer): Buffer {
+  return body[0] === BOM[0] && body[1] === BOM[1] && body[2] === BOM[2] ? body.subarray(3) : body;
 }

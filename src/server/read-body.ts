@@ -1,17 +1,25 @@
 import { oauthErrors } from "../oauth/oauth-error.js";
-import type { HttpRequest } from "./http-types.js";
+import { closeAfterResponse } from "./close-after-response.js";
+import type { HttpRequest, HttpResponse } from "./http-types.js";
 
 /** SPEC §5 row 14: request bodies are capped at 64 KiB (413 beyond). */
 export const MAX_BODY_BYTES = 64 * 1024;
 
 /**
  * Reads the whole body, refusing early on a declared Content-Length over the
- * cap and stopping as soon as streamed bytes exceed it.
+ * cap and stopping as soon as streamed bytes exceed it. A refused body is
+ * not read further: the 413 the caller sends is the last answer on the
+ * connection (HTTP/1.1) or stream (HTTP/2), closed so that the client still
+ * reads it (close-after-response.ts).
  */
-export function readBody(req: HttpRequest, limit = MAX_BODY_BYTES): Promise<Buffer> {
+export function readBody(
+  req: HttpRequest,
+  res: HttpResponse,
+  limit = MAX_BODY_BYTES,
+): Promise<Buffer> {
   const declared = Number(req.headers["content-length"]);
   if (declared > limit) {
-    req.resume();
+    closeAfterResponse(req, res);
     return Promise.reject(oauthErrors.invalidRequest.body(413, "Request body too large"));
   }
   return new Promise((resolve, reject) => {
@@ -21,7 +29,7 @@ export function readBody(req: HttpRequest, limit = MAX_BODY_BYTES): Promise<Buff
       size += chunk.length;
       if (size > limit) {
         req.off("data", onData);
-        req.resume();
+        closeAfterResponse(req, res);
         reject(oauthErrors.invalidRequest.body(413, "Request body too large"));
         return;
       }

@@ -11,11 +11,11 @@ import { tokenResponseHeaders } from "../service/response-headers.js";
 import type { Services } from "../service/services.js";
 import type { TokenRequest, TokenResult } from "../service/token-endpoint.js";
 import { wireString } from "../service/wire-values.js";
-import type { Store } from "../store/store.js";
 import type { SigningKey } from "../tokens/signing-keys.js";
 import { derived } from "../util/derived.js";
 import type { Cors } from "./cors.js";
 import type { HttpRequest, HttpResponse } from "./http-types.js";
+import type { OpsRoutes } from "./ops-routes.js";
 import { type Params, parseParams } from "./parse-params.js";
 import { readBody } from "./read-body.js";
 import { sendEmptyOk, sendJson, sendNoContent, sendOAuthError } from "./rest-response.js";
@@ -35,7 +35,8 @@ export interface RestRoutesDeps {
   issuerUrl: string;
   /** Read per request: a reload swaps the keys (SIGHUP). */
   signingKeys: () => readonly SigningKey[];
-  store: Pick<Store, "ping">;
+  /** The operational endpoints this listener serves (/healthz, /readyz, maybe /metrics). */
+  opsRoutes: OpsRoutes;
   metrics: Metrics;
   logger: Logger;
 }
@@ -85,7 +86,7 @@ export function createRestRoutes(deps: RestRoutesDeps): RestRoutes {
     };
 
   const postToken = guarded("/oauth/token", async (req, res) => {
-    const params = parseParams(req.headers["content-type"], await readBody(req));
+    const params = parseParams(req.headers["content-type"], await readBody(req, res));
     const result = await services.tokenEndpoint.exchange({
       ...tokenRequestOf(req, params),
       onClientAuthenticated: allowClientOrigin(req, res),
@@ -105,7 +106,7 @@ export function createRestRoutes(deps: RestRoutesDeps): RestRoutes {
   };
 
   const postChallenge = guarded("/mfa/challenge", async (req, res) => {
-    const params = parseParams(req.headers["content-type"], await readBody(req));
+    const params = parseParams(req.headers["content-type"], await readBody(req, res));
     const result = await services.challenge({
       client: clientCredentialsOf(req, params),
       mfaToken: wireString(params.mfa_token),
@@ -117,7 +118,7 @@ export function createRestRoutes(deps: RestRoutesDeps): RestRoutes {
   });
 
   const postRevoke = guarded("/oauth/revoke", async (req, res) => {
-    const params = parseParams(req.headers["content-type"], await readBody(req));
+    const params = parseParams(req.headers["content-type"], await readBody(req, res));
     await services.revokeToken({
       client: clientCredentialsOf(req, params),
       token: wireString(params.token),
@@ -128,7 +129,7 @@ export function createRestRoutes(deps: RestRoutesDeps): RestRoutes {
   });
 
   const postAssociate = guarded("/mfa/associate", async (req, res) => {
-    const params = parseParams(req.headers["content-type"], await readBody(req), true);
+    const params = parseParams(req.headers["content-type"], await readBody(req, res), true);
     const presented = presentedFromHeader(req.headers.authorization);
     const result = await services.associate({
       mfaToken: presented?.scheme === "Bearer" ? presented.token : undefined,
@@ -188,27 +189,7 @@ export function createRestRoutes(deps: RestRoutesDeps): RestRoutes {
     "/.well-known/openid-configuration": {
       GET: async (_req, res) => sendJson(res, 200, discovery(), publicCache),
     },
-    "/metrics": {
-      GET: async (_req, res) => {
-        const body = Buffer.from(await deps.metrics.registry.metrics(), "utf8");
-        res.writeHead(200, {
-          "content-type": deps.metrics.registry.contentType,
-          "content-length": String(body.length),
-        });
-        res.end(body);
-      },
-    },
-    "/healthz": { GET: async (_req, res) => sendJson(res, 200, { status: "ok" }, {}) },
-    "/readyz": {
-      GET: async (_req, res) => {
-        try {
-          await deps.store.ping();
-          sendJson(res, 200, { status: "ready" }, {});
-        } catch {
-          sendJson(res, 503, { status: "unavailable" }, {});
-        }
-      },
-    },
+    ...deps.opsRoutes,
   };
   const authenticatorRoutes: Record<string, RestHandler> = { DELETE: deleteAuthenticator };
 

@@ -77,6 +77,8 @@ describe("grpc.health.v1.Health", () => {
 
   test("Check: NOT_SERVING while the store's ping rejects", async () => {
     store.healthy = false;
+    // Readiness is the background health state (pinged every second); refresh it now.
+    await service.app.storeHealth.refresh();
     try {
       const health = createClient(Health, transportFor(service.baseUrl, "grpc"));
       assert.equal((await health.check({})).status, ServingStatus.NOT_SERVING);
@@ -86,6 +88,7 @@ describe("grpc.health.v1.Health", () => {
       );
     } finally {
       store.healthy = true;
+      await service.app.storeHealth.refresh();
     }
   });
 
@@ -111,6 +114,7 @@ describe("grpc.health.v1.Health", () => {
     } finally {
       abort.abort();
       store.healthy = true;
+      await service.app.storeHealth.refresh();
     }
     assert.deepEqual(seen, [ServingStatus.SERVING, ServingStatus.NOT_SERVING]);
   });

@@ -344,6 +344,8 @@ describe("Redis down", () => {
       error_description: "Service temporarily unavailable",
     });
 
+    // Readiness is the background health state (pinged every second); refresh it now.
+    await service.app.storeHealth.refresh();
     const [readyz, healthz] = await Promise.all([
       fetch(`${service.baseUrl}/readyz`),
       fetch(`${service.baseUrl}/healthz`),

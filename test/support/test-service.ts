@@ -30,6 +30,8 @@ export interface TestService {
   /** e.g. http://127.0.0.1:41234 (no trailing slash). */
   baseUrl: string;
   port: number;
+  /** The management listener (/metrics, /healthz, /readyz), e.g. http://127.0.0.1:41235. */
+  managementUrl: string;
   clock: FakeClock;
   store: Store;
   /** Every log line the service wrote (level debug), for the no-secret-in-logs checks. */
@@ -65,6 +67,8 @@ export interface TestServiceOptions {
 export async function startTestService(options: TestServiceOptions = {}): Promise<TestService> {
   const config = loadConfig({
     PORT: "0",
+    // A free port per service: parallel test files never collide.
+    MANAGEMENT_PORT: "0",
     CLIENTS_FILE: FIXTURE_CLIENTS_FILE,
     INTERNAL_API_KEY: TEST_INTERNAL_API_KEY,
     SECRETS_KEY: TEST_SECRETS_KEY,
@@ -107,6 +111,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     app,
     baseUrl: `http://127.0.0.1:${port}`,
     port,
+    managementUrl: `http://127.0.0.1:${app.managementPort}`,
     clock,
     store: store ?? app.ctx.store,
     logs,
