@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
+import { resolveDemoSetting } from "./demo/demo-setting.js";
 import { type ClientRegistry, parseClients } from "./oauth/client-registry.js";
 import { hasDemoClient } from "./oauth/demo-client.js";
 import {
@@ -40,6 +41,8 @@ export interface Config {
   logLevel: LogLevel;
   /** RFC 9449: ± seconds for a proof's iat; server nonces (§8) and their rotation window. */
   dpop: { iatSkewSeconds: number; requireNonce: boolean; nonceWindowSeconds: number };
+  /** DEMO: serve the demo page at /demo (src/demo/demo-setting.ts has the rule). */
+  demo: boolean;
   /** Which embedded defaults are in use (refused when NODE_ENV=production). */
   devDefaults: {
     memoryStore: boolean;
@@ -274,6 +277,13 @@ export function loadConfig(
     }
   }
 
+  // DEMO (default: on with the demo client outside production; never in production).
+  const demo = resolveDemoSetting(value("DEMO"), {
+    production,
+    demoClient: hasDemoClient(clients),
+  });
+  if (demo.problem !== undefined) problems.push(demo.problem);
+
   const config: Config = {
     port,
     host,
@@ -295,6 +305,7 @@ export function loadConfig(
       requireNonce: requireNonceRaw === "true" || requireNonceRaw === "1",
       nonceWindowSeconds: integer("DPOP_NONCE_WINDOW_SECONDS", 300, 10, 86_400),
     },
+    demo: demo.enabled,
     devDefaults,
   };
   if (problems.length > 0) throw new ConfigError(problems);
