@@ -16,6 +16,7 @@ import {
 } from "@token-service/client";
 import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
+import { withDemoRoutes } from "./demo/demo-routes.js";
 import { createHealthServiceImpl } from "./observability/health.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
@@ -135,7 +136,8 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     metrics,
     logger,
   });
-  const server = createOnePortServer(createRequestHandler(rest, connect, cors));
+  const routes = withDemoRoutes(rest, ctx); // GET /demo and /demo/* while DEMO is on
+  const server = createOnePortServer(createRequestHandler(routes, connect, cors));
 
   return {
     ctx,
