@@ -16,6 +16,7 @@ import {
 } from "@token-service/client";
 import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
+import { withDemoRoutes } from "./demo/demo-routes.js";
 import { createLiveSettings, type LiveSettings } from "./live-settings.js";
 import { createHealthServiceImpl } from "./observability/health.js";
 import { createLogger, type Logger } from "./observability/logger.js";
@@ -181,7 +182,8 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       metrics: config.publicMetrics ? metricsText : undefined,
     }),
   });
-  const server = createOnePortServer(createRequestHandler(rest, connect, cors), limits);
+  const routes = withDemoRoutes(rest, ctx); // GET /demo and /demo/* while DEMO is on
+  const server = createOnePortServer(createRequestHandler(routes, connect, cors), limits);
   const management = createManagementServer(
     createOpsRoutes({ readiness: storeHealth, metrics: metricsText }),
     limits,

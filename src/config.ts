@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
+import { resolveDemoSetting } from "./demo/demo-setting.js";
 import { type ClientRegistry, parseClients } from "./oauth/client-registry.js";
 import { hasDemoClient } from "./oauth/demo-client.js";
 import {
@@ -46,6 +47,8 @@ export interface Config {
   management: { port: number; host: string };
   /** Also serve /metrics on the public port. */
   publicMetrics: boolean;
+  /** DEMO: serve the demo page at /demo (src/demo/demo-setting.ts has the rule). */
+  demo: boolean;
   /** Which embedded defaults are in use (refused when NODE_ENV=production). */
   devDefaults: {
     memoryStore: boolean;
@@ -324,6 +327,13 @@ export function loadConfig(
     }
   }
 
+  // DEMO (default: on with the demo client outside production; never in production).
+  const demo = resolveDemoSetting(value("DEMO"), {
+    production,
+    demoClient: hasDemoClient(clients),
+  });
+  if (demo.problem !== undefined) problems.push(demo.problem);
+
   const config: Config = {
     port,
     host,
@@ -351,6 +361,7 @@ export function loadConfig(
       host: value("MANAGEMENT_HOST") ?? "127.0.0.1",
     },
     publicMetrics: publicMetricsRaw === "true" || publicMetricsRaw === "1",
+    demo: demo.enabled,
     devDefaults,
   };
   if (problems.length > 0) throw new ConfigError(problems);
