@@ -22,7 +22,7 @@ import { readFileSync } from "node:fs";
 import { Agent, request as httpRequest } from "node:http";
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from "jose";
 import { type App, createApp } from "../src/app.js";
-import { createFakeClock } from "../src/clock.js";
+import { createFakeClock } from "../src/util/clock.js";
 import { loadConfig } from "../src/config.js";
 import { decodeBase32Secret, generateTotp } from "../src/mfa/totp.js";
 import type { ClientCredentials } from "../src/oauth/client-auth.js";

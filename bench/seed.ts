@@ -25,9 +25,9 @@ import type { Redis } from "ioredis";
 import { sealTotpSecret } from "../src/mfa/authenticator-secret.js";
 import { createMfaTokenCodec } from "../src/mfa/mfa-token-codec.js";
 import { createSecretBox } from "../src/mfa/secret-box.js";
-import { DEFAULT_REFRESH_TOKEN_SETTINGS } from "../src/sessions/refresh-token-settings.js";
-import { createSessionDeps } from "../src/sessions/session-deps.js";
-import { startSession } from "../src/sessions/start-session.js";
+import { DEFAULT_REFRESH_TOKEN_SETTINGS } from "../src/oauth/sessions/refresh-token-settings.js";
+import { createSessionDeps } from "../src/oauth/sessions/session-deps.js";
+import { startSession } from "../src/oauth/sessions/start-session.js";
 import { userKeys } from "../src/store/redis-keys.js";
 import { createRedisSessionStore } from "../src/store/redis-session-store.js";
 import {

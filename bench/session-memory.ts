@@ -10,10 +10,10 @@
  */
 import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
-import { exchangeRefreshToken } from "../src/sessions/exchange-refresh-token.js";
-import { DEFAULT_REFRESH_TOKEN_SETTINGS } from "../src/sessions/refresh-token-settings.js";
-import { createSessionDeps } from "../src/sessions/session-deps.js";
-import { startSession } from "../src/sessions/start-session.js";
+import { exchangeRefreshToken } from "../src/oauth/sessions/exchange-refresh-token.js";
+import { DEFAULT_REFRESH_TOKEN_SETTINGS } from "../src/oauth/sessions/refresh-token-settings.js";
+import { createSessionDeps } from "../src/oauth/sessions/session-deps.js";
+import { startSession } from "../src/oauth/sessions/start-session.js";
 import { createRedisClient } from "../src/store/redis-client.js";
 import { createRedisSessionStore } from "../src/store/redis-session-store.js";
 import { sessionKeys } from "../src/store/session-keys.js";

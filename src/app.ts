@@ -14,7 +14,6 @@ import {
   MfaTokenService,
   TokenService,
 } from "@token-service/client";
-import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
 import { withDemoRoutes } from "./demo/demo-routes.js";
 import { createLiveSettings, type LiveSettings } from "./live-settings.js";
@@ -43,6 +42,7 @@ import { createServiceDeps } from "./service-deps.js";
 import { createStores, sessionsBeside } from "./store/create-stores.js";
 import type { SessionStore } from "./store/session-store.js";
 import type { Store } from "./store/store.js";
+import { type Clock, systemClock } from "./util/clock.js";
 
 /** What tests and the bench reach into: the built pieces, never a place to read rules from. */
 export interface AppParts {

@@ -5,19 +5,14 @@ import { fileURLToPath } from "node:url";
 import { resolveDemoSetting } from "./demo/demo-setting.js";
 import { type ClientRegistry, parseClients } from "./oauth/client-registry.js";
 import { hasDemoClient } from "./oauth/demo-client.js";
+import type { LogLevel } from "./observability/logger.js";
+import type { StoreConfig } from "./store/store-config.js";
 import {
   generateEphemeralSigningKeys,
   importSigningKey,
   SIGNING_ALGORITHMS,
   type SigningKey,
 } from "./tokens/signing-keys.js";
-
-export type StoreConfig =
-  | { kind: "memory" }
-  | { kind: "redis"; url: string }
-  | { kind: "redis-cluster"; nodes: { host: string; port: number }[] };
-
-export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 
 export interface Config {
   port: number;
@@ -367,3 +362,5 @@ export function loadConfig(
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
 }
+
+export type { LogLevel, StoreConfig };

@@ -1,4 +1,3 @@
-import type { Clock } from "./clock.js";
 import type { Config } from "./config.js";
 import type { LiveSettings } from "./live-settings.js";
 import { createMfaTokenCodec } from "./mfa/mfa-token-codec.js";
@@ -7,14 +6,15 @@ import { createAssertionVerifier } from "./oauth/client-assertion.js";
 import { createClientAuthenticator } from "./oauth/client-auth.js";
 import { createDpopVerifier } from "./oauth/dpop.js";
 import { createDpopNonces } from "./oauth/dpop-nonce.js";
+import { createSessionDeps } from "./oauth/sessions/session-deps.js";
 import type { Logger } from "./observability/logger.js";
 import { createSecurityEvents } from "./observability/security-events.js";
 import type { ServiceDeps } from "./service/services.js";
-import { createSessionDeps } from "./sessions/session-deps.js";
 import type { SessionStore } from "./store/session-store.js";
 import type { Store } from "./store/store.js";
 import { createAccessTokenVerifier } from "./tokens/access-token-verifier.js";
 import { createTokenIssuer } from "./tokens/token-issuer.js";
+import type { Clock } from "./util/clock.js";
 
 /**
  * The composition root's one translation from configuration to domain

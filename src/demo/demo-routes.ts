@@ -1,5 +1,4 @@
 import { randomBytes } from "node:crypto";
-import type { Clock } from "../clock.js";
 import type { Config } from "../config.js";
 import type { RegisteredClient } from "../oauth/client-registry.js";
 import { DEMO_CLIENT_SECRET } from "../oauth/demo-client.js";
@@ -15,6 +14,7 @@ import type { RestMatch, RestRoutes } from "../server/rest-routes.js";
 import { mfaApiAudience } from "../service/mfa-api-caller.js";
 import { NO_STORE } from "../service/response-headers.js";
 import type { Services } from "../service/services.js";
+import type { Clock } from "../util/clock.js";
 import { demoPageCsp, renderDemoPage } from "./demo-page.js";
 import { createDemoSessions } from "./demo-session.js";
 import { otpauthQrSvgDataUrl } from "./qr-code.js";

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
-import type { Clock } from "../clock.js";
 import { createSecretBox } from "../mfa/secret-box.js";
 import { oauthErrors } from "../oauth/oauth-error.js";
+import type { Clock } from "../util/clock.js";
 
 /** How long a demo session may ask for new mfa_tokens of its user (seconds). */
 export const DEMO_SESSION_TTL_SECONDS = 3600;

@@ -1,7 +1,7 @@
 import { createLocalJWKSet, decodeJwt, jwtVerify } from "jose";
-import type { Clock } from "../clock.js";
 import type { Logger } from "../observability/logger.js";
 import type { Store } from "../store/store.js";
+import type { Clock } from "../util/clock.js";
 import type { AssertionVerifier } from "./client-auth.js";
 import type { RegisteredClient } from "./client-registry.js";
 import { ASYMMETRIC_JWS_ALGORITHMS, MAX_JWT_LENGTH } from "./jose-algorithms.js";

@@ -1,8 +1,8 @@
+import { SIGNING_ALGORITHMS, type SigningAlgorithm } from "../tokens/signing-keys.js";
 import {
   parseRefreshTokenSettings,
   type RefreshTokenSettings,
-} from "../sessions/refresh-token-settings.js";
-import { SIGNING_ALGORITHMS, type SigningAlgorithm } from "../tokens/signing-keys.js";
+} from "./sessions/refresh-token-settings.js";
 
 /** How a client proves who it is at the token endpoint. */
 export const CLIENT_AUTH_METHODS = [

@@ -1,7 +1,8 @@
 import { type DestinationStream, type Logger, pino } from "pino";
-import type { LogLevel } from "../config.js";
 
 export type { Logger };
+
+export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 
 /**
  * Paths that may hold a secret if some code ever logs a request or a

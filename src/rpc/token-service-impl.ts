@@ -7,11 +7,11 @@ import type {
 } from "@token-service/client";
 import { MFA_OTP_GRANT } from "../oauth/grants/mfa-otp.js";
 import { MFA_RECOVERY_CODE_GRANT } from "../oauth/grants/mfa-recovery-code.js";
+import { REFRESH_TOKEN_GRANT } from "../oauth/sessions/session-policy.js";
 import { NO_STORE, tokenResponseHeaders } from "../service/response-headers.js";
 import type { Services } from "../service/services.js";
 import type { TokenRequest, TokenResult } from "../service/token-endpoint.js";
 import { wireString } from "../service/wire-values.js";
-import { REFRESH_TOKEN_GRANT } from "../sessions/session-policy.js";
 import {
   type CallHeaders,
   type CorsForClient,

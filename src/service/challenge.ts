@@ -1,4 +1,3 @@
-import type { Clock } from "../clock.js";
 import { OTP_ID_PREFIX } from "../mfa/enrollment.js";
 import type { MfaTokenCodec } from "../mfa/mfa-token-codec.js";
 import type { ClientAuthenticator, ClientCredentials } from "../oauth/client-auth.js";
@@ -7,6 +6,7 @@ import { openClientMfaToken } from "../oauth/grants/live-mfa-token.js";
 import { MFA_OTP_GRANT } from "../oauth/grants/mfa-otp.js";
 import { oauthErrors } from "../oauth/oauth-error.js";
 import type { Store } from "../store/store.js";
+import type { Clock } from "../util/clock.js";
 import { optionalString, requireString, type WireString } from "./wire-values.js";
 
 /** Auth0's `POST /mfa/challenge` request (and `MfaService.Challenge`). */

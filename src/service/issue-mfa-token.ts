@@ -1,9 +1,9 @@
-import type { Clock } from "../clock.js";
 import { MAX_MFA_TOKEN_LENGTH, type MfaTokenCodec } from "../mfa/mfa-token-codec.js";
 import type { ClientRegistry } from "../oauth/client-registry.js";
 import { MFA_OTP_GRANT } from "../oauth/grants/mfa-otp.js";
 import { oauthErrors } from "../oauth/oauth-error.js";
 import type { Store } from "../store/store.js";
+import type { Clock } from "../util/clock.js";
 import { createInternalApiKeyCheck } from "./internal-api-key.js";
 
 export interface IssueMfaTokenRequest {

@@ -1,4 +1,3 @@
-import type { Clock } from "../clock.js";
 import { looksLikeMfaToken, type MfaTokenCodec } from "../mfa/mfa-token-codec.js";
 import { openLiveMfaToken } from "../oauth/grants/live-mfa-token.js";
 import { oauthErrors } from "../oauth/oauth-error.js";
@@ -9,6 +8,7 @@ import {
   type ProtectedResourceRequest,
 } from "../oauth/protected-resource.js";
 import { PROOF_SCOPE, type Store } from "../store/store.js";
+import type { Clock } from "../util/clock.js";
 
 /**
  * Who calls the MFA API: an mfa_token (associate, list, challenge), or an

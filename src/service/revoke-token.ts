@@ -1,8 +1,8 @@
-import type { Clock } from "../clock.js";
 import type { ClientAuthenticator, ClientCredentials } from "../oauth/client-auth.js";
 import type { RegisteredClient } from "../oauth/client-registry.js";
-import { revokeRefreshToken } from "../sessions/revoke-refresh-token.js";
-import type { SessionDeps } from "../sessions/session-deps.js";
+import { revokeRefreshToken } from "../oauth/sessions/revoke-refresh-token.js";
+import type { SessionDeps } from "../oauth/sessions/session-deps.js";
+import type { Clock } from "../util/clock.js";
 import { optionalString, requireString, type WireString } from "./wire-values.js";
 
 /** A revocation request (RFC 7009 §2.1) as both surfaces hand it over. */

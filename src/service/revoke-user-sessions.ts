@@ -1,8 +1,8 @@
-import type { Clock } from "../clock.js";
 import { oauthErrors } from "../oauth/oauth-error.js";
+import { revokeUserSessions } from "../oauth/sessions/revoke-refresh-token.js";
+import type { SessionDeps } from "../oauth/sessions/session-deps.js";
 import type { SecurityEvents } from "../observability/security-events.js";
-import { revokeUserSessions } from "../sessions/revoke-refresh-token.js";
-import type { SessionDeps } from "../sessions/session-deps.js";
+import type { Clock } from "../util/clock.js";
 import { createInternalApiKeyCheck } from "./internal-api-key.js";
 import { ISSUE_MFA_TOKEN_LIMITS } from "./issue-mfa-token.js";
 

@@ -1,4 +1,3 @@
-import type { Clock } from "../clock.js";
 import type { MfaTokenCodec } from "../mfa/mfa-token-codec.js";
 import type { SecretBox } from "../mfa/secret-box.js";
 import type { ClientAuthenticator } from "../oauth/client-auth.js";
@@ -9,11 +8,12 @@ import { createMfaOtpGrant } from "../oauth/grants/mfa-otp.js";
 import { createMfaRecoveryCodeGrant } from "../oauth/grants/mfa-recovery-code.js";
 import { createRefreshTokenGrant } from "../oauth/grants/refresh-token.js";
 import { startingSessions } from "../oauth/grants/session-start.js";
+import type { SessionDeps } from "../oauth/sessions/session-deps.js";
 import type { SecurityEvents } from "../observability/security-events.js";
-import type { SessionDeps } from "../sessions/session-deps.js";
 import type { BucketPolicy, Store } from "../store/store.js";
 import type { AccessTokenVerifier } from "../tokens/access-token-verifier.js";
 import type { TokenIssuer } from "../tokens/token-issuer.js";
+import type { Clock } from "../util/clock.js";
 import { createAssociate } from "./associate.js";
 import { createChallenge } from "./challenge.js";
 import { createDeleteAuthenticator } from "./delete-authenticator.js";

@@ -1,4 +1,3 @@
-import type { Clock } from "../clock.js";
 import type { ClientAuthenticator, ClientCredentials } from "../oauth/client-auth.js";
 import type { RegisteredClient } from "../oauth/client-registry.js";
 import type { DpopVerifier } from "../oauth/dpop.js";
@@ -6,6 +5,7 @@ import type { Grant, TokenParameterName } from "../oauth/grants/grant.js";
 import type { GrantTable } from "../oauth/grants/grant-table.js";
 import { oauthErrors } from "../oauth/oauth-error.js";
 import type { TokenIssuer, TokenResponse } from "../tokens/token-issuer.js";
+import type { Clock } from "../util/clock.js";
 import { optionalString, requireString, type WireString } from "./wire-values.js";
 
 /** A token request as both surfaces hand it over (REST `POST /oauth/token`, TokenService RPCs). */

@@ -8,9 +8,9 @@
  * grant). `store.close()` closes the shared client; `sessions.close()` owns
  * nothing.
  */
-import type { Clock } from "../clock.js";
-import type { StoreConfig } from "../config.js";
+
 import type { Logger } from "../observability/logger.js";
+import type { Clock } from "../util/clock.js";
 import { createMemorySessionStore } from "./memory-session-store.js";
 import { createMemoryStore } from "./memory-store.js";
 import { createRedisClient, createRedisClusterClient } from "./redis-client.js";
@@ -18,6 +18,7 @@ import { createRedisSessionStore } from "./redis-session-store.js";
 import { createRedisStore } from "./redis-store.js";
 import type { SessionStore } from "./session-store.js";
 import type { Store } from "./store.js";
+import type { StoreConfig } from "./store-config.js";
 
 export interface Stores {
   store: Store;

@@ -10,7 +10,7 @@ import { after, before, test } from "node:test";
 import { Code } from "@connectrpc/connect";
 import { createMfaTokenCodec } from "../../src/mfa/mfa-token-codec.js";
 import { decodeBase32Secret } from "../../src/mfa/totp.js";
-import { createRefreshTokenCodec } from "../../src/sessions/refresh-token-codec.js";
+import { createRefreshTokenCodec } from "../../src/oauth/sessions/refresh-token-codec.js";
 import { dpopProof } from "../support/dpop.js";
 import {
   clientsFor,

@@ -1,7 +1,7 @@
 import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { type App, createApp } from "../../src/app.js";
-import { createFakeClock } from "../../src/clock.js";
+import { createFakeClock } from "../../src/util/clock.js";
 import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { createStores } from "../../src/store/create-stores.js";

@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { createFakeClock } from "../../src/clock.js";
+import { createFakeClock } from "../../src/util/clock.js";
 import { createDemoSessions, DEMO_SESSION_TTL_SECONDS } from "../../src/demo/demo-session.js";
 import { OAuthError } from "../../src/oauth/oauth-error.js";
 

@@ -8,11 +8,11 @@ import {
   createRefreshTokenCodec,
   MAX_REFRESH_TOKEN_LENGTH,
   type RefreshTokenClaims,
-} from "../../src/sessions/refresh-token-codec.js";
+} from "../../src/oauth/sessions/refresh-token-codec.js";
 import {
   createRefreshTokenHasher,
   REFRESH_TOKEN_HASH_LENGTH,
-} from "../../src/sessions/refresh-token-hash.js";
+} from "../../src/oauth/sessions/refresh-token-hash.js";
 
 const KEY = Buffer.alloc(32, 7);
 const codec = createRefreshTokenCodec(KEY);

@@ -7,8 +7,8 @@ import { parseClients } from "../../src/oauth/client-registry.js";
 import {
   DEFAULT_REFRESH_TOKEN_SETTINGS,
   parseRefreshTokenSettings,
-} from "../../src/sessions/refresh-token-settings.js";
-import { sessionPolicyOf } from "../../src/sessions/session-policy.js";
+} from "../../src/oauth/sessions/refresh-token-settings.js";
+import { sessionPolicyOf } from "../../src/oauth/sessions/session-policy.js";
 
 test("absent: Auth0's defaults", () => {
   assert.deepEqual(parseRefreshTokenSettings(undefined, "c"), {

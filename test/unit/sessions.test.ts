@@ -5,25 +5,25 @@
 import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
 import { beforeEach, describe, it } from "node:test";
-import { createFakeClock } from "../../src/clock.js";
+import { createFakeClock } from "../../src/util/clock.js";
 import type { RegisteredClient } from "../../src/oauth/client-registry.js";
 import { type OAuthError, oauthErrors } from "../../src/oauth/oauth-error.js";
 import {
   type ExchangeRefreshTokenInput,
   exchangeRefreshToken,
-} from "../../src/sessions/exchange-refresh-token.js";
+} from "../../src/oauth/sessions/exchange-refresh-token.js";
 import {
   DEFAULT_REFRESH_TOKEN_SETTINGS,
   type RefreshTokenSettings,
-} from "../../src/sessions/refresh-token-settings.js";
-import { revokeRefreshToken, revokeUserSessions } from "../../src/sessions/revoke-refresh-token.js";
+} from "../../src/oauth/sessions/refresh-token-settings.js";
+import { revokeRefreshToken, revokeUserSessions } from "../../src/oauth/sessions/revoke-refresh-token.js";
 import {
   createSessionDeps,
   type ReuseDetected,
   type SessionDeps,
-} from "../../src/sessions/session-deps.js";
-import { narrowScope } from "../../src/sessions/session-scope.js";
-import { offersRefreshToken, startSession } from "../../src/sessions/start-session.js";
+} from "../../src/oauth/sessions/session-deps.js";
+import { narrowScope } from "../../src/oauth/sessions/session-scope.js";
+import { offersRefreshToken, startSession } from "../../src/oauth/sessions/start-session.js";
 import { createMemorySessionStore } from "../../src/store/memory-session-store.js";
 
 type Client = Pick<RegisteredClient, "clientId" | "authMethod" | "grantTypes" | "refreshToken">;

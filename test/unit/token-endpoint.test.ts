@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { createFakeClock } from "../../src/clock.js";
+import { createFakeClock } from "../../src/util/clock.js";
 import { loadConfig } from "../../src/config.js";
 import { createLiveSettings } from "../../src/live-settings.js";
 import { decodeBase32Secret, generateTotp } from "../../src/mfa/totp.js";

@@ -1,6 +1,6 @@
-import { exchangeRefreshToken } from "../../sessions/exchange-refresh-token.js";
-import type { SessionDeps } from "../../sessions/session-deps.js";
-import { REFRESH_TOKEN_GRANT } from "../../sessions/session-policy.js";
+import { exchangeRefreshToken } from "../sessions/exchange-refresh-token.js";
+import type { SessionDeps } from "../sessions/session-deps.js";
+import { REFRESH_TOKEN_GRANT } from "../sessions/session-policy.js";
 import type { Grant } from "./grant.js";
 
 export interface RefreshTokenGrantDeps {

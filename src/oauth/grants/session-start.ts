@@ -1,5 +1,5 @@
-import type { SessionDeps } from "../../sessions/session-deps.js";
-import { startSession } from "../../sessions/start-session.js";
+import type { SessionDeps } from "../sessions/session-deps.js";
+import { startSession } from "../sessions/start-session.js";
 import type { Grant, TokenParameterName } from "./grant.js";
 
 /**

@@ -1,4 +1,4 @@
-import type { RegisteredClient } from "../oauth/client-registry.js";
+import type { RegisteredClient } from "../client-registry.js";
 import type { SessionDeps } from "./session-deps.js";
 import { OFFLINE_ACCESS, REFRESH_TOKEN_GRANT, sessionPolicyOf } from "./session-policy.js";
 import { scopeValues } from "./session-scope.js";

@@ -1,4 +1,4 @@
-import type { RegisteredClient } from "../oauth/client-registry.js";
+import type { RegisteredClient } from "../client-registry.js";
 import type { SessionDeps } from "./session-deps.js";
 
 export interface RevokeRefreshTokenInput {

@@ -1,5 +1,5 @@
 import { createHmac } from "node:crypto";
-import { deriveKey } from "../mfa/secret-box.js";
+import { deriveKey } from "../../mfa/secret-box.js";
 
 /**
  * The only form in which a refresh token reaches the store: HMAC-SHA-256

@@ -1,4 +1,4 @@
-import type { SessionStore } from "../store/session-store.js";
+import type { SessionStore } from "../../store/session-store.js";
 import { createRefreshTokenCodec, type RefreshTokenCodec } from "./refresh-token-codec.js";
 import { createRefreshTokenHasher, type RefreshTokenHasher } from "./refresh-token-hash.js";
 

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { createSecretBox } from "../mfa/secret-box.js";
+import { createSecretBox } from "../../mfa/secret-box.js";
 
 /**
  * What a refresh token carries: where its family lives in the store, and the

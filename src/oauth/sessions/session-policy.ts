@@ -1,4 +1,4 @@
-import type { SessionPolicy } from "../store/session-store.js";
+import type { SessionPolicy } from "../../store/session-store.js";
 import type { RefreshTokenSettings } from "./refresh-token-settings.js";
 
 /** The grant name a client's `grant_types` must hold to get refresh tokens (RFC 6749 §6). */

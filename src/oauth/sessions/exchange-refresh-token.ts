@@ -1,7 +1,7 @@
-import type { RegisteredClient } from "../oauth/client-registry.js";
-import { dpopProofReplayed } from "../oauth/dpop.js";
-import { oauthErrors } from "../oauth/oauth-error.js";
-import type { ProofMark } from "../store/store.js";
+import type { ProofMark } from "../../store/store.js";
+import type { RegisteredClient } from "../client-registry.js";
+import { dpopProofReplayed } from "../dpop.js";
+import { oauthErrors } from "../oauth-error.js";
 import type { SessionDeps } from "./session-deps.js";
 import { sessionPolicyOf } from "./session-policy.js";
 import { narrowScope } from "./session-scope.js";
