@@ -22,7 +22,6 @@ import { readFileSync } from "node:fs";
 import { Agent, request as httpRequest } from "node:http";
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from "jose";
 import { type App, createApp } from "../src/app.js";
-import { createFakeClock } from "../src/util/clock.js";
 import { loadConfig } from "../src/config.js";
 import { decodeBase32Secret, generateTotp } from "../src/mfa/totp.js";
 import type { ClientCredentials } from "../src/oauth/client-auth.js";
@@ -32,6 +31,7 @@ import type { Services } from "../src/service/services.js";
 import type { TokenRequest } from "../src/service/token-endpoint.js";
 import { createServiceDeps } from "../src/service-deps.js";
 import { createMemoryStore } from "../src/store/memory-store.js";
+import { createFakeClock } from "../src/util/clock.js";
 
 const ITERATIONS = Number(process.argv[2] ?? 3000);
 const WARMUP = Math.min(500, ITERATIONS);

@@ -14,7 +14,10 @@ import type { RegisteredClient } from "../../src/oauth/client-registry.js";
 import { OAuthError } from "../../src/oauth/oauth-error.js";
 import { exchangeRefreshToken } from "../../src/oauth/sessions/exchange-refresh-token.js";
 import { DEFAULT_REFRESH_TOKEN_SETTINGS } from "../../src/oauth/sessions/refresh-token-settings.js";
-import { revokeRefreshToken, revokeUserSessions } from "../../src/oauth/sessions/revoke-refresh-token.js";
+import {
+  revokeRefreshToken,
+  revokeUserSessions,
+} from "../../src/oauth/sessions/revoke-refresh-token.js";
 import { createSessionDeps, type SessionDeps } from "../../src/oauth/sessions/session-deps.js";
 import { startSession } from "../../src/oauth/sessions/start-session.js";
 import { createMemorySessionStore } from "../../src/store/memory-session-store.js";

@@ -1,13 +1,13 @@
 import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { type App, createApp } from "../../src/app.js";
-import { createFakeClock } from "../../src/util/clock.js";
 import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { createStores } from "../../src/store/create-stores.js";
 import { createMemoryStore } from "../../src/store/memory-store.js";
 import type { SessionStore } from "../../src/store/session-store.js";
 import type { Store } from "../../src/store/store.js";
+import { createFakeClock } from "../../src/util/clock.js";
 
 export const FIXTURE_CLIENTS_FILE = fileURLToPath(
   new URL("../fixtures/clients.json", import.meta.url),

@@ -3,9 +3,9 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { createFakeClock } from "../../src/util/clock.js";
 import { createDemoSessions, DEMO_SESSION_TTL_SECONDS } from "../../src/demo/demo-session.js";
 import { OAuthError } from "../../src/oauth/oauth-error.js";
+import { createFakeClock } from "../../src/util/clock.js";
 
 const KEY = Buffer.alloc(32, 9);
 const UNKNOWN = {

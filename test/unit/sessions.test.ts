@@ -5,7 +5,6 @@
 import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
 import { beforeEach, describe, it } from "node:test";
-import { createFakeClock } from "../../src/util/clock.js";
 import type { RegisteredClient } from "../../src/oauth/client-registry.js";
 import { type OAuthError, oauthErrors } from "../../src/oauth/oauth-error.js";
 import {
@@ -16,7 +15,10 @@ import {
   DEFAULT_REFRESH_TOKEN_SETTINGS,
   type RefreshTokenSettings,
 } from "../../src/oauth/sessions/refresh-token-settings.js";
-import { revokeRefreshToken, revokeUserSessions } from "../../src/oauth/sessions/revoke-refresh-token.js";
+import {
+  revokeRefreshToken,
+  revokeUserSessions,
+} from "../../src/oauth/sessions/revoke-refresh-token.js";
 import {
   createSessionDeps,
   type ReuseDetected,
@@ -25,6 +27,7 @@ import {
 import { narrowScope } from "../../src/oauth/sessions/session-scope.js";
 import { offersRefreshToken, startSession } from "../../src/oauth/sessions/start-session.js";
 import { createMemorySessionStore } from "../../src/store/memory-session-store.js";
+import { createFakeClock } from "../../src/util/clock.js";
 
 type Client = Pick<RegisteredClient, "clientId" | "authMethod" | "grantTypes" | "refreshToken">;
 

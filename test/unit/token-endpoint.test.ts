@@ -7,7 +7,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { createFakeClock } from "../../src/util/clock.js";
 import { loadConfig } from "../../src/config.js";
 import { createLiveSettings } from "../../src/live-settings.js";
 import { decodeBase32Secret, generateTotp } from "../../src/mfa/totp.js";
@@ -20,6 +19,7 @@ import { NOT_A_STRING } from "../../src/service/wire-values.js";
 import { createServiceDeps } from "../../src/service-deps.js";
 import { sessionsBeside } from "../../src/store/create-stores.js";
 import { createMemoryStore } from "../../src/store/memory-store.js";
+import { createFakeClock } from "../../src/util/clock.js";
 
 const CLIENTS_FILE = fileURLToPath(new URL("../fixtures/clients.json", import.meta.url));
 const API_KEY = "unit-internal-api-key-0123456789";
