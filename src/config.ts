@@ -98,7 +98,7 @@ export interface ConfigDeps {
 }
 
 /**
- * The only place configuration is read (SPEC §6). Validates everything and
+ * The only place configuration is read (docs/configuration.md). Validates everything and
  * throws one ConfigError listing every problem, so an operator fixes them in
  * one go (as fastify does with its options). The result is frozen.
  */

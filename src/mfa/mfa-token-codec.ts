@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { createSecretBox } from "./secret-box.js";
 
-/** What an mfa_token is bound to (SPEC §4): client, user, audience, scope. */
+/** What an mfa_token is bound to (docs/api.md): client, user, audience, scope. */
 export interface MfaTokenClaims {
   /** Unique id; its single-use state lives in the store. */
   tokenId: string;
@@ -28,7 +28,7 @@ export const MAX_MFA_TOKEN_LENGTH = 12 * 1024;
  * AES-256-GCM (so clients can neither read the user label nor alter the
  * binding), and only their consumed marker is kept in the store. Verifying a
  * token therefore costs no store read; tampering is caught by the GCM tag
- * (SPEC §5 row 5), expiry by `expiresAt` (row 6). Several instances that share
+ * (error row 5), expiry by `expiresAt` (row 6). Several instances that share
  * SECRETS_KEY accept each other's tokens.
  */
 /** Whether a bearer credential is meant as an mfa_token (rather than an access token). */

@@ -12,7 +12,7 @@ export function generateRecoveryCode(): string {
 }
 
 /**
- * Recovery codes are stored only as keyed hashes (SPEC §4). HMAC-SHA256 under
+ * Recovery codes are stored only as keyed hashes (docs/api.md). HMAC-SHA256 under
  * a key derived from SECRETS_KEY and bound to the user: a leaked store alone
  * cannot be brute-forced offline, and equal codes of two users hash apart.
  * The code is normalised (case, spaces, dashes) as users type it.

@@ -2,7 +2,7 @@ import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:cr
 
 /**
  * Authenticated encryption for everything secret the service hands to the
- * store or to clients (SPEC §4 "Secrets at rest"): AES-256-GCM with a random
+ * store or to clients (docs/api.md "Secrets at rest"): AES-256-GCM with a random
  * 96-bit IV (NIST SP 800-38D §8.2.2), under a key derived from SECRETS_KEY
  * per purpose with HKDF-SHA256 (RFC 5869), so one key never serves two uses.
  * `context` is bound as additional data: a ciphertext moved to another user

@@ -4,7 +4,7 @@ import { NodeCryptoPlugin } from "@otplib/plugin-crypto-node";
 import { generateSecret, generateSync } from "otplib";
 
 /**
- * TOTP (RFC 6238) as SPEC §4 fixes it: HMAC-SHA1, 6 digits, 30-second steps,
+ * TOTP (RFC 6238) as docs/api.md fixes it: HMAC-SHA1, 6 digits, 30-second steps,
  * accepting the current and the previous step (RFC 6238 §5.2 allows a small
  * backward window for transmission delay).
  *
@@ -47,7 +47,7 @@ function hotp6(secret: Uint8Array, counter: number): Buffer {
 
 /**
  * The time step the code matches, or null. Only steps strictly greater than
- * `afterStep` are considered (the replay guard's last accepted step, SPEC §4);
+ * `afterStep` are considered (the replay guard's last accepted step, docs/api.md);
  * the store re-checks that atomically when it records the step. Both
  * candidate steps are always computed and compared in constant time, so the
  * timing does not tell which step (if any) matched.

@@ -19,14 +19,14 @@ export interface ClientCredentials {
 export type AssertionVerifier = (client: RegisteredClient, assertion: string) => Promise<boolean>;
 
 export interface ClientAuthenticator {
-  /** The authenticated client, or throws SPEC §5 row 1. */
+  /** The authenticated client, or throws error row 1. */
   authenticate(credentials: ClientCredentials): Promise<RegisteredClient>;
 }
 
 const sha256 = (value: string) => createHash("sha256").update(value, "utf8").digest();
 
 /**
- * SPEC §5b: a client authenticates with its registered method and only that
+ * docs/configuration.md: a client authenticates with its registered method and only that
  * one; presenting more than one method is refused (RFC 6749 §2.3 "MUST NOT
  * use more than one authentication method in each request"). Secrets are
  * compared in constant time over SHA-256 digests (equal lengths whatever the

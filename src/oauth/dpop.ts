@@ -7,7 +7,7 @@ import { ASYMMETRIC_JWS_ALGORITHMS, MAX_JWT_LENGTH } from "./jose-algorithms.js"
 import { oauthErrors } from "./oauth-error.js";
 
 export interface DpopOptions {
-  /** ± seconds a proof's `iat` may differ from the server clock (SPEC §4: 60). */
+  /** ± seconds a proof's `iat` may differ from the server clock (docs/api.md: 60). */
   iatSkewSeconds: number;
   /** RFC 9449 §8: demand a fresh server nonce in every proof. */
   requireNonce: boolean;

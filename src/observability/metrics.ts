@@ -1,7 +1,7 @@
 import { Counter, collectDefaultMetrics, Registry } from "prom-client";
 
 /**
- * Prometheus metrics (SPEC §2 `GET /metrics`). Labels are closed sets — the
+ * Prometheus metrics (docs/api.md `GET /metrics`). Labels are closed sets — the
  * surface, the route or RPC method, and the outcome (`ok` or the OAuth error
  * code) — never a client, user, token or code.
  */

@@ -12,7 +12,7 @@ type Answer = MessageInitShape<
 
 /**
  * grpc.reflection.v1.ServerReflection over the descriptors protobuf-es embeds
- * in the generated code (NOTES: no npm package does this for connect-node).
+ * in the generated code (no npm package does this for connect-node).
  * `files` are the files whose services the server serves; their imports are
  * found through `DescFile.dependencies`. As in grpc-go, a file descriptor
  * response holds the requested file followed by those of its transitive

@@ -19,7 +19,7 @@ export type WrappingInterceptor = Interceptor & { [FAST_PATH_WRAPPER]: CallWrapp
 
 /**
  * Turns whatever an implementation throws into the ConnectError the client
- * sees (NOTES: convert before the error leaves the handler, or connect-es
+ * sees (convert before the error leaves the handler, or connect-es
  * reports a bare internal error) and counts each call's outcome. Errors
  * connect-es raised itself pass through (undecodable input is
  * InvalidArgument; see connect-adapter.ts for binary input).

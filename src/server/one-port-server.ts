@@ -1,10 +1,9 @@
 // One TCP port serving HTTP/1.1 and cleartext HTTP/2 (h2c, "prior knowledge") with
-// one request handler (SPEC §2: Connect, gRPC, gRPC-Web and the REST routes all on
+// one request handler (docs/api.md: Connect, gRPC, gRPC-Web and the REST routes all on
 // `PORT`).
 //
 // Why not `http2.createServer({ allowHTTP1: true })`: that fallback is chosen by TLS
-// ALPN only; on cleartext an HTTP/1.1 client gets HTTP/2 frames (NOTES, "Serving
-// HTTP/1.1 and h2c on one port"). Instead a plain `net.Server` accepts every
+// ALPN only; on cleartext an HTTP/1.1 client gets HTTP/2 frames. Instead a plain `net.Server` accepts every
 // connection, looks at its first bytes and hands the socket to an `http2` server when
 // they are the HTTP/2 client connection preface, to an `http` server otherwise.
 //

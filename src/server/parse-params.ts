@@ -4,7 +4,7 @@ import { duplicateParameter, findDuplicateJsonKey } from "./duplicate-parameter.
 export type Params = Record<string, unknown>;
 
 /**
- * The body of a REST call as parameters (SPEC §2: form-encoded or JSON).
+ * The body of a REST call as parameters (docs/api.md: form-encoded or JSON).
  * Form values are strings; JSON values keep their types so the grant can
  * answer row 4 ("… must be a string"). Row 14 for anything unreadable.
  * An empty body is accepted as no parameters only when `allowEmpty`.

@@ -2,7 +2,7 @@ import { oauthErrors } from "../oauth/oauth-error.js";
 import { closeAfterResponse } from "./close-after-response.js";
 import type { HttpRequest, HttpResponse } from "./http-types.js";
 
-/** SPEC §5 row 14: request bodies are capped at 64 KiB (413 beyond). */
+/** error row 14: request bodies are capped at 64 KiB (413 beyond). */
 export const MAX_BODY_BYTES = 64 * 1024;
 
 /**

@@ -1,5 +1,5 @@
 /**
- * In-process implementation of the Store contract (SPEC §7, the default).
+ * In-process implementation of the Store contract (docs/architecture.md, the default).
  * It mirrors the Redis scripts step for step (redis-scripts.ts) and passes
  * the same contract suite. Each method runs synchronously inside one call,
  * so it is atomic in a single Node process.
@@ -102,7 +102,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore
 
   const copy = (a: StoredAuthenticator): StoredAuthenticator => ({ ...a });
 
-  // Failure bucket (SPEC §4), the same GCRA as the Lua BUCKET_FUNCTIONS:
+  // Failure bucket (docs/api.md), the same GCRA as the Lua BUCKET_FUNCTIONS:
   // tokens(now) = C - max(0, fullAt - now) / T; a missing entry is full.
   const bucketFullAt = (userId: string, now: number): number =>
     Math.max(buckets.get(userId, now) ?? now, now);

@@ -14,7 +14,7 @@ import {
 } from "ioredis";
 
 /**
- * Client options chosen to fail fast (SPEC §5: a store outage must become a
+ * Client options chosen to fail fast (docs/api.md "Errors": a store outage must become a
  * prompt error, never a hung request):
  * - `commandTimeout: 2000`: every command settles within 2 s, including one
  *   queued while disconnected or sent to a server that stopped answering
@@ -66,7 +66,7 @@ export function createRedisClient(url: string, options: RedisClientOptions = {})
 }
 
 /**
- * Options of a Cluster client (SPEC §6 `REDIS_CLUSTER_NODES`), chosen for the
+ * Options of a Cluster client (docs/configuration.md `REDIS_CLUSTER_NODES`), chosen for the
  * same fail-fast, fail-closed behaviour as REDIS_CLIENT_OPTIONS. ioredis
  * splits them in two levels, and not every standalone option means the same
  * thing on a cluster:

@@ -1,5 +1,5 @@
 /**
- * Redis key naming (SPEC §7).
+ * Redis key naming (docs/architecture.md).
  *
  * Every key of one user carries the hash tag `{u:<base64url(userId)>}`, so
  * every Lua script that touches several of them runs on one cluster slot.

@@ -1,7 +1,7 @@
 /**
  * Lua sources of the Redis store. Each Store method that checks and changes
  * state is one of these scripts, so it is one atomic step and one round trip
- * (SPEC §7). Every key a script touches is passed in KEYS[] and shares the
+ * (docs/architecture.md). Every key a script touches is passed in KEYS[] and shares the
  * user's hash tag (see redis-keys.ts), so each script runs on one cluster slot.
  *
  * Conventions:
@@ -15,7 +15,7 @@
  */
 
 /**
- * Failure bucket (SPEC §4) as GCRA with one stored value, `fullAt`: the time
+ * Failure bucket (docs/api.md) as GCRA with one stored value, `fullAt`: the time
  * at which the bucket is full again. With C = capacity and T = refill period,
  * tokens(now) = C - max(0, fullAt - now) / T; a missing key is a full bucket.
  * The key expires exactly when the bucket would be full again, so a user who
@@ -75,10 +75,10 @@ end
 export const BEGIN_VERIFY_LUA = `${BUCKET_FUNCTIONS}
 local now, capacity, refill = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 
--- 0. A replayed DPoP proof (SPEC §5 row 11 comes before rows 6 and 8).
+-- 0. A replayed DPoP proof (error row 11 comes before rows 6 and 8).
 if not proof_first_use(KEYS[4], ARGV[4]) then return {'proof_replayed'} end
 
--- 1. A consumed mfa_token stays consumed (SPEC §4: first success wins).
+-- 1. A consumed mfa_token stays consumed (docs/api.md: first success wins).
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'used'} end
 
 -- 2. An empty bucket refuses every code, the right one too; nothing changes.
@@ -134,7 +134,7 @@ return 'committed'
  * recovery code stored).
  */
 export const ASSOCIATE_PENDING_LUA = `
--- 1. Refused while an active authenticator exists (SPEC §4 Enrollment).
+-- 1. Refused while an active authenticator exists (docs/api.md Enrollment).
 if redis.call('HGET', KEYS[1], 'active') == '1' then return 0 end
 
 -- 2. Replace any earlier pending authenticator (DEL first: no stale fields).

@@ -1,5 +1,5 @@
 /**
- * Redis implementation of the Store contract (SPEC §7).
+ * Redis implementation of the Store contract (docs/architecture.md).
  *
  * Every method is ONE round trip: a Lua script from redis-scripts.ts, or one
  * atomic command (HMGET, EXISTS, SET NX PX, PING). Scripts are registered with ioredis

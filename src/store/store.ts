@@ -4,7 +4,7 @@
  * (test/support/store-contract.ts): memory (default), Redis, and
  * later Redis Cluster.
  *
- * Rules every implementation keeps (SPEC §4, §7):
+ * Rules every implementation keeps (docs/api.md):
  * - Each method is ONE atomic step (one Lua script or one atomic command on
  *   Redis). Every key a step touches shares the user's hash tag, so each step
  *   runs on one cluster slot.
@@ -18,7 +18,7 @@
  *   from it as durations.
  */
 
-/** Failure-bucket parameters (SPEC §4): `capacity` attempts, one refilled every `refillMs`. */
+/** Failure-bucket parameters (docs/api.md): `capacity` attempts, one refilled every `refillMs`. */
 export interface BucketPolicy {
   capacity: number;
   refillMs: number;
@@ -124,7 +124,7 @@ export interface Store {
 
   /**
    * Whether the mfa_token's consumed marker is set (one EXISTS). Used by the
-   * read-mostly /mfa/* calls for SPEC §5 row 6; the grants check it inside
+   * read-mostly /mfa/* calls for error row 6; the grants check it inside
    * their own atomic steps instead.
    */
   isMfaTokenConsumed(token: MfaTokenRef): Promise<boolean>;
@@ -181,7 +181,7 @@ export interface Store {
   close(): Promise<void>;
 }
 
-/** Thrown by a store when its backend cannot be reached (SPEC §5 row 12). */
+/** Thrown by a store when its backend cannot be reached (error row 12). */
 export class StoreUnavailableError extends Error {
   override readonly name = "StoreUnavailableError";
 }

@@ -8,7 +8,7 @@ import {
   verify,
 } from "node:crypto";
 
-/** Algorithms a signing key may use (SPEC §4: ES256 default; EdDSA, RS256, PS256 allowed). */
+/** Algorithms a signing key may use (docs/api.md: ES256 default; EdDSA, RS256, PS256 allowed). */
 export const SIGNING_ALGORITHMS = ["ES256", "EdDSA", "RS256", "PS256"] as const;
 export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
 

@@ -18,7 +18,7 @@ export interface TokenGrant {
   clientId: string;
   audience: string;
   scope: string;
-  /** RFC 8176 method references: ["mfa","otp"] or ["mfa"] (SPEC §4). */
+  /** RFC 8176 method references: ["mfa","otp"] or ["mfa"] (docs/api.md). */
   amr: readonly string[];
   /** RFC 7638 thumbprint of the DPoP key, when the token is sender-constrained (RFC 9449 §6.1). */
   dpopJkt?: string;

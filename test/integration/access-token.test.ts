@@ -1,4 +1,4 @@
-// SPEC §4 tokens, checked with jose against the published JWKS: RFC 9068 access token,
+// docs/api.md tokens, checked with jose against the published JWKS: RFC 9068 access token,
 // OIDC id_token only for "openid", amr per grant, Bearer token type, no-store.
 
 import assert from "node:assert/strict";

@@ -1,5 +1,5 @@
 /**
- * Hostile and malformed input on the REST surface (SPEC §5 rows 3, 5, 6, 14):
+ * Hostile and malformed input on the REST surface (error rows 3, 5, 6, 14):
  * a fast-check property over POST /oauth/token bodies, content types and
  * credential headers, the 64 KiB body cap, 415, 405, and bad bearers on the
  * /mfa/* routes and their RPCs.

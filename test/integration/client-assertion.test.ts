@@ -1,6 +1,6 @@
 /**
- * private_key_jwt client authentication (RFC 7523 §2.2 and §3; SPEC §5b,
- * §5 row 1): a `jwt-client` registered with freshly generated public keys in
+ * private_key_jwt client authentication (RFC 7523 §2.2 and §3; docs/configuration.md,
+ * error row 1): a `jwt-client` registered with freshly generated public keys in
  * a temporary CLIENTS_FILE. Every broken rule is the same 401
  * access_denied / Unauthorized with no hint of the rule, logged at debug
  * without the assertion; `jti` is single-use until `exp`, also under
@@ -230,7 +230,7 @@ describe("private_key_jwt on the memory store", () => {
     });
   });
 
-  describe("each RFC 7523 / SPEC §5b rule broken once → 401 access_denied, nothing consumed", () => {
+  describe("each RFC 7523 / docs/configuration.md rule broken once → 401 access_denied, nothing consumed", () => {
     let user: ReadyUser;
     let otp: string;
     before(async () => {

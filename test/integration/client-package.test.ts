@@ -1,5 +1,5 @@
 /**
- * SPEC §1 / NOTES "The published client package": `npm pack -w gen`, install
+ * README.md / docs/architecture.md: `npm pack -w gen`, install
  * the tarball with its peer dependencies into a fresh folder, and call the
  * running service from there over gRPC and Connect, as an outside consumer
  * would (no source condition, no workspace link).

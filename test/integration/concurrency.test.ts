@@ -1,5 +1,5 @@
 /**
- * SPEC §4 "Concurrent requests with one valid code yield exactly one token, on
+ * docs/api.md "Concurrent requests with one valid code yield exactly one token, on
  * every store": races of 50 parallel verifies over real sockets, on the memory
  * store and on a real redis-server.
  */

@@ -1,5 +1,5 @@
 /**
- * DPoP at the token endpoint (RFC 9449; SPEC §4, §5 row 11): proof
+ * DPoP at the token endpoint (RFC 9449; docs/api.md, error row 11): proof
  * validation point by point on REST and RPC, sender-constrained tokens
  * (`token_type: DPoP`, `cnf.jkt`), single-use `jti` (also under concurrency,
  * on memory and on a real redis-server), server nonces (§8) shared by two
@@ -598,7 +598,7 @@ describe("DPoP on the memory store", () => {
     });
   });
 
-  describe("SPEC §5 order and the failure bucket", () => {
+  describe("the error order and the failure bucket", () => {
     test("client authentication (row 1) and parameters (row 3) are checked before the proof", async () => {
       const [user] = (await readyUsers(service, 1)) as [ReadyUser];
       const bad = await proof(undefined, { claims: { htm: "GET" } });

@@ -1,4 +1,4 @@
-// SPEC §3/§4 enrollment over REST: pending → active, replacement of a pending
+// docs/api.md enrollment over REST: pending → active, replacement of a pending
 // authenticator, recovery codes, barcode_uri, delete; and the mfa_requirements it drives.
 
 import assert from "node:assert/strict";

@@ -1,4 +1,4 @@
-// SPEC §5 check order: body (14), grant_type (10), client (1), grant allowed (2),
+// docs/api.md "Errors" check order: body (14), grant_type (10), client (1), grant allowed (2),
 // parameters (3, 4; mfa_token first), mfa_token (5, 6, 7), bucket (8), code (9) —
 // and nothing single-use changes before every earlier check has passed.
 

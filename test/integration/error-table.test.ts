@@ -1,4 +1,4 @@
-// SPEC §5 over REST against a real service: one test per row (11, DPoP, has its own suite),
+// docs/api.md "Errors" over REST against a real service: one test per row (11, DPoP, has its own suite),
 // exact status, exact `{error, error_description}` body and `Cache-Control: no-store`.
 
 import assert from "node:assert/strict";

@@ -1,4 +1,4 @@
-// SPEC §4 failure bucket with the fake clock: capacity 10 per user across mfa_tokens,
+// docs/api.md failure bucket with the fake clock: capacity 10 per user across mfa_tokens,
 // one attempt back every 360 s, a success does not refill, empty refuses every code.
 
 import assert from "node:assert/strict";

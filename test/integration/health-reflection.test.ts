@@ -1,5 +1,4 @@
-// grpc.health.v1 and grpc.reflection.v1 on the one port (SPEC §2; NOTES "buf curl,
-// reflection, health"): real clients over gRPC (h2c), and `buf curl` without --schema.
+// grpc.health.v1 and grpc.reflection.v1 on the one port (docs/api.md): real clients over gRPC (h2c), and `buf curl` without --schema.
 
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";

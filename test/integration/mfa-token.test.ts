@@ -1,4 +1,4 @@
-// SPEC §4 mfa_token over REST: lifetime, single use, client binding, tamper evidence.
+// docs/api.md mfa_token over REST: lifetime, single use, client binding, tamper evidence.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";

@@ -1,5 +1,5 @@
 /**
- * SPEC §4 "Nothing secret is ever logged": run every kind of flow with the
+ * docs/api.md "Nothing secret is ever logged": run every kind of flow with the
  * service logging at debug level, then scan everything it wrote for the codes,
  * TOTP secrets, mfa_tokens, issued tokens (refresh tokens included), client
  * secrets, recovery codes, DPoP proofs and the internal API key those flows

@@ -1,5 +1,4 @@
-// Integration tests of the one-port HTTP/1.1 + h2c server (SPEC §2; NOTES "Serving
-// HTTP/1.1 and h2c on one port") over real loopback sockets.
+// Integration tests of the one-port HTTP/1.1 + h2c server (docs/api.md) over real loopback sockets.
 
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";

@@ -1,8 +1,8 @@
 /**
- * Every surface of SPEC §2 on the one port, over real sockets: the happy path
+ * Every surface of docs/api.md on the one port, over real sockets: the happy path
  * and one typed error over Connect (HTTP/1.1 JSON and binary, h2c), gRPC and
  * gRPC-Web; REST form and JSON over HTTP/1.1 and h2c; and requests the RPC
- * framework cannot decode (SPEC §5: InvalidArgument, never Internal).
+ * framework cannot decode (docs/api.md "Errors": InvalidArgument, never Internal).
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";

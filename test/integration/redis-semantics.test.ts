@@ -1,5 +1,5 @@
 /**
- * The service on a real redis-server (SPEC §4, §5 row 12, §7): the whole
+ * The service on a real redis-server (docs/api.md error row 12, docs/architecture.md): the whole
  * flow, Redis round trips per verify, key hygiene (TTLs, nothing secret in
  * clear) and behaviour while Redis is down.
  *

@@ -1,4 +1,4 @@
-// SPEC §4 replay guard on the memory store: a code is accepted once per authenticator,
+// docs/api.md replay guard on the memory store: a code is accepted once per authenticator,
 // and concurrent requests with one valid code yield exactly one token.
 
 import assert from "node:assert/strict";

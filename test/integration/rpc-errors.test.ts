@@ -1,4 +1,4 @@
-// SPEC §3/§5 on the RPC surface (Connect over HTTP/1.1): the row's Connect code and a typed
+// docs/api.md on the RPC surface (Connect over HTTP/1.1): the row's Connect code and a typed
 // token.v1.OAuthError detail with exactly the REST body's values; the internal RPC's key.
 
 import assert from "node:assert/strict";

@@ -1,4 +1,4 @@
-// Start-up refusals and failures as an operator meets them (SPEC §6): the
+// Start-up refusals and failures as an operator meets them (docs/configuration.md): the
 // service (src/main.ts, as `npm start` runs it) prints one clear message, no
 // stack trace, and exits non-zero — 78 for the configuration, 1 otherwise.
 

@@ -1,5 +1,5 @@
 /**
- * Redis Cluster (SPEC §6 REDIS_CLUSTER_NODES, §7): the Store contract suite
+ * Redis Cluster (docs/configuration.md REDIS_CLUSTER_NODES, docs/architecture.md): the Store contract suite
  * on a real 3-master cluster with the service's own cluster client
  * (createRedisClusterClient), cluster-specific checks (every multi-key script
  * on users spread over every master, keys of one user on one slot, round

@@ -1,5 +1,5 @@
 /**
- * The Store contract suite (SPEC §7, defined in test/support/store-contract.ts)
+ * The Store contract suite (docs/architecture.md, defined in test/support/store-contract.ts)
  * run against memory and Redis, plus Redis-only checks (TTLs, key layout,
  * round trips, outage handling).
  */
@@ -222,7 +222,7 @@ describe("redis", () => {
         await expectOne("deleteAuthenticator", () => counted.deleteAuthenticator(userId, auth.id));
         await expectOne("ping", () => counted.ping());
 
-        // A whole successful verify, scripts already loaded: exactly 2 (SPEC §7).
+        // A whole successful verify, scripts already loaded: exactly 2 (docs/architecture.md).
         await counted.associatePending(userId, authenticator("again"), "rc");
         await counter.take();
         const tok2 = token();

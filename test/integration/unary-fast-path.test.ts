@@ -318,7 +318,7 @@ describe("unary fast path: the same answers as connect-es", () => {
   test("the error scenarios really are errors, with the typed OAuthError detail", async () => {
     const scenario = scenarios.find((s) => s.name.startsWith("gRPC: wrong code")) as Scenario;
     const response = await send(fast, scenario, scenario.request(await ready(fast)));
-    // SPEC §5 row 9: invalid_grant is FailedPrecondition (9) on RPC.
+    // error row 9: invalid_grant is FailedPrecondition (9) on RPC.
     assert.equal(response.trailers["grpc-status"], "9");
     assert.equal(response.trailers["cache-control"], "no-store");
     const details = response.trailers["grpc-status-details-bin"];

@@ -70,7 +70,7 @@ export function tokenEndpointUrl(service: TestService): string {
   return new URL("oauth/token", service.app.ctx.config.issuerUrl).href;
 }
 
-/** SPEC §4: the htu of an RPC call is ISSUER_URL joined with the RPC path. */
+/** docs/api.md: the htu of an RPC call is ISSUER_URL joined with the RPC path. */
 export function rpcHtu(service: TestService, method = "VerifyMfaOtp"): string {
   return new URL(`token.v1.TokenService/${method}`, service.app.ctx.config.issuerUrl).href;
 }

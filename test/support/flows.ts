@@ -370,7 +370,7 @@ export function associateRest(
 
 /**
  * Makes every Store method of the running service throw `error()` (the service holds the
- * same store object) until the returned undo runs: SPEC §5 rows 12 and 13.
+ * same store object) until the returned undo runs: error rows 12 and 13.
  */
 export function breakStore(target: TestService, error: () => Error): () => void {
   const store = target.store as unknown as Record<string, unknown>;

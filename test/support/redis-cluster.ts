@@ -1,5 +1,5 @@
 /**
- * Test helpers for Redis Cluster (SPEC §7, §8): a throwaway 3-master cluster
+ * Test helpers for Redis Cluster (docs/architecture.md): a throwaway 3-master cluster
  * on loopback ports (or the one named by REDIS_CLUSTER_NODES), and a
  * MONITOR-based command counter over every master.
  */

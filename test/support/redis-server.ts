@@ -1,6 +1,6 @@
 /**
  * Test helpers for a real Redis: a throwaway redis-server per suite, and a
- * MONITOR-based command counter (SPEC §7: "a verify costs at most 2 Redis
+ * MONITOR-based command counter (docs/architecture.md: "a verify costs at most 2 Redis
  * round trips").
  */
 import { type ChildProcess, spawn } from "node:child_process";

@@ -1,5 +1,5 @@
 /**
- * The Store contract suite (SPEC §7): one set of behaviours that every Store
+ * The Store contract suite (docs/architecture.md): one set of behaviours that every Store
  * implementation must pass. Run for memory and Redis by
  * test/integration/store-contract.test.ts and for Redis Cluster by
  * test/integration/store-cluster.test.ts (a separate file, so the cluster

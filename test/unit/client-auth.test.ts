@@ -1,4 +1,4 @@
-// SPEC §5b client authentication: each client with its registered method and only that one;
+// docs/configuration.md client authentication: each client with its registered method and only that one;
 // every failure is row 1.
 
 import assert from "node:assert/strict";

@@ -1,4 +1,4 @@
-// Start-up refusals of the configuration loader (SPEC §6): a persistent store
+// Start-up refusals of the configuration loader (docs/configuration.md): a persistent store
 // without SECRETS_KEY is refused in every mode, and production recognises the
 // demo client by its secret wherever its file lives. The messages as the
 // running service prints them are checked in test/integration/startup-refusals.test.ts.

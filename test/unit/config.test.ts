@@ -1,4 +1,4 @@
-// Configuration (SPEC §6): defaults, validation of every variable, all problems reported
+// Configuration (docs/configuration.md): defaults, validation of every variable, all problems reported
 // at once in one ConfigError, and production refusing the development defaults.
 
 import assert from "node:assert/strict";

@@ -1,5 +1,5 @@
 // The hand-written JWS signer (src/tokens/jwt-signer.ts) checked with jose, for every
-// algorithm SIGNING_KEYS_FILE allows (SPEC §4: ES256 default; EdDSA, RS256, PS256).
+// algorithm SIGNING_KEYS_FILE allows (docs/api.md: ES256 default; EdDSA, RS256, PS256).
 
 import assert from "node:assert/strict";
 import { generateKeyPairSync, type KeyObject } from "node:crypto";

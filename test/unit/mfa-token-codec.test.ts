@@ -1,5 +1,5 @@
 // The sealed mfa_token format (src/mfa/mfa-token-codec.ts): round trip, and null for
-// anything not sealed by this SECRETS_KEY (SPEC §5 row 5).
+// anything not sealed by this SECRETS_KEY (error row 5).
 
 import assert from "node:assert/strict";
 import { test } from "node:test";

@@ -1,4 +1,4 @@
-// REST body parsing (SPEC §2, §5 row 14): form or JSON, JSON types kept for row 4.
+// REST body parsing (docs/api.md, error row 14): form or JSON, JSON types kept for row 4.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";

@@ -1,4 +1,4 @@
-// Secrets at rest (SPEC §4): AES-256-GCM under per-purpose HKDF keys, bound to a context;
+// Secrets at rest (docs/api.md): AES-256-GCM under per-purpose HKDF keys, bound to a context;
 // TOTP secrets bound to their user and authenticator; recovery codes hashed per user.
 
 import assert from "node:assert/strict";

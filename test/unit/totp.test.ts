@@ -1,4 +1,4 @@
-// TOTP (SPEC §4; RFC 6238): the Appendix B vectors, the accept window, the replay rule,
+// TOTP (docs/api.md; RFC 6238): the Appendix B vectors, the accept window, the replay rule,
 // and a property check of the hand-written verify against otplib.
 
 import assert from "node:assert/strict";
