@@ -18,7 +18,7 @@
  *   --no-pin     do not pin with taskset
  *   --no-build   use the existing dist/
  *   --dist=DIR   run the service from another build (A/B a change against dist/)
- *   --rows=form,json,connect,grpc,wrong,dpop,refresh   only these service rows (no workers lines)
+ *   --rows=form,json,connect,grpc,wrong,dpop,openid,issue,refresh   only these service rows (no workers lines)
  *   --duration=S, --runs=N, --users=N, --connections=N
  *   --grpc-sessions=N   HTTP/2 connections the gRPC row's calls share (default: one per call)
  *   BENCH_DEBUG=1       every run's outcome counts and CPU shares on stderr
@@ -173,6 +173,26 @@ const ROWS: Record<string, RowSpec> = {
     contentType: FORM,
     expected: ["ok"],
   },
+  openid: {
+    name: "REST success, openid (+ RS256 ID token)",
+    kind: "openid",
+    protocol: "http",
+    path: "/oauth/token",
+    contentType: FORM,
+    expected: ["ok"],
+  },
+  issue: {
+    name: "Connect IssueMfaToken",
+    kind: "issue",
+    protocol: "http",
+    path: "/token.v1.MfaTokenService/IssueMfaToken",
+    contentType: "application/json",
+    headers: {
+      "connect-protocol-version": "1",
+      authorization: `Bearer ${INTERNAL_API_KEY}`,
+    },
+    expected: ["ok"],
+  },
   refresh: {
     name: "REST refresh (rotating)",
     kind: "refresh",
@@ -187,7 +207,7 @@ const SERVICE_ROWS =
   flags.rows?.split(",") ??
   (smoke
     ? ["form", "wrong", "refresh"]
-    : ["form", "json", "connect", "grpc", "wrong", "dpop", "refresh"]);
+    : ["form", "json", "connect", "grpc", "wrong", "dpop", "openid", "issue", "refresh"]);
 for (const key of SERVICE_ROWS) if (!(key in ROWS)) throw new Error(`unknown row ${key}`);
 
 /** Share of one core per process group during a run (others: the busiest run). */
@@ -296,7 +316,7 @@ class Bench {
       );
     }
     // Wrong codes reuse a fixed set of users and may simply cycle.
-    if (kind === "wrong") return new Feed(this.pool.build(kind, count, port));
+    if (kind === "wrong" || kind === "issue") return new Feed(this.pool.build(kind, count, port));
     // Every success body takes a user for the current step ("mixed": half of them).
     const perUser = kind === "mixed" ? 2 : 1;
     count = Math.min(count, settings.users * perUser);

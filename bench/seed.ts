@@ -62,6 +62,10 @@ export type BodyKind =
   | "mixed"
   /** A refresh-token exchange (SessionPool), chained per connection. */
   | "refresh"
+  /** A REST form success whose scope holds "openid": an RS256 ID token is signed too. */
+  | "openid"
+  /** MfaTokenService.IssueMfaToken over Connect JSON (the call on every login). */
+  | "issue"
   | "floor";
 
 /**
@@ -141,6 +145,7 @@ export class UserPool {
   build(kind: Exclude<BodyKind, "refresh">, count: number, port: number): BenchRequest[] {
     const step = timeStepNow();
     if (kind === "wrong") return this.buildWrong(count, step);
+    if (kind === "issue") return this.buildIssue(count);
     if (kind === "mixed") {
       const right = this.build("form", Math.ceil(count / 2), port);
       const wrong = this.buildWrong(right.length, step);
@@ -175,12 +180,30 @@ export class UserPool {
     return requests;
   }
 
-  private mfaToken(userIndex: number): string {
+  /** IssueMfaToken changes nothing in the store: a fixed set of users may cycle. */
+  private buildIssue(count: number): BenchRequest[] {
+    const requests: BenchRequest[] = [];
+    for (let i = 0; i < Math.min(count, this.size); i++) {
+      requests.push({
+        body: Buffer.from(
+          JSON.stringify({
+            userId: userIdOf(i),
+            clientId: CLIENT_ID,
+            audience: AUDIENCE,
+            scope: SCOPE,
+          }),
+        ),
+      });
+    }
+    return requests;
+  }
+
+  private mfaToken(userIndex: number, scope = SCOPE): string {
     return this.codec.issue({
       userId: userIdOf(userIndex),
       clientId: CLIENT_ID,
       audience: AUDIENCE,
-      scope: SCOPE,
+      scope,
       userLabel: "",
       expiresAt: Math.floor(Date.now() / 1000) + MFA_TOKEN_LIFETIME_S,
     }).token;
@@ -193,9 +216,13 @@ export class UserPool {
     port: number,
   ): BenchRequest {
     // The floor takes the user id as its "mfa_token" (see floor-server.ts).
-    const mfaToken = kind === "floor" ? userIdOf(i) : this.mfaToken(i);
+    const mfaToken =
+      kind === "floor"
+        ? userIdOf(i)
+        : this.mfaToken(i, kind === "openid" ? `openid ${SCOPE}` : SCOPE);
     switch (kind) {
       case "form":
+      case "openid":
       case "wrong":
       case "mixed":
       case "floor":
@@ -225,6 +252,8 @@ export class UserPool {
         };
       case "grpc":
         return { body: grpcFrame(mfaToken, otp) };
+      case "issue":
+        throw new Error("IssueMfaToken bodies come from buildIssue");
     }
   }
 }
