@@ -1,4 +1,5 @@
 import type { Clock } from "../clock.js";
+import type { AddressThrottle } from "../mfa/address-throttle.js";
 import type { MfaTokenCodec } from "../mfa/mfa-token-codec.js";
 import type { SecretBox } from "../mfa/secret-box.js";
 import type { ClientAuthenticator } from "../oauth/client-auth.js";
@@ -40,6 +41,8 @@ export interface ServiceDeps {
   tokenIssuer: TokenIssuer;
   accessTokens: AccessTokenVerifier;
   bucket: BucketPolicy;
+  /** The client address's failure bucket; undefined when per-address throttling is off. */
+  addressThrottle?: AddressThrottle;
   issuerUrl: string;
   issuerName: string;
   internalApiKey: string;
@@ -83,6 +86,7 @@ export function createServices(deps: ServiceDeps) {
       dpop: deps.dpop,
       tokenIssuer: deps.tokenIssuer,
       clock,
+      ...(deps.addressThrottle ? { addressThrottle: deps.addressThrottle } : {}),
     }),
     challenge: createChallenge({
       clientAuth: deps.clientAuth,
