@@ -193,6 +193,7 @@ function grant(
     client,
     params: { mfa_token: mfaToken, otp },
     dpop: { proofs: dpop, htu: TOKEN_ENDPOINT },
+    clientAddress: "127.0.0.1",
   };
 }
 

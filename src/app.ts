@@ -23,13 +23,14 @@ import { createMetrics, type Metrics } from "./observability/metrics.js";
 import { createCachedMetrics } from "./observability/metrics-cache.js";
 import { createReflectionServiceImpl } from "./observability/reflection.js";
 import { createStoreHealth, type StoreHealth } from "./observability/store-health.js";
-import type { CorsForClient } from "./rpc/call-headers.js";
+import { type CorsForClient, callValuesOf } from "./rpc/call-headers.js";
 import { createConnectAdapter } from "./rpc/connect-adapter.js";
 import { createMfaServiceImpl } from "./rpc/mfa-service-impl.js";
 import { createMfaTokenServiceImpl } from "./rpc/mfa-token-service-impl.js";
 import { createOAuthErrorInterceptor } from "./rpc/oauth-error-interceptor.js";
 import { createTokenServiceImpl } from "./rpc/token-service-impl.js";
 import { createUnaryFastPath, type UnaryFastPath } from "./rpc/unary-fast-path.js";
+import { createClientAddressOf } from "./server/client-address.js";
 import { createCors } from "./server/cors.js";
 import { createManagementServer } from "./server/management-server.js";
 import { createOnePortServer, type OnePortServer } from "./server/one-port-server.js";
@@ -118,6 +119,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   const corsFor: CorsForClient = (context, client) =>
     cors.headersForClient(context.requestHeader.get("origin") ?? undefined, client);
   const tokenService = createTokenServiceImpl(services, config.issuerUrl, corsFor);
+  const clientAddressOf = createClientAddressOf(config.clientAddress.trustProxyHops);
   const rpcOptions: ConnectNodeAdapterOptions = {
     routes(router) {
       router.service(TokenService, tokenService);
@@ -142,6 +144,8 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       );
     },
     interceptors: [createOAuthErrorInterceptor(logger, metrics)],
+    // Per call: the client's address (the token RPCs throttle by it).
+    contextValues: callValuesOf(clientAddressOf),
     readMaxBytes: MAX_BODY_BYTES,
     // connect-node's connectNodeAdapter default, set here once: the adapter
     // and the fast path must negotiate from the same list.
@@ -176,6 +180,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     signingKeys: live.signingKeys,
     metrics,
     logger,
+    clientAddressOf,
     // The public port keeps /healthz and /readyz; /metrics only when asked for.
     opsRoutes: createOpsRoutes({
       readiness: storeHealth,

@@ -33,6 +33,10 @@ export interface Config {
   accessTokenTtlSeconds: number;
   otpMaxFailures: number;
   otpFailureRefillSeconds: number;
+  /** Which headers may name the client's address (TRUST_PROXY, TRUST_AUTH0_FORWARDED_FOR). */
+  clientAddress: ClientAddressConfig;
+  /** The client address's failure bucket (ADDRESS_THROTTLING; src/mfa/address-throttle.ts). */
+  addressThrottling: AddressThrottlingConfig;
   logLevel: LogLevel;
   /** RFC 9449: ± seconds for a proof's iat; server nonces (§8) and their rotation window. */
   dpop: { iatSkewSeconds: number; requireNonce: boolean; nonceWindowSeconds: number };
@@ -52,6 +56,20 @@ export interface Config {
     generatedInternalApiKey: boolean;
     ephemeralSecretsKey: boolean;
   };
+}
+
+export interface AddressThrottlingConfig {
+  /** ADDRESS_THROTTLING: default on with NODE_ENV=production, off otherwise. */
+  enabled: boolean;
+  maxFailures: number;
+  refillSeconds: number;
+}
+
+export interface ClientAddressConfig {
+  /** TRUST_PROXY: proxy hops in front of the service whose X-Forwarded-For entries are believed. */
+  trustProxyHops: number;
+  /** TRUST_AUTH0_FORWARDED_FOR: believe `auth0-forwarded-for` from confidential clients. */
+  trustAuth0ForwardedFor: boolean;
 }
 
 export interface HttpLimits {
@@ -249,6 +267,27 @@ export function loadConfig(
     problems.push(`DPOP_REQUIRE_NONCE must be true or false (got "${requireNonceRaw}")`);
   }
 
+  const flag = (name: string, fallback: boolean): boolean => {
+    const raw = (value(name) ?? String(fallback)).toLowerCase();
+    if (!["true", "false", "1", "0"].includes(raw)) {
+      problems.push(`${name} must be true or false (got "${raw}")`);
+      return fallback;
+    }
+    return raw === "true" || raw === "1";
+  };
+  // Per-address throttling: on in production, where many users' codes from
+  // one address is credential stuffing; off for the embedded default, where
+  // every request comes from one address (a developer, a test, a demo).
+  const addressThrottling: AddressThrottlingConfig = {
+    enabled: flag("ADDRESS_THROTTLING", production),
+    maxFailures: integer("ADDRESS_MAX_FAILURES", 100, 1, 1_000_000),
+    refillSeconds: integer("ADDRESS_FAILURE_REFILL_SECONDS", 36, 1, 86_400),
+  };
+  const clientAddress: ClientAddressConfig = {
+    trustProxyHops: integer("TRUST_PROXY", 0, 0, 16),
+    trustAuth0ForwardedFor: flag("TRUST_AUTH0_FORWARDED_FOR", false),
+  };
+
   const publicMetricsRaw = (value("PUBLIC_METRICS") ?? "false").toLowerCase();
   if (!["true", "false", "1", "0"].includes(publicMetricsRaw)) {
     problems.push(`PUBLIC_METRICS must be true or false (got "${publicMetricsRaw}")`);
@@ -344,6 +383,8 @@ export function loadConfig(
     accessTokenTtlSeconds: integer("ACCESS_TOKEN_TTL_SECONDS", 86_400, 1, 31_536_000),
     otpMaxFailures: integer("OTP_MAX_FAILURES", 10, 1, 1_000),
     otpFailureRefillSeconds: integer("OTP_FAILURE_REFILL_SECONDS", 360, 1, 86_400),
+    clientAddress,
+    addressThrottling,
     logLevel,
     dpop: {
       iatSkewSeconds: integer("DPOP_IAT_SKEW_SECONDS", 60, 1, 3_600),

@@ -2,6 +2,7 @@ import type { Config } from "./config.js";
 import type { LiveSettings } from "./live-settings.js";
 import { createMfaTokenCodec } from "./mfa/mfa-token-codec.js";
 import { createSecretBox, deriveKey } from "./mfa/secret-box.js";
+import { createAddressThrottle } from "./oauth/address-throttle.js";
 import { createAssertionVerifier } from "./oauth/client-assertion.js";
 import { createClientAuthenticator } from "./oauth/client-auth.js";
 import { createDpopVerifier } from "./oauth/dpop.js";
@@ -62,6 +63,18 @@ export function createServiceDeps(
       capacity: config.otpMaxFailures,
       refillMs: config.otpFailureRefillSeconds * 1000,
     },
+    ...(config.addressThrottling.enabled
+      ? {
+          addressThrottle: createAddressThrottle({
+            policy: {
+              capacity: config.addressThrottling.maxFailures,
+              refillMs: config.addressThrottling.refillSeconds * 1000,
+            },
+            key: deriveKey(config.secretsKey, "client-address"),
+            trustAuth0ForwardedFor: config.clientAddress.trustAuth0ForwardedFor,
+          }),
+        }
+      : {}),
     issuerUrl: config.issuerUrl,
     issuerName: config.issuerName,
     internalApiKey: config.internalApiKey,

@@ -17,6 +17,7 @@ export type SecurityEventName =
   | "authenticator_deleted"
   | "recovery_code_used"
   | "user_locked_out"
+  | "address_locked_out"
   | "refresh_token_reuse_detected"
   | "user_sessions_revoked";
 

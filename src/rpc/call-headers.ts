@@ -1,5 +1,8 @@
+import { type ContextValues, createContextKey, createContextValues } from "@connectrpc/connect";
 import type { ClientCredentials } from "../oauth/client-auth.js";
 import type { RegisteredClient } from "../oauth/client-registry.js";
+import { type ClientAddressOf, UNKNOWN_ADDRESS } from "../server/client-address.js";
+import type { HttpRequest } from "../server/http-types.js";
 import { wireString } from "../service/wire-values.js";
 
 /**
@@ -10,6 +13,22 @@ import { wireString } from "../service/wire-values.js";
 export interface CallHeaders {
   requestHeader: { get(name: string): string | null };
   responseHeader: { set(name: string, value: string): void };
+  /** Per-call values set from the request before the call: CLIENT_ADDRESS. */
+  values: Pick<ContextValues, "get">;
+}
+
+/** The client's network address (server/client-address.ts), read when the call starts. */
+export const CLIENT_ADDRESS = createContextKey<string>(UNKNOWN_ADDRESS, {
+  description: "client address",
+});
+
+/**
+ * A call's values from its request, as connect-node's `contextValues` option
+ * takes them (the unary fast path builds them the same way).
+ */
+export function callValuesOf(clientAddressOf: ClientAddressOf) {
+  return (req: HttpRequest): ContextValues =>
+    createContextValues().set(CLIENT_ADDRESS, clientAddressOf(req));
 }
 
 /** Sets every header of a record on the call's response. */

@@ -42,7 +42,7 @@ export function createConnectAdapter(
       req as never,
       res as never,
       undefined,
-      undefined,
+      options.contextValues?.(req),
     );
     handler(body === undefined ? request : { ...request, body })
       .then((response) => correctDecodeFailure(response, options.jsonOptions))

@@ -8,12 +8,14 @@ import type {
 import { MFA_OTP_GRANT } from "../oauth/grants/mfa-otp.js";
 import { MFA_RECOVERY_CODE_GRANT } from "../oauth/grants/mfa-recovery-code.js";
 import { REFRESH_TOKEN_GRANT } from "../oauth/sessions/session-policy.js";
+import { AUTH0_FORWARDED_FOR } from "../server/client-address.js";
 import { NO_STORE, tokenResponseHeaders } from "../service/response-headers.js";
 import type { Services } from "../service/services.js";
 import type { TokenRequest, TokenResult } from "../service/token-endpoint.js";
 import { wireString } from "../service/wire-values.js";
 import {
   type CallHeaders,
+  CLIENT_ADDRESS,
   type CorsForClient,
   type CredentialFields,
   clientCredentialsOf,
@@ -61,6 +63,8 @@ export function createTokenServiceImpl(
       onClientAuthenticated: (client) => setResponseHeaders(context, corsFor(context, client)),
       params,
       dpop: { proofs: dpopProofsOf(request.dpop, context.requestHeader.get("dpop")), htu },
+      clientAddress: context.values.get(CLIENT_ADDRESS),
+      auth0ForwardedFor: context.requestHeader.get(AUTH0_FORWARDED_FOR) ?? undefined,
     });
     setResponseHeaders(context, tokenResponseHeaders(result));
     return result;

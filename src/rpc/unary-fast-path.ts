@@ -7,7 +7,7 @@ import {
   type MessageInitShape,
   type MessageShape,
 } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, type ContextValues, createContextValues } from "@connectrpc/connect";
 import {
   type Compression,
   compressionNegotiate,
@@ -17,6 +17,7 @@ import {
 } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import type { HttpRequest, HttpResponse } from "../server/http-types.js";
 import { readWholeBody } from "../server/read-body.js";
 import type { CallHeaders } from "./call-headers.js";
@@ -93,7 +94,9 @@ const ENVELOPE_COMPRESSED = 0x01;
  * answer the same requests with the same status, headers, body and trailers.
  */
 export function createUnaryFastPath<I extends DescMessage, O extends DescMessage>(
-  handlerOptions: Partial<UniversalHandlerOptions>,
+  /** The adapter's options: the same handler options and per-call `contextValues`. */
+  handlerOptions: Partial<UniversalHandlerOptions> &
+    Pick<ConnectNodeAdapterOptions, "contextValues">,
   method: DescMethodUnary<I, O>,
   /** The implementation, as registered with connect-es. */
   implementation: (request: MessageShape<I>, context: CallHeaders) => Promise<MessageInitShape<O>>,
@@ -127,12 +130,14 @@ export function createUnaryFastPath<I extends DescMessage, O extends DescMessage
     res: HttpResponse,
     message: MessageShape<I>,
     requestHeaders: IncomingHttpHeaders,
+    values: ContextValues,
     compression: Compression | null,
   ) => {
     const responseHeader = new Map<string, string>();
     const context: CallHeaders = {
       requestHeader: { get: (name) => single(requestHeaders[name.toLowerCase()]) },
       responseHeader: { set: (name, value) => void responseHeader.set(name.toLowerCase(), value) },
+      values,
     };
     let outcome: Outcome;
     try {
@@ -238,6 +243,8 @@ export function createUnaryFastPath<I extends DescMessage, O extends DescMessage
       if (Number(headers["content-length"]) > options.readMaxBytes) return false;
       const compression = negotiate(wire, headers);
       if (compression.error !== undefined || compression.request !== null) return false;
+      // As connect-node reads them: when the call starts, before its body.
+      const values = handlerOptions.contextValues?.(req) ?? createContextValues();
 
       const handOver = (body: AsyncIterable<Uint8Array>) => {
         counts.handedOver += 1;
@@ -258,7 +265,7 @@ export function createUnaryFastPath<I extends DescMessage, O extends DescMessage
             return;
           }
           counts.served += 1;
-          respond(wire, res, message, headers, compression.response).catch(() => {
+          respond(wire, res, message, headers, values, compression.response).catch(() => {
             // The client went away mid-response: nothing left to answer.
             res.destroy();
           });

@@ -13,6 +13,7 @@ import type { TokenRequest, TokenResult } from "../service/token-endpoint.js";
 import { wireString } from "../service/wire-values.js";
 import type { SigningKey } from "../tokens/signing-keys.js";
 import { derived } from "../util/derived.js";
+import { AUTH0_FORWARDED_FOR, type ClientAddressOf } from "./client-address.js";
 import type { Cors } from "./cors.js";
 import type { HttpRequest, HttpResponse } from "./http-types.js";
 import type { OpsRoutes } from "./ops-routes.js";
@@ -39,6 +40,8 @@ export interface RestRoutesDeps {
   opsRoutes: OpsRoutes;
   metrics: Metrics;
   logger: Logger;
+  /** The client's address (TRUST_PROXY decides whether X-Forwarded-For counts). */
+  clientAddressOf: ClientAddressOf;
 }
 
 const AUTHENTICATOR_PATH = "/mfa/authenticators/";
@@ -86,15 +89,22 @@ export function createRestRoutes(deps: RestRoutesDeps): RestRoutes {
     };
 
   const postToken = guarded("/oauth/token", async (req, res) => {
+    // Read first: once the body is in, the client may already have closed the socket.
+    const clientAddress = deps.clientAddressOf(req);
     const params = parseParams(req.headers["content-type"], await readBody(req, res));
     const result = await services.tokenEndpoint.exchange({
-      ...tokenRequestOf(req, params),
+      ...tokenRequestOf(req, params, clientAddress),
       onClientAuthenticated: allowClientOrigin(req, res),
     });
     sendJson(res, 200, renderTokenResult(result), tokenResponseHeaders(result));
   });
 
-  const tokenRequestOf = (req: HttpRequest, params: Params): TokenRequest => {
+  const tokenRequestOf = (
+    req: HttpRequest,
+    params: Params,
+    clientAddress: string,
+  ): TokenRequest => {
+    const forwardedFor = req.headers[AUTH0_FORWARDED_FOR];
     const grantParams: Partial<Record<(typeof TOKEN_PARAMETERS)[number], unknown>> = {};
     for (const name of TOKEN_PARAMETERS) grantParams[name] = wireString(params[name]);
     return {
@@ -102,6 +112,8 @@ export function createRestRoutes(deps: RestRoutesDeps): RestRoutes {
       client: clientCredentialsOf(req, params),
       params: grantParams as TokenRequest["params"],
       dpop: { proofs: req.headers.dpop, htu: tokenEndpointUrl },
+      clientAddress,
+      ...(typeof forwardedFor === "string" ? { auth0ForwardedFor: forwardedFor } : {}),
     };
   };
 

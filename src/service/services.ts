@@ -1,5 +1,6 @@
 import type { MfaTokenCodec } from "../mfa/mfa-token-codec.js";
 import type { SecretBox } from "../mfa/secret-box.js";
+import type { AddressThrottle } from "../oauth/address-throttle.js";
 import type { ClientAuthenticator } from "../oauth/client-auth.js";
 import type { ClientRegistry } from "../oauth/client-registry.js";
 import type { DpopVerifier } from "../oauth/dpop.js";
@@ -40,6 +41,8 @@ export interface ServiceDeps {
   tokenIssuer: TokenIssuer;
   accessTokens: AccessTokenVerifier;
   bucket: BucketPolicy;
+  /** The client address's failure bucket; undefined when per-address throttling is off. */
+  addressThrottle?: AddressThrottle;
   issuerUrl: string;
   issuerName: string;
   internalApiKey: string;
@@ -83,6 +86,7 @@ export function createServices(deps: ServiceDeps) {
       dpop: deps.dpop,
       tokenIssuer: deps.tokenIssuer,
       clock,
+      ...(deps.addressThrottle ? { addressThrottle: deps.addressThrottle } : {}),
     }),
     challenge: createChallenge({
       clientAuth: deps.clientAuth,

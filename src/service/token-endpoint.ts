@@ -1,3 +1,4 @@
+import type { AddressThrottle } from "../oauth/address-throttle.js";
 import type { ClientAuthenticator, ClientCredentials } from "../oauth/client-auth.js";
 import type { RegisteredClient } from "../oauth/client-registry.js";
 import type { DpopVerifier } from "../oauth/dpop.js";
@@ -20,6 +21,13 @@ export interface TokenRequest {
     /** The URL the proof's `htu` must name (RFC 9449 §4.3 check 9). */
     htu: string;
   };
+  /**
+   * The client's network address: the socket's peer, or the X-Forwarded-For
+   * entry that TRUST_PROXY points at (server/client-address.ts).
+   */
+  clientAddress: string;
+  /** Auth0's `auth0-forwarded-for` header when sent (believed only from confidential clients). */
+  auth0ForwardedFor?: string;
   /** Told which client authenticated (the surface allows its browser origins, CORS). */
   onClientAuthenticated?: (client: RegisteredClient) => void;
 }
@@ -41,6 +49,8 @@ export interface TokenEndpointDeps {
   dpop: DpopVerifier;
   tokenIssuer: TokenIssuer;
   clock: Clock;
+  /** Per-address throttling of code verification; undefined when off (ADDRESS_THROTTLING). */
+  addressThrottle?: AddressThrottle;
 }
 
 export interface TokenEndpoint {
@@ -71,11 +81,13 @@ export function createTokenEndpoint(deps: TokenEndpointDeps): TokenEndpoint {
         { htm: "POST", htu: request.dpop.htu },
         nowMs,
       );
+      const address = deps.addressThrottle?.bucketFor(request, client);
       const outcome = await grant.redeem({
         client,
         params,
         optional,
         ...(dpop ? { dpop } : {}),
+        ...(address ? { address } : {}),
         nowMs,
       });
       const tokens = deps.tokenIssuer.issue({

@@ -10,11 +10,14 @@
  * at once and swept lazily, so memory stays bounded by the live entries.
  */
 import {
+  type AddressBucket,
   type AssociateResult,
   type BeginVerifyResult,
   type BucketPolicy,
   type CommitOtpInput,
   type CommitOtpResult,
+  type LockedResult,
+  lockedResult,
   type MfaTokenRef,
   PROOF_SCOPE,
   type ProofMark,
@@ -98,31 +101,64 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore
   const markers = new ExpiringMap<true>();
   /** Failure buckets: GCRA `fullAt` per user, expiring once full again. */
   const buckets = new ExpiringMap<number>();
+  /** The same per client address (AddressBucket.id). */
+  const addressBuckets = new ExpiringMap<number>();
   const onceValues = new ExpiringMap<true>();
 
   const copy = (a: StoredAuthenticator): StoredAuthenticator => ({ ...a });
 
   // Failure bucket (docs/api.md), the same GCRA as the Lua BUCKET_FUNCTIONS:
   // tokens(now) = C - max(0, fullAt - now) / T; a missing entry is full.
-  const bucketFullAt = (userId: string, now: number): number =>
-    Math.max(buckets.get(userId, now) ?? now, now);
+  type Buckets = ExpiringMap<number>;
+  const bucketFullAt = (map: Buckets, key: string, now: number): number =>
+    Math.max(map.get(key, now) ?? now, now);
 
   const retryAfter = (fullAt: number, now: number, bucket: BucketPolicy): number => {
     const excess = fullAt - now - (bucket.capacity - 1) * ms(bucket.refillMs);
     return excess > 0 ? Math.max(1, Math.ceil(excess / 1000)) : 0;
   };
 
-  const takeAttempt = (userId: string, fullAt: number, now: number, bucket: BucketPolicy) => {
+  const takeAttempt = (
+    map: Buckets,
+    key: string,
+    fullAt: number,
+    now: number,
+    bucket: BucketPolicy,
+  ) => {
     const next = fullAt + ms(bucket.refillMs);
-    buckets.set(userId, next, next, now);
+    map.set(key, next, next, now);
   };
 
-  const giveAttemptBack = (userId: string, now: number, bucket: BucketPolicy) => {
-    const stored = buckets.get(userId, now);
+  const giveAttemptBack = (map: Buckets, key: string, now: number, bucket: BucketPolicy) => {
+    const stored = map.get(key, now);
     if (stored === undefined) return;
     const next = stored - ms(bucket.refillMs);
-    if (next <= now) buckets.delete(userId);
-    else buckets.set(userId, next, next, now);
+    if (next <= now) map.delete(key);
+    else map.set(key, next, next, now);
+  };
+
+  /**
+   * The user's bucket and, when given, the address's, checked together (the
+   * Lua `buckets_check`): a LockedResult when either is empty (nothing
+   * taken), else `take` takes one attempt from each.
+   */
+  const checkBuckets = (
+    userId: string,
+    bucket: BucketPolicy,
+    address: AddressBucket | undefined,
+    now: number,
+  ): LockedResult | { take(): void } => {
+    const userFullAt = bucketFullAt(buckets, userId, now);
+    const userWait = retryAfter(userFullAt, now, bucket);
+    const addressFullAt = address ? bucketFullAt(addressBuckets, address.id, now) : now;
+    const addressWait = address ? retryAfter(addressFullAt, now, address.policy) : 0;
+    if (userWait > 0 || addressWait > 0) return lockedResult(userWait, addressWait);
+    return {
+      take() {
+        takeAttempt(buckets, userId, userFullAt, now, bucket);
+        if (address) takeAttempt(addressBuckets, address.id, addressFullAt, now, address.policy);
+      },
+    };
   };
 
   /** Records a DPoP proof once, globally (the same key space as rememberOnce("dpop", …)). */
@@ -135,14 +171,13 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore
   };
 
   return {
-    async beginVerify(token, nowMs, bucket, proof): Promise<BeginVerifyResult> {
+    async beginVerify(token, nowMs, bucket, proof, address): Promise<BeginVerifyResult> {
       const now = ms(nowMs);
       if (!markProof(proof, now)) return { kind: "proof_replayed" };
       if (markers.get(markerKey(token), now)) return { kind: "mfa_token_used" };
-      const fullAt = bucketFullAt(token.userId, now);
-      const seconds = retryAfter(fullAt, now, bucket);
-      if (seconds > 0) return { kind: "locked", retryAfterSeconds: seconds };
-      takeAttempt(token.userId, fullAt, now, bucket);
+      const verdict = checkBuckets(token.userId, bucket, address, now);
+      if ("kind" in verdict) return verdict;
+      verdict.take();
       const authenticator = authenticators.get(token.userId);
       return { kind: "ready", authenticator: authenticator ? copy(authenticator) : null };
     },
@@ -159,7 +194,10 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore
       markers.set(markerKey(token), true, markerExpiry(token, input.nowMs), now);
       authenticator.lastStep = input.step;
       authenticator.active = true;
-      giveAttemptBack(token.userId, now, input.bucket);
+      giveAttemptBack(buckets, token.userId, now, input.bucket);
+      if (input.address) {
+        giveAttemptBack(addressBuckets, input.address.id, now, input.address.policy);
+      }
       return "committed";
     },
 
@@ -208,15 +246,15 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore
       nowMs,
       bucket,
       proof,
+      address,
     ): Promise<RedeemRecoveryCodeResult> {
       const now = ms(nowMs);
       if (!markProof(proof, now)) return { kind: "proof_replayed" };
       if (markers.get(markerKey(token), now)) return { kind: "mfa_token_used" };
-      const fullAt = bucketFullAt(token.userId, now);
-      const seconds = retryAfter(fullAt, now, bucket);
-      if (seconds > 0) return { kind: "locked", retryAfterSeconds: seconds };
+      const verdict = checkBuckets(token.userId, bucket, address, now);
+      if ("kind" in verdict) return verdict;
       if (recoveryCodes.get(token.userId) !== codeHash) {
-        takeAttempt(token.userId, fullAt, now, bucket);
+        verdict.take();
         return { kind: "invalid" };
       }
       markers.set(markerKey(token), true, markerExpiry(token, nowMs), now);
@@ -236,6 +274,6 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore
 
     async close() {},
 
-    expiringEntryCount: () => markers.size + buckets.size + onceValues.size,
+    expiringEntryCount: () => markers.size + buckets.size + addressBuckets.size + onceValues.size,
   };
 }

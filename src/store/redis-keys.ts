@@ -11,6 +11,7 @@
  *   ts:{u:…}:fb           string: failure bucket `fullAtMs`                  TTL = until full
  *   ts:{u:…}:mt:<jti>     string: consumed-mfa_token marker                  TTL = until token expiry
  *   ts:once:<scope>:<h>   string: single-use value (DPoP / assertion jti)    TTL = ttlMs
+ *   ts:ab:<id>            string: client address's failure bucket `fullAtMs` TTL = until full
  */
 import { createHash } from "node:crypto";
 
@@ -54,4 +55,15 @@ export function userKeys(userId: string): UserKeys {
 export function onceKey(scope: string, value: string): string {
   const digest = createHash("sha256").update(value, "utf8").digest("base64url");
   return `${PREFIX}once:${b64url(scope)}:${digest}`;
+}
+
+/**
+ * Key of a client address's failure bucket. `id` is already a keyed hash of
+ * the address (the store never sees an address): used as it is, after a
+ * check that it cannot reach into another key's name. No hash tag, like
+ * onceKey: addresses spread over every cluster slot.
+ */
+export function addressBucketKey(id: string): string {
+  if (!/^[A-Za-z0-9_-]{1,128}$/.test(id)) throw new Error("address bucket id must be base64url");
+  return `${PREFIX}ab:${id}`;
 }

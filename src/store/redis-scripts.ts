@@ -3,6 +3,9 @@
  * state is one of these scripts, so it is one atomic step and one round trip
  * (docs/architecture.md). Every key a script touches is passed in KEYS[] and shares the
  * user's hash tag (see redis-keys.ts), so each script runs on one cluster slot.
+ * The two global keys (a DPoP proof mark, the client address's failure
+ * bucket) join a user's script on standalone Redis only; on a cluster the
+ * script gets a same-slot placeholder and redis-store.ts handles them apart.
  *
  * Conventions:
  * - Times are integer milliseconds passed in ARGV (`now` comes from the
@@ -63,13 +66,43 @@ local function bucket_give_back(key, now, refill)
     redis.call('SET', key, num(next_full), 'PX', num(next_full - now))
   end
 end
+
+-- The user's bucket and the client address's, checked together. The
+-- address's is in this script when addr_capacity > 0 (standalone Redis);
+-- on a cluster it was checked and charged before the script, which then
+-- gets its wait (0: an attempt was taken) as addr_wait.
+-- Returns the 'locked' reply (nothing taken: the longer wait, and which
+-- bucket when the address's is empty), or nil and a function that takes one
+-- attempt from each bucket this script holds.
+local function buckets_check(now, key, capacity, refill, addr_key, addr_capacity, addr_refill, addr_wait)
+  local full_at = bucket_full_at(key, now)
+  local user_wait = bucket_retry_after(full_at, now, capacity, refill)
+  local addr_full_at = now
+  if addr_capacity > 0 then
+    addr_full_at = bucket_full_at(addr_key, now)
+    addr_wait = bucket_retry_after(addr_full_at, now, addr_capacity, addr_refill)
+  end
+  if addr_wait > 0 then
+    local by = 'address'
+    if user_wait > 0 then by = 'both' end
+    return {'locked', math.max(user_wait, addr_wait), by}
+  end
+  if user_wait > 0 then return {'locked', user_wait} end
+  return nil, function()
+    bucket_take(key, full_at, now, refill)
+    if addr_capacity > 0 then bucket_take(addr_key, addr_full_at, now, addr_refill) end
+  end
+end
 `;
 
 /**
  * Store.beginVerify — round trip 1 of a verify ("charge first").
- * KEYS: 1 mfa_token marker, 2 failure bucket, 3 authenticator hash, 4 DPoP proof.
- * ARGV: 1 now, 2 capacity, 3 refillMs, 4 proof TTL ms (0: no proof).
- * Returns {'proof_replayed'} | {'used'} | {'locked', retryAfterSeconds} |
+ * KEYS: 1 mfa_token marker, 2 failure bucket, 3 authenticator hash, 4 DPoP proof,
+ *       5 address bucket.
+ * ARGV: 1 now, 2 capacity, 3 refillMs, 4 proof TTL ms (0: no proof),
+ *       5 address capacity (0: the address bucket is not in this script),
+ *       6 address refillMs, 7 address wait found before the script (cluster).
+ * Returns {'proof_replayed'} | {'used'} | {'locked', retryAfterSeconds[, by]} |
  *         {'ready'} (no authenticator) | {'ready', id, secret, active, last_step}.
  */
 export const BEGIN_VERIFY_LUA = `${BUCKET_FUNCTIONS}
@@ -81,14 +114,15 @@ if not proof_first_use(KEYS[4], ARGV[4]) then return {'proof_replayed'} end
 -- 1. A consumed mfa_token stays consumed (docs/api.md: first success wins).
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'used'} end
 
--- 2. An empty bucket refuses every code, the right one too; nothing changes.
-local full_at = bucket_full_at(KEYS[2], now)
-local retry_after = bucket_retry_after(full_at, now, capacity, refill)
-if retry_after > 0 then return {'locked', retry_after} end
+-- 2. An empty bucket (the user's or the address's) refuses every code, the
+--    right one too; nothing changes.
+local locked, take = buckets_check(now, KEYS[2], capacity, refill,
+  KEYS[5], tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]))
+if locked then return locked end
 
 -- 3. Take one attempt now; commitOtp gives it back on success, so a wrong
 --    code needs no second round trip.
-bucket_take(KEYS[2], full_at, now, refill)
+take()
 
 -- 4. The authenticator (active, or the latest pending one), if any.
 local a = redis.call('HMGET', KEYS[3], 'id', 'secret', 'active', 'last_step')
@@ -98,8 +132,9 @@ return {'ready', a[1], a[2], a[3], a[4]}
 
 /**
  * Store.commitOtp — round trip 2 of a successful verify; all-or-nothing.
- * KEYS: 1 mfa_token marker, 2 authenticator hash, 3 failure bucket.
- * ARGV: 1 authenticator id, 2 step, 3 now, 4 marker TTL ms, 5 refillMs.
+ * KEYS: 1 mfa_token marker, 2 authenticator hash, 3 failure bucket, 4 address bucket.
+ * ARGV: 1 authenticator id, 2 step, 3 now, 4 marker TTL ms, 5 refillMs,
+ *       6 address refillMs (0: the address bucket is not in this script).
  * Returns 'committed' | 'used' | 'changed' | 'replayed'.
  */
 export const COMMIT_OTP_LUA = `${BUCKET_FUNCTIONS}
@@ -119,10 +154,12 @@ if not a[1] or a[1] ~= id then return 'changed' end
 if step <= (tonumber(a[2]) or -1) then return 'replayed' end
 
 -- 4. Commit: consume the mfa_token until it expires, remember the step,
---    activate a pending authenticator, give back the attempt taken earlier.
+--    activate a pending authenticator, give back the attempts taken earlier.
 redis.call('SET', KEYS[1], '1', 'PX', num(marker_ttl))
 redis.call('HSET', KEYS[2], 'last_step', num(step), 'active', '1')
 bucket_give_back(KEYS[3], now, refill)
+local addr_refill = tonumber(ARGV[6])
+if addr_refill > 0 then bucket_give_back(KEYS[4], now, addr_refill) end
 return 'committed'
 `;
 
@@ -161,10 +198,12 @@ return 0
 
 /**
  * Store.redeemRecoveryCode — the recovery grant in one step.
- * KEYS: 1 mfa_token marker, 2 failure bucket, 3 recovery-code hash.
+ * KEYS: 1 mfa_token marker, 2 failure bucket, 3 recovery-code hash,
+ *       4 DPoP proof, 5 address bucket.
  * ARGV: 1 now, 2 capacity, 3 refillMs, 4 code hash, 5 new code hash,
- *       6 marker TTL ms, 7 proof TTL ms (0: no proof); KEYS 4: DPoP proof.
- * Returns {'proof_replayed'} | {'used'} | {'locked', retryAfterSeconds} |
+ *       6 marker TTL ms, 7 proof TTL ms (0: no proof), 8–10 the address
+ *       bucket as ARGV 5–7 of beginVerify.
+ * Returns {'proof_replayed'} | {'used'} | {'locked', retryAfterSeconds[, by]} |
  *         {'invalid'} | {'redeemed'}.
  */
 export const REDEEM_RECOVERY_CODE_LUA = `${BUCKET_FUNCTIONS}
@@ -176,16 +215,17 @@ if not proof_first_use(KEYS[4], ARGV[7]) then return {'proof_replayed'} end
 -- 1. A consumed mfa_token stays consumed.
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'used'} end
 
--- 2. The failure bucket is shared with OTP verification (per user).
-local full_at = bucket_full_at(KEYS[2], now)
-local retry_after = bucket_retry_after(full_at, now, capacity, refill)
-if retry_after > 0 then return {'locked', retry_after} end
+-- 2. The failure buckets are shared with OTP verification (per user, and
+--    per client address).
+local locked, take = buckets_check(now, KEYS[2], capacity, refill,
+  KEYS[5], tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10]))
+if locked then return locked end
 
 -- 3. Compare hashes (never codes in clear). A mismatch, or no code at all,
---    costs one attempt.
+--    costs one attempt (from each bucket).
 local stored = redis.call('GET', KEYS[3])
 if not stored or stored ~= ARGV[4] then
-  bucket_take(KEYS[2], full_at, now, refill)
+  take()
   return {'invalid'}
 end
 
@@ -206,6 +246,32 @@ local a = redis.call('HMGET', KEYS[1], 'id', 'secret', 'active', 'last_step')
 return {a[1], a[2], a[3], a[4], redis.call('EXISTS', KEYS[2])}
 `;
 
+/**
+ * The client address's bucket on its own, for Redis Cluster, where its key
+ * lives on another slot than the user's (redis-store.ts): checked and
+ * charged before the user's script, given back after a success.
+ * KEYS: 1 address bucket. ARGV: 1 now, 2 capacity, 3 refillMs,
+ * 4 '1' to take an attempt even when empty (re-charging one given back too early).
+ * Returns 0 (one attempt taken) or the whole seconds to wait (nothing taken).
+ */
+export const ADDRESS_BUCKET_TAKE_LUA = `${BUCKET_FUNCTIONS}
+local now, capacity, refill = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local full_at = bucket_full_at(KEYS[1], now)
+local wait = bucket_retry_after(full_at, now, capacity, refill)
+if wait > 0 and ARGV[4] ~= '1' then return wait end
+bucket_take(KEYS[1], full_at, now, refill)
+return 0
+`;
+
+/**
+ * Gives one attempt back to the address bucket (cluster; see above).
+ * KEYS: 1 address bucket. ARGV: 1 now, 2 refillMs. Returns 1.
+ */
+export const ADDRESS_BUCKET_GIVE_BACK_LUA = `${BUCKET_FUNCTIONS}
+bucket_give_back(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
+return 1
+`;
+
 export interface ScriptDefinition {
   lua: string;
   numberOfKeys: number;
@@ -213,12 +279,14 @@ export interface ScriptDefinition {
 
 /** Registered with ioredis `defineCommand` under these names. */
 export const STORE_SCRIPTS = {
-  tsBeginVerify: { lua: BEGIN_VERIFY_LUA, numberOfKeys: 4 },
-  tsCommitOtp: { lua: COMMIT_OTP_LUA, numberOfKeys: 3 },
+  tsBeginVerify: { lua: BEGIN_VERIFY_LUA, numberOfKeys: 5 },
+  tsCommitOtp: { lua: COMMIT_OTP_LUA, numberOfKeys: 4 },
   tsAssociatePending: { lua: ASSOCIATE_PENDING_LUA, numberOfKeys: 2 },
   tsDeleteAuthenticator: { lua: DELETE_AUTHENTICATOR_LUA, numberOfKeys: 1 },
-  tsRedeemRecoveryCode: { lua: REDEEM_RECOVERY_CODE_LUA, numberOfKeys: 4 },
+  tsRedeemRecoveryCode: { lua: REDEEM_RECOVERY_CODE_LUA, numberOfKeys: 5 },
   tsGetFactors: { lua: GET_FACTORS_LUA, numberOfKeys: 2 },
+  tsAddressBucketTake: { lua: ADDRESS_BUCKET_TAKE_LUA, numberOfKeys: 1 },
+  tsAddressBucketGiveBack: { lua: ADDRESS_BUCKET_GIVE_BACK_LUA, numberOfKeys: 1 },
 } as const satisfies Record<string, ScriptDefinition>;
 
 export type StoreScriptName = keyof typeof STORE_SCRIPTS;

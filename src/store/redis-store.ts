@@ -2,7 +2,9 @@
  * Redis implementation of the Store contract (docs/architecture.md).
  *
  * Every method is ONE round trip: a Lua script from redis-scripts.ts, or one
- * atomic command (HMGET, EXISTS, SET NX PX, PING). Scripts are registered with ioredis
+ * atomic command (HMGET, EXISTS, SET NX PX, PING). On a cluster, a code
+ * verification with a DPoP proof or an address bucket costs one more (see
+ * proofArguments and addressArguments). Scripts are registered with ioredis
  * `defineCommand`: ioredis sends the full EVAL the first time on each
  * connection and EVALSHA afterwards (falling back to EVAL on NOSCRIPT), so no
  * script is ever loaded per request. Keys go in KEYS[] and share the user's
@@ -19,14 +21,16 @@ import {
   type RedisClusterClientOptions,
 } from "./redis-client.js";
 import { guarded } from "./redis-errors.js";
-import { onceKey, type UserKeys, userKeys } from "./redis-keys.js";
+import { addressBucketKey, onceKey, type UserKeys, userKeys } from "./redis-keys.js";
 import { STORE_SCRIPTS, type StoreScriptName } from "./redis-scripts.js";
 import {
+  type AddressBucket,
   type AssociateResult,
   type BeginVerifyResult,
   type BucketPolicy,
   type CommitOtpInput,
   type CommitOtpResult,
+  type LockedResult,
   type MfaTokenRef,
   PROOF_SCOPE,
   type ProofMark,
@@ -83,11 +87,7 @@ function parseAuthenticator(fields: readonly unknown[]): StoredAuthenticator | n
  */
 function parseSharedOutcome(
   reply: unknown[],
-):
-  | { kind: "proof_replayed" }
-  | { kind: "mfa_token_used" }
-  | { kind: "locked"; retryAfterSeconds: number }
-  | undefined {
+): { kind: "proof_replayed" } | { kind: "mfa_token_used" } | LockedResult | undefined {
   switch (reply[0]) {
     case "proof_replayed":
       return { kind: "proof_replayed" };
@@ -96,6 +96,10 @@ function parseSharedOutcome(
     case "locked": {
       const seconds = Number(reply[1]);
       if (!Number.isFinite(seconds)) throw unexpected(reply);
+      if (reply[2] === "address" || reply[2] === "both") {
+        return { kind: "locked", retryAfterSeconds: seconds, by: reply[2] };
+      }
+      if (reply[2] !== undefined) throw unexpected(reply);
       return { kind: "locked", retryAfterSeconds: seconds };
     }
     default:
@@ -109,6 +113,18 @@ const COMMIT_RESULTS: Record<string, CommitOtpResult> = {
   changed: "authenticator_changed",
   replayed: "replayed",
 };
+
+/** The address bucket's KEYS entry and ARGV of a code verification's script (see addressArguments). */
+interface AddressArguments {
+  key: string;
+  /** 0: the bucket is not in the script. */
+  capacity: number;
+  refillMs: number;
+  /** A cluster's wait found before the script (0: an attempt was taken, or none to take). */
+  knownWait: number;
+  /** Gives back an attempt taken before the script (cluster), when the script took none. */
+  undo(): Promise<void>;
+}
 
 /**
  * Wraps a client (standalone or Cluster). `close()` quits that client.
@@ -144,25 +160,101 @@ export function createRedisStore(client: Redis | Cluster): Store {
     return reply === "OK" ? placeholder : "replayed";
   };
 
+  /**
+   * Where a code verification's address bucket is checked and charged. Like
+   * a proof mark, its key is global (one address, many users). Standalone
+   * Redis: it is the script's last KEYS entry, no extra round trip. A
+   * cluster: it is charged first with its own script (tsAddressBucketTake,
+   * sent together with a proof's SET NX, so both cost one round trip) and
+   * the user's script only learns its wait; `undo` gives the attempt back
+   * when the user's script then took none (proof replayed, mfa_token used,
+   * user's bucket empty). Across the two steps the two buckets are not one
+   * atomic step, but each bucket on its own is: N concurrent wrong codes
+   * from one address still take exactly its capacity.
+   */
+  const noAddress = (keys: UserKeys): AddressArguments => ({
+    key: keys.otp,
+    capacity: 0,
+    refillMs: 0,
+    knownWait: 0,
+    undo: async () => {},
+  });
+  const addressArguments = async (
+    keys: UserKeys,
+    address: AddressBucket | undefined,
+    nowMs: number,
+  ): Promise<AddressArguments> => {
+    if (address === undefined) return noAddress(keys);
+    const key = addressBucketKey(address.id);
+    const { capacity } = address.policy;
+    const refillMs = ms(address.policy.refillMs);
+    if (!inCluster) return { key, capacity, refillMs, knownWait: 0, undo: async () => {} };
+    const wait = Number(await run("tsAddressBucketTake", [key, ms(nowMs), capacity, refillMs, 0]));
+    if (!Number.isFinite(wait)) throw unexpected(wait);
+    return {
+      ...noAddress(keys),
+      knownWait: wait,
+      undo: wait > 0 ? async () => {} : () => giveAddressAttemptBack(address, nowMs),
+    };
+  };
+  const giveAddressAttemptBack = async (address: AddressBucket, nowMs: number) => {
+    await run("tsAddressBucketGiveBack", [
+      addressBucketKey(address.id),
+      ms(nowMs),
+      ms(address.policy.refillMs),
+    ]);
+  };
+  /** The global keys of a code verification's first step: a proof mark and an address bucket. */
+  const globalArguments = async (
+    keys: UserKeys,
+    proof: ProofMark | undefined,
+    address: AddressBucket | undefined,
+    nowMs: number,
+  ) => {
+    const [mark, addressArgs] = await Promise.all([
+      proofArguments(keys, proof),
+      addressArguments(keys, address, nowMs),
+    ]);
+    if (mark === "replayed") {
+      await addressArgs.undo();
+      return "replayed" as const;
+    }
+    return { mark, address: addressArgs };
+  };
+
   return {
-    beginVerify: (token: MfaTokenRef, nowMs: number, bucket: BucketPolicy, proof?: ProofMark) =>
+    beginVerify: (
+      token: MfaTokenRef,
+      nowMs: number,
+      bucket: BucketPolicy,
+      proof?: ProofMark,
+      address?: AddressBucket,
+    ) =>
       guarded(async (): Promise<BeginVerifyResult> => {
         const keys = userKeys(token.userId);
-        const mark = await proofArguments(keys, proof);
-        if (mark === "replayed") return { kind: "proof_replayed" };
+        const global = await globalArguments(keys, proof, address, nowMs);
+        if (global === "replayed") return { kind: "proof_replayed" };
+        const { mark, address: addr } = global;
         const reply = await run("tsBeginVerify", [
           keys.mfaToken(token.tokenId),
           keys.failureBucket,
           keys.otp,
           mark.key,
+          addr.key,
           ms(nowMs),
           bucket.capacity,
           ms(bucket.refillMs),
           mark.ttl,
+          addr.capacity,
+          addr.refillMs,
+          addr.knownWait,
         ]);
         if (!Array.isArray(reply)) throw unexpected(reply);
         const shared = parseSharedOutcome(reply);
-        if (shared !== undefined) return shared;
+        if (shared !== undefined) {
+          await addr.undo();
+          return shared;
+        }
         if (reply[0] !== "ready") throw unexpected(reply);
         return { kind: "ready", authenticator: parseAuthenticator(reply.slice(1)) };
       }),
@@ -170,18 +262,37 @@ export function createRedisStore(client: Redis | Cluster): Store {
     commitOtp: (input: CommitOtpInput) =>
       guarded(async (): Promise<CommitOtpResult> => {
         const keys = userKeys(input.token.userId);
-        const reply = await run("tsCommitOtp", [
-          keys.mfaToken(input.token.tokenId),
-          keys.otp,
-          keys.failureBucket,
-          input.authenticatorId,
-          input.step,
-          ms(input.nowMs),
-          markerTtl(input.token, input.nowMs),
-          ms(input.bucket.refillMs),
+        const { address } = input;
+        // A cluster gives the address's attempt back beside the commit (one
+        // round trip for both) and takes it again if the commit failed.
+        const apart = inCluster && address !== undefined;
+        const inScript = address !== undefined && !apart;
+        const [reply] = await Promise.all([
+          run("tsCommitOtp", [
+            keys.mfaToken(input.token.tokenId),
+            keys.otp,
+            keys.failureBucket,
+            inScript ? addressBucketKey(address.id) : keys.otp,
+            input.authenticatorId,
+            input.step,
+            ms(input.nowMs),
+            markerTtl(input.token, input.nowMs),
+            ms(input.bucket.refillMs),
+            inScript ? ms(address.policy.refillMs) : 0,
+          ]),
+          apart ? giveAddressAttemptBack(address, input.nowMs) : undefined,
         ]);
         const result = typeof reply === "string" ? COMMIT_RESULTS[reply] : undefined;
         if (result === undefined) throw unexpected(reply);
+        if (apart && result !== "committed") {
+          await run("tsAddressBucketTake", [
+            addressBucketKey(address.id),
+            ms(input.nowMs),
+            address.policy.capacity,
+            ms(address.policy.refillMs),
+            1,
+          ]);
+        }
         return result;
       }),
 
@@ -239,16 +350,18 @@ export function createRedisStore(client: Redis | Cluster): Store {
         return reply === 1;
       }),
 
-    redeemRecoveryCode: (token, codeHash, newCodeHash, nowMs, bucket, proof) =>
+    redeemRecoveryCode: (token, codeHash, newCodeHash, nowMs, bucket, proof, address) =>
       guarded(async (): Promise<RedeemRecoveryCodeResult> => {
         const keys = userKeys(token.userId);
-        const mark = await proofArguments(keys, proof);
-        if (mark === "replayed") return { kind: "proof_replayed" };
+        const global = await globalArguments(keys, proof, address, nowMs);
+        if (global === "replayed") return { kind: "proof_replayed" };
+        const { mark, address: addr } = global;
         const reply = await run("tsRedeemRecoveryCode", [
           keys.mfaToken(token.tokenId),
           keys.failureBucket,
           keys.recoveryCode,
           mark.key,
+          addr.key,
           ms(nowMs),
           bucket.capacity,
           ms(bucket.refillMs),
@@ -256,11 +369,16 @@ export function createRedisStore(client: Redis | Cluster): Store {
           newCodeHash,
           markerTtl(token, nowMs),
           mark.ttl,
+          addr.capacity,
+          addr.refillMs,
+          addr.knownWait,
         ]);
         if (!Array.isArray(reply)) throw unexpected(reply);
+        if (reply[0] === "invalid") return { kind: "invalid" };
+        // Anything else took no attempt: a cluster gives back the address's.
+        await addr.undo();
         const shared = parseSharedOutcome(reply);
         if (shared !== undefined) return shared;
-        if (reply[0] === "invalid") return { kind: "invalid" };
         if (reply[0] === "redeemed") return { kind: "redeemed" };
         throw unexpected(reply);
       }),

@@ -7,7 +7,10 @@
  * Rules every implementation keeps (docs/api.md):
  * - Each method is ONE atomic step (one Lua script or one atomic command on
  *   Redis). Every key a step touches shares the user's hash tag, so each step
- *   runs on one cluster slot.
+ *   runs on one cluster slot. Two keys are global, not per user: a DPoP
+ *   proof mark and the client address's failure bucket. On standalone Redis
+ *   they join the step's script; on a cluster each costs one more round trip
+ *   (redis-store.ts says how).
  * - Nothing is read-then-written across two calls: single-use state is
  *   checked and changed inside the same step.
  * - Everything that expires carries a TTL; only authenticator data and
@@ -22,6 +25,36 @@
 export interface BucketPolicy {
   capacity: number;
   refillMs: number;
+}
+
+/**
+ * The failure bucket of the client's address (the second bucket of a code
+ * verification, beside the user's): `id` names the address (a keyed hash:
+ * the store never sees the address itself), `policy` its capacity and refill.
+ * Every code evaluated takes one attempt from it as well as from the user's;
+ * a success gives both back; while either is empty every code is refused.
+ */
+export interface AddressBucket {
+  id: string;
+  policy: BucketPolicy;
+}
+
+/**
+ * A refused code verification: `retryAfterSeconds` is the longer wait of the
+ * empty buckets. `by` names them when the address's bucket is among them
+ * (absent: the user's bucket alone).
+ */
+export interface LockedResult {
+  kind: "locked";
+  retryAfterSeconds: number;
+  by?: "address" | "both";
+}
+
+/** The refusal when the user's (`userWait`) or the address's bucket is empty: the longer wait. */
+export function lockedResult(userWait: number, addressWait: number): LockedResult {
+  const retryAfterSeconds = Math.max(userWait, addressWait);
+  if (addressWait === 0) return { kind: "locked", retryAfterSeconds };
+  return { kind: "locked", retryAfterSeconds, by: userWait > 0 ? "both" : "address" };
 }
 
 /** An OTP authenticator as stored. `encryptedSecret` is opaque to the store. */
@@ -66,7 +99,7 @@ export type BeginVerifyResult =
   /** The ProofMark was already recorded: nothing changed. */
   | { kind: "proof_replayed" }
   | { kind: "mfa_token_used" }
-  | { kind: "locked"; retryAfterSeconds: number }
+  | LockedResult
   | { kind: "ready"; authenticator: StoredAuthenticator | null };
 
 export interface CommitOtpInput {
@@ -76,12 +109,14 @@ export interface CommitOtpInput {
   step: number;
   nowMs: number;
   bucket: BucketPolicy;
+  /** The address bucket given to `beginVerify`, if any: its attempt is given back too. */
+  address?: AddressBucket;
 }
 
 /**
  * `committed`: the mfa_token is consumed, `lastStep` = step, a pending
- * authenticator is now active, and the bucket attempt taken in
- * `beginVerify` is given back. Any other result changed nothing.
+ * authenticator is now active, and the bucket attempts taken in
+ * `beginVerify` are given back. Any other result changed nothing.
  */
 export type CommitOtpResult = "committed" | "mfa_token_used" | "replayed" | "authenticator_changed";
 
@@ -98,8 +133,8 @@ export type AssociateResult =
 export type RedeemRecoveryCodeResult =
   | { kind: "proof_replayed" }
   | { kind: "mfa_token_used" }
-  | { kind: "locked"; retryAfterSeconds: number }
-  /** Wrong code (or no code stored): one attempt was taken from the bucket. */
+  | LockedResult
+  /** Wrong code (or no code stored): one attempt was taken from the bucket(s). */
   | { kind: "invalid" }
   /** The mfa_token is consumed and the stored hash replaced by `newCodeHash`. */
   | { kind: "redeemed" };
@@ -108,15 +143,17 @@ export interface Store {
   /**
    * Round trip 1 of a verify, in order: the DPoP proof (when given) not
    * used before, and recorded (else `proof_replayed`); the mfa_token not yet consumed
-   * (else `mfa_token_used`); the failure bucket not empty (else `locked`,
-   * nothing changed); then take one attempt and return the user's OTP
-   * authenticator (active, or the latest pending; null when none).
+   * (else `mfa_token_used`); the failure bucket — and the address bucket,
+   * when given — not empty (else `locked`, nothing changed); then take one
+   * attempt from each and return the user's OTP authenticator (active, or
+   * the latest pending; null when none).
    */
   beginVerify(
     token: MfaTokenRef,
     nowMs: number,
     bucket: BucketPolicy,
     proof?: ProofMark,
+    address?: AddressBucket,
   ): Promise<BeginVerifyResult>;
 
   /** Round trip 2 of a successful verify; all-or-nothing. */
@@ -156,8 +193,9 @@ export interface Store {
   /**
    * The recovery grant in one step: the DPoP proof (when given) recorded
    * once, as in beginVerify; mfa_token not consumed; bucket not
-   * empty; compare `codeHash` with the stored hash; on a match consume the
-   * mfa_token and store `newCodeHash`; on a mismatch take one attempt.
+   * empty (nor the address bucket, when given); compare `codeHash` with the
+   * stored hash; on a match consume the mfa_token and store `newCodeHash`;
+   * on a mismatch take one attempt (from each bucket).
    */
   redeemRecoveryCode(
     token: MfaTokenRef,
@@ -166,6 +204,7 @@ export interface Store {
     nowMs: number,
     bucket: BucketPolicy,
     proof?: ProofMark,
+    address?: AddressBucket,
   ): Promise<RedeemRecoveryCodeResult>;
 
   /**

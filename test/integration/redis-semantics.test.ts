@@ -1,7 +1,8 @@
 /**
  * The service on a real redis-server (docs/api.md error row 12, docs/architecture.md): the whole
  * flow, Redis round trips per verify, key hygiene (TTLs, nothing secret in
- * clear) and behaviour while Redis is down.
+ * clear) and behaviour while Redis is down. Per-address throttling is on
+ * (as in production), so its bucket is in every count and in the scan.
  *
  * This file spawns its own redis-server (`dedicated`) even when REDIS_URL is
  * set: MONITOR counts every client's commands and the hygiene scan reads every
@@ -47,7 +48,11 @@ describe("Redis store", () => {
   let inspector: Redis;
   before(async () => {
     redis = await startRedisServer({ dedicated: true });
-    service = await startTestService({ store: "redis", redisUrl: redis.url });
+    service = await startTestService({
+      store: "redis",
+      redisUrl: redis.url,
+      env: { ADDRESS_THROTTLING: "true" },
+    });
     inspector = new Redis(redis.url);
   });
   after(async () => {
@@ -171,7 +176,9 @@ describe("Redis store", () => {
 
   test("round trips: a success costs at most 2 Redis commands, a wrong code exactly 1", async (t) => {
     // Scripts are sent as EVAL the first time on a connection and as EVALSHA
-    // afterwards; either way one command is one round trip.
+    // afterwards; either way one command is one round trip. The client
+    // address's bucket is one more key of the same scripts (a wrong code
+    // leaves it charged: checked below).
     const { userId, secret } = await enrolledUser(service);
     totpSecrets.push(secret);
     const counter = await countCommands(redis.url);
@@ -217,6 +224,13 @@ describe("Redis store", () => {
       assert.equal(failure.length, 1, failure.join(", "));
       assert.ok(scripts(failure), failure.join(", "));
     }
+    // Those commands charged the address's bucket: one key, two attempts taken.
+    const addressKeys = await inspector.keys("ts:ab:*");
+    assert.equal(addressKeys.length, 1, addressKeys.join(", "));
+    const [addressKey = ""] = addressKeys;
+    const fullAtMs = Number(await inspector.get(addressKey));
+    const refillMs = service.app.ctx.config.addressThrottling.refillSeconds * 1000;
+    assert.ok(fullAtMs - service.clock.nowMs() > refillMs, "two attempts are taken");
 
     // On standalone Redis the proof's jti is recorded inside the first script
     // (a cluster needs one SET NX more, see redis-store.ts): still two.
@@ -244,11 +258,11 @@ describe("Redis store", () => {
     const stored: Buffer[] = [];
     for (const key of keys) {
       assert.match(key, /^ts:/, "only the service's keys");
-      const kind = /^ts:(?:once:|\{u:[^}]*\}:(otp|rc|fb|mt):)/.exec(`${key}:`);
+      const kind = /^ts:(?:(once|ab):|\{u:[^}]*\}:(otp|rc|fb|mt):)/.exec(`${key}:`);
       assert.ok(kind, `known key layout: ${key}`);
-      kinds.add(kind[1] ?? "once");
+      kinds.add(kind[1] ?? kind[2] ?? "");
       const pttl = await inspector.pttl(key);
-      if (kind[1] === "otp" || kind[1] === "rc") {
+      if (kind[2] === "otp" || kind[2] === "rc") {
         assert.equal(pttl, -1, `durable authenticator data has no TTL: ${key}`);
       } else {
         assert.ok(pttl > 0, `${key} has a TTL (pttl ${pttl})`);
@@ -266,7 +280,7 @@ describe("Redis store", () => {
       }
     }
     // The scan covered every kind of key the flows create.
-    assert.deepEqual([...kinds].sort(), ["fb", "mt", "once", "otp", "rc"]);
+    assert.deepEqual([...kinds].sort(), ["ab", "fb", "mt", "once", "otp", "rc"]);
 
     assert.ok(totpSecrets.length >= 3 && recoveryCodes.length >= 2);
     const needles: Buffer[] = [];

@@ -38,6 +38,7 @@ import {
   authenticator,
   defineStoreContract,
   MINUTE,
+  newAddress,
   newUser,
   POLICY,
 } from "../support/store-contract.js";
@@ -324,6 +325,31 @@ describe("redis cluster", () => {
         assert.deepEqual(
           commands.map((c) => c[0]),
           ["evalsha", "evalsha"],
+        );
+
+        // With the client address's bucket, whose key lives on another slot:
+        // charged first by its own script, then given back beside the commit
+        // (both sent at once). A success is 4 scripts in 3 round trips, a
+        // wrong code 2 scripts in 2 round trips: one round trip more each.
+        const address = newAddress({ capacity: 100, refillMs: 36_000 });
+        const tok3 = token();
+        await counted.beginVerify(tok3, t0, POLICY, undefined, address);
+        await counted.commitOtp({
+          token: tok3,
+          authenticatorId: "again",
+          step: 3,
+          nowMs: t0,
+          bucket: POLICY,
+          address,
+        });
+        const success = (await counter.take()).map((c) => c[0]);
+        assert.equal(success.length, 4, success.join(", "));
+        await counted.beginVerify(token(), t0, POLICY, undefined, address);
+        const wrong = (await counter.take()).map((c) => c[0]);
+        assert.equal(wrong.length, 2, wrong.join(", "));
+        assert.ok(
+          [...success, ...wrong].every((name) => name === "evalsha" || name === "eval"),
+          [...success, ...wrong].join(", "),
         );
       } finally {
         await counter.stop();

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import type { BucketPolicy, MfaTokenRef, Store } from "../../src/store/store.js";
+import type { AddressBucket, BucketPolicy, MfaTokenRef, Store } from "../../src/store/store.js";
 
 export interface StoreHarness {
   store: Store;
@@ -32,6 +32,12 @@ export function newUser() {
   });
   return { userId, t0, token };
 }
+
+/** A client address's bucket (ids are keyed hashes in the service: base64url). */
+export const newAddress = (policy: BucketPolicy): AddressBucket => ({
+  id: randomUUID().replaceAll("-", ""),
+  policy,
+});
 
 export const authenticator = (id = `a-${randomUUID()}`) => ({ id, encryptedSecret: `enc:${id}` });
 
@@ -397,6 +403,194 @@ export function defineStoreContract(name: string, makeHarness: () => Promise<Sto
           "locked",
         );
         assert.equal((await store.beginVerify(b.token(), b.t0, POLICY)).kind, "ready");
+      });
+    });
+
+    describe("address bucket (a second bucket per client address)", () => {
+      /** Five attempts, one back every two minutes: unlike the user's POLICY. */
+      const ADDRESS_POLICY: BucketPolicy = { capacity: 5, refillMs: 2 * MINUTE };
+      const LOCKED_BY_ADDRESS = { kind: "locked", retryAfterSeconds: 120, by: "address" };
+      /** A wrong code of a new user from `address` at `now` (the store cannot tell it is wrong: one attempt). */
+      const otherUserTries = async (address: AddressBucket, now: number) => {
+        const user = await enrolled();
+        return store.beginVerify(user.token(), now, POLICY, undefined, address);
+      };
+
+      it("wrong codes of many users drain it; then every code from it is refused; others are untouched", async () => {
+        const now = Date.now();
+        const address = newAddress(ADDRESS_POLICY);
+        for (let i = 0; i < ADDRESS_POLICY.capacity; i++) {
+          assert.equal((await otherUserTries(address, now)).kind, "ready");
+        }
+        const user = await enrolled("code-x");
+        assert.deepEqual(
+          await store.beginVerify(user.token(), now, POLICY, undefined, address),
+          LOCKED_BY_ADDRESS,
+        );
+        assert.deepEqual(
+          await store.redeemRecoveryCode(
+            user.token(),
+            "code-x",
+            "n",
+            now,
+            POLICY,
+            undefined,
+            address,
+          ),
+          LOCKED_BY_ADDRESS,
+        );
+        // The refusals took nothing from the user's own bucket; another address is not throttled.
+        const elsewhere = newAddress(ADDRESS_POLICY);
+        for (let i = 0; i < POLICY.capacity; i++) {
+          assert.equal(
+            (await store.beginVerify(user.token(), now, POLICY, undefined, elsewhere)).kind,
+            "ready",
+          );
+        }
+        assert.deepEqual(await store.beginVerify(user.token(), now, POLICY, undefined, elsewhere), {
+          kind: "locked",
+          retryAfterSeconds: 60,
+        });
+        assert.equal((await otherUserTries(elsewhere, now)).kind, "ready");
+      });
+
+      it("counts down and refills one attempt per refill period", async () => {
+        const now = Date.now();
+        const address = newAddress(ADDRESS_POLICY);
+        for (let i = 0; i < ADDRESS_POLICY.capacity; i++) await otherUserTries(address, now);
+        assert.deepEqual(await otherUserTries(address, now + 60_500), {
+          ...LOCKED_BY_ADDRESS,
+          retryAfterSeconds: 60,
+        });
+        assert.equal((await otherUserTries(address, now + 2 * MINUTE)).kind, "ready");
+        assert.deepEqual(await otherUserTries(address, now + 2 * MINUTE), LOCKED_BY_ADDRESS);
+        // Full again after capacity × refill.
+        const later = now + 20 * MINUTE;
+        for (let i = 0; i < ADDRESS_POLICY.capacity; i++) {
+          assert.equal((await otherUserTries(address, later)).kind, "ready");
+        }
+        assert.equal((await otherUserTries(address, later)).kind, "locked");
+      });
+
+      it("a success gives the address's attempt back; a commit that fails keeps it", async () => {
+        const now = Date.now();
+        const address = newAddress({ capacity: 2, refillMs: MINUTE });
+        const user = await enrolled();
+        for (let step = 1; step <= 3; step++) {
+          const tok = user.token();
+          assert.equal(
+            (await store.beginVerify(tok, now, POLICY, undefined, address)).kind,
+            "ready",
+          );
+          const committed = await store.commitOtp({
+            token: tok,
+            authenticatorId: user.auth.id,
+            step,
+            nowMs: now,
+            bucket: POLICY,
+            address,
+          });
+          assert.equal(committed, "committed");
+        }
+        // A replayed step: the commit fails and the attempt stays taken.
+        const replayed = user.token();
+        await store.beginVerify(replayed, now, POLICY, undefined, address);
+        assert.equal(
+          await store.commitOtp({
+            token: replayed,
+            authenticatorId: user.auth.id,
+            step: 3,
+            nowMs: now,
+            bucket: POLICY,
+            address,
+          }),
+          "replayed",
+        );
+        assert.equal((await otherUserTries(address, now)).kind, "ready");
+        assert.deepEqual(await otherUserTries(address, now), {
+          kind: "locked",
+          retryAfterSeconds: 60,
+          by: "address",
+        });
+      });
+
+      it("a user's empty bucket takes nothing from the address's; both empty: by both, the longer wait", async () => {
+        const now = Date.now();
+        const address = newAddress(ADDRESS_POLICY);
+        const user = await enrolled();
+        for (let i = 0; i < POLICY.capacity; i++)
+          await store.beginVerify(user.token(), now, POLICY);
+        assert.deepEqual(await store.beginVerify(user.token(), now, POLICY, undefined, address), {
+          kind: "locked",
+          retryAfterSeconds: 60,
+        });
+        for (let i = 0; i < ADDRESS_POLICY.capacity; i++) {
+          assert.equal((await otherUserTries(address, now)).kind, "ready");
+        }
+        assert.deepEqual(await store.beginVerify(user.token(), now, POLICY, undefined, address), {
+          kind: "locked",
+          retryAfterSeconds: 120,
+          by: "both",
+        });
+      });
+
+      it("recovery codes: a wrong one takes an attempt from it, a redeemed one does not", async () => {
+        const now = Date.now();
+        const address = newAddress({ capacity: 2, refillMs: MINUTE });
+        const user = await enrolled("code-r");
+        const redeem = (code: string) =>
+          store.redeemRecoveryCode(user.token(), code, "code-r", now, POLICY, undefined, address);
+        assert.deepEqual(await redeem("wrong"), { kind: "invalid" });
+        assert.deepEqual(await redeem("code-r"), { kind: "redeemed" });
+        assert.equal((await otherUserTries(address, now)).kind, "ready");
+        assert.equal((await otherUserTries(address, now)).kind, "locked");
+      });
+
+      it("a replayed proof and a consumed mfa_token come first and take nothing from it", async () => {
+        const now = Date.now();
+        const address = newAddress({ capacity: 2, refillMs: MINUTE });
+        const user = await active(20);
+        const mark = { id: `jkt.${randomUUID()}`, ttlMs: MINUTE };
+        const tok = user.token();
+        assert.equal((await store.beginVerify(tok, now, POLICY, mark, address)).kind, "ready");
+        const committed = await store.commitOtp({
+          token: tok,
+          authenticatorId: user.auth.id,
+          step: 21,
+          nowMs: now,
+          bucket: POLICY,
+          address,
+        });
+        assert.equal(committed, "committed");
+        assert.deepEqual(await store.beginVerify(user.token(), now, POLICY, mark, address), {
+          kind: "proof_replayed",
+        });
+        assert.deepEqual(await store.beginVerify(tok, now, POLICY, undefined, address), {
+          kind: "mfa_token_used",
+        });
+        assert.deepEqual(
+          await store.redeemRecoveryCode(tok, "rc-hash-1", "n", now, POLICY, undefined, address),
+          { kind: "mfa_token_used" },
+        );
+        // Both attempts are still there.
+        assert.equal((await otherUserTries(address, now)).kind, "ready");
+        assert.equal((await otherUserTries(address, now)).kind, "ready");
+        assert.equal((await otherUserTries(address, now)).kind, "locked");
+        // Once it is empty, a replayed proof is still reported as such.
+        assert.deepEqual(await store.beginVerify(user.token(), now, POLICY, mark, address), {
+          kind: "proof_replayed",
+        });
+      });
+
+      it("50 parallel wrong codes of 50 users from one address: exactly its capacity are evaluated", async () => {
+        const now = Date.now();
+        const address = newAddress({ capacity: 10, refillMs: MINUTE });
+        const users = await Promise.all(Array.from({ length: 50 }, () => enrolled()));
+        const results = await Promise.all(
+          users.map((u) => store.beginVerify(u.token(), now, POLICY, undefined, address)),
+        );
+        assert.equal(results.filter((r) => r.kind === "ready").length, 10);
+        assert.equal(results.filter((r) => r.kind === "locked").length, 40);
       });
     });
 

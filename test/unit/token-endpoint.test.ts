@@ -58,6 +58,7 @@ function build(env: Record<string, string> = {}) {
       client: POST,
       params,
       dpop: { proofs: undefined, htu: "http://localhost/oauth/token" },
+      clientAddress: "192.0.2.1",
       ...overrides,
     }) satisfies TokenRequest;
   /** A user with an active authenticator; the clock is then one step later. */

@@ -1,3 +1,4 @@
+import type { ThrottledAddress } from "../address-throttle.js";
 import type { RegisteredClient } from "../client-registry.js";
 import type { ValidDpopProof } from "../dpop.js";
 
@@ -14,6 +15,8 @@ export interface GrantInput<P extends TokenParameterName> {
   optional: Readonly<Partial<Record<TokenParameterName, string>>>;
   /** A valid DPoP proof (row 11 passed), not yet recorded as used. */
   dpop?: ValidDpopProof;
+  /** The client address's failure bucket, when per-address throttling is on (code grants charge it). */
+  address?: ThrottledAddress;
   nowMs: number;
 }
 

@@ -9,6 +9,7 @@ import { dpopProofReplayed } from "../dpop.js";
 import { oauthErrors } from "../oauth-error.js";
 import type { Grant } from "./grant.js";
 import { openClientMfaToken } from "./live-mfa-token.js";
+import { recordLockout } from "./lockout-events.js";
 
 export const MFA_OTP_GRANT = "http://auth0.com/oauth/grant-type/mfa-otp";
 
@@ -28,32 +29,32 @@ export interface MfaOtpGrantDeps {
  * Auth0's mfa-otp grant: the mfa_token (rows 5–7), then at most two store
  * round trips:
  * 1. `beginVerify`: the DPoP proof recorded once, the mfa_token unused, the
- *    failure bucket not empty, one attempt taken, the authenticator loaded;
+ *    failure buckets (the user's, and the client address's when throttling
+ *    is on) not empty, one attempt taken from each, the authenticator loaded;
  * 2. only on a matching code, `commitOtp`: consume the mfa_token, record the
  *    time step (RFC 6238 §5.2: a code is accepted once), activate a pending
- *    authenticator and give the attempt back — all or nothing.
- * A wrong code costs one round trip and leaves the attempt taken.
+ *    authenticator and give the attempts back — all or nothing.
+ * A wrong code costs one round trip and leaves the attempts taken.
  */
 export function createMfaOtpGrant(deps: MfaOtpGrantDeps): Grant<"mfa_token" | "otp"> {
   return {
     uri: MFA_OTP_GRANT,
     required: ["mfa_token", "otp"],
-    async redeem({ client, params, dpop, nowMs }) {
+    async redeem({ client, params, dpop, address, nowMs }) {
       const { claims, ref } = openClientMfaToken(
         deps.mfaTokens,
         params.mfa_token,
         client.clientId,
         nowMs,
       );
-      const begun = await deps.store.beginVerify(ref, nowMs, deps.bucket, dpop?.proof);
+      const begun = await deps.store.beginVerify(ref, nowMs, deps.bucket, dpop?.proof, address);
       if (begun.kind === "proof_replayed") throw dpopProofReplayed();
       if (begun.kind === "mfa_token_used") throw oauthErrors.expiredToken();
       if (begun.kind === "locked") {
-        deps.events.record("user_locked_out", {
+        recordLockout(deps.events, begun, {
           userId: claims.userId,
           clientId: client.clientId,
-          outcome: "refused",
-          retry_after_seconds: begun.retryAfterSeconds,
+          address,
         });
         throw oauthErrors.tooManyAttempts(begun.retryAfterSeconds);
       }
@@ -82,6 +83,7 @@ export function createMfaOtpGrant(deps: MfaOtpGrantDeps): Grant<"mfa_token" | "o
         step,
         nowMs,
         bucket: deps.bucket,
+        ...(address ? { address } : {}),
       });
       if (committed === "mfa_token_used") throw oauthErrors.expiredToken();
       if (committed !== "committed") throw oauthErrors.invalidGrant.invalidOtp();

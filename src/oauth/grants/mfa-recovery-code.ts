@@ -6,6 +6,7 @@ import { dpopProofReplayed } from "../dpop.js";
 import { oauthErrors } from "../oauth-error.js";
 import type { Grant } from "./grant.js";
 import { openClientMfaToken } from "./live-mfa-token.js";
+import { recordLockout } from "./lockout-events.js";
 
 export const MFA_RECOVERY_CODE_GRANT = "http://auth0.com/oauth/grant-type/mfa-recovery-code";
 
@@ -25,7 +26,8 @@ export interface MfaRecoveryCodeGrantDeps {
  * Auth0's mfa-recovery-code grant: the mfa_token (rows 5–7), then one atomic
  * store step that records the DPoP proof, checks the mfa_token and the
  * bucket, compares the code's hash, and on a match consumes the mfa_token and
- * replaces the code (a wrong code drains the same failure bucket, row 8).
+ * replaces the code (a wrong code drains the same failure buckets, row 8:
+ * the user's, and the client address's when throttling is on).
  */
 export function createMfaRecoveryCodeGrant(
   deps: MfaRecoveryCodeGrantDeps,
@@ -33,7 +35,7 @@ export function createMfaRecoveryCodeGrant(
   return {
     uri: MFA_RECOVERY_CODE_GRANT,
     required: ["mfa_token", "recovery_code"],
-    async redeem({ client, params, dpop, nowMs }) {
+    async redeem({ client, params, dpop, address, nowMs }) {
       const { claims, ref } = openClientMfaToken(
         deps.mfaTokens,
         params.mfa_token,
@@ -48,15 +50,15 @@ export function createMfaRecoveryCodeGrant(
         nowMs,
         deps.bucket,
         dpop?.proof,
+        address,
       );
       if (result.kind === "proof_replayed") throw dpopProofReplayed();
       if (result.kind === "mfa_token_used") throw oauthErrors.expiredToken();
       if (result.kind === "locked") {
-        deps.events.record("user_locked_out", {
+        recordLockout(deps.events, result, {
           userId: claims.userId,
           clientId: client.clientId,
-          outcome: "refused",
-          retry_after_seconds: result.retryAfterSeconds,
+          address,
         });
         throw oauthErrors.tooManyAttempts(result.retryAfterSeconds);
       }
