@@ -3,13 +3,13 @@ import type { Config } from "../config.js";
 import type { RegisteredClient } from "../oauth/client-registry.js";
 import { DEMO_CLIENT_SECRET } from "../oauth/demo-client.js";
 import { oauthErrors } from "../oauth/oauth-error.js";
-import { toOAuthError } from "../oauth/to-oauth-error.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
+import { createRouteGuard } from "../server/guarded-route.js";
 import type { HttpRequest, HttpResponse } from "../server/http-types.js";
 import { type Params, parseParams } from "../server/parse-params.js";
 import { readBody } from "../server/read-body.js";
-import { sendJson, sendOAuthError } from "../server/rest-response.js";
+import { sendJson } from "../server/rest-response.js";
 import type { RestMatch, RestRoutes } from "../server/rest-routes.js";
 import { mfaApiAudience } from "../service/mfa-api-caller.js";
 import { NO_STORE } from "../service/response-headers.js";
@@ -72,18 +72,7 @@ function createDemoRoutes(
   const { config, services } = deps;
   const sessions = createDemoSessions(config.secretsKey, deps.clock);
 
-  const guarded =
-    (route: string, handler: Handler): Handler =>
-    async (req, res) => {
-      try {
-        await handler(req, res);
-        deps.metrics.recordRequest("rest", route, "ok");
-      } catch (error) {
-        const oauthError = toOAuthError(error, deps.logger);
-        deps.metrics.recordRequest("rest", route, oauthError.error);
-        sendOAuthError(res, oauthError);
-      }
-    };
+  const guarded = createRouteGuard(deps);
 
   const getPage = guarded("/demo", async (_req, res) => {
     const nonce = randomBytes(16).toString("base64");

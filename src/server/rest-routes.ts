@@ -2,7 +2,6 @@ import type { ClientCredentials } from "../oauth/client-auth.js";
 import type { RegisteredClient } from "../oauth/client-registry.js";
 import { oauthErrors } from "../oauth/oauth-error.js";
 import { presentedFromHeader } from "../oauth/protected-resource.js";
-import { toOAuthError } from "../oauth/to-oauth-error.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import { buildDiscoveryDocument, buildJwks } from "../service/discovery.js";
@@ -15,11 +14,12 @@ import type { SigningKey } from "../tokens/signing-keys.js";
 import { derived } from "../util/derived.js";
 import { AUTH0_FORWARDED_FOR, type ClientAddressOf } from "./client-address.js";
 import type { Cors } from "./cors.js";
+import { createRouteGuard } from "./guarded-route.js";
 import type { HttpRequest, HttpResponse } from "./http-types.js";
 import type { OpsRoutes } from "./ops-routes.js";
 import { type Params, parseParams } from "./parse-params.js";
 import { readBody } from "./read-body.js";
-import { sendEmptyOk, sendJson, sendNoContent, sendOAuthError } from "./rest-response.js";
+import { sendEmptyOk, sendJson, sendNoContent } from "./rest-response.js";
 
 type RestHandler = (req: HttpRequest, res: HttpResponse) => Promise<void>;
 
@@ -74,19 +74,7 @@ export function createRestRoutes(deps: RestRoutesDeps): RestRoutes {
   /** RFC 9449 §4.3 check 9: the URL a proof names is the issuer's origin with the request's path. */
   const htuOf = (path: string) => new URL(path.slice(1), issuerUrl).href;
 
-  /** Runs a handler and renders any failure as RFC 6749 §5.2 JSON. */
-  const guarded =
-    (route: string, handler: RestHandler): RestHandler =>
-    async (req, res) => {
-      try {
-        await handler(req, res);
-        deps.metrics.recordRequest("rest", route, "ok");
-      } catch (error) {
-        const oauthError = toOAuthError(error, deps.logger);
-        deps.metrics.recordRequest("rest", route, oauthError.error);
-        sendOAuthError(res, oauthError);
-      }
-    };
+  const guarded = createRouteGuard(deps);
 
   const postToken = guarded("/oauth/token", async (req, res) => {
     // Read first: once the body is in, the client may already have closed the socket.

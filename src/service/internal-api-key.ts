@@ -17,3 +17,21 @@ export function createInternalApiKeyCheck(internalApiKey: string) {
     }
   };
 }
+
+/** The longest user id an internal call accepts (IssueMfaToken's limit: no login exists for a longer one). */
+export const MAX_USER_ID_LENGTH = 255;
+
+/**
+ * What every internal call about one user checks first, in order: the key
+ * (`Unauthenticated`), then `user_id` present (row 3) and within its limit.
+ */
+export function createInternalUserCall(internalApiKey: string) {
+  const requireInternalApiKey = createInternalApiKeyCheck(internalApiKey);
+  return (request: { apiKey: string | undefined; userId: string }): void => {
+    requireInternalApiKey(request.apiKey);
+    if (request.userId === "") throw oauthErrors.invalidRequest.missingParameter("user_id");
+    if (request.userId.length > MAX_USER_ID_LENGTH) {
+      throw oauthErrors.invalidRequest.tooLong("user_id", MAX_USER_ID_LENGTH);
+    }
+  };
+}

@@ -4,7 +4,7 @@ import { MFA_OTP_GRANT } from "../oauth/grants/mfa-otp.js";
 import { oauthErrors } from "../oauth/oauth-error.js";
 import type { Store } from "../store/store.js";
 import type { Clock } from "../util/clock.js";
-import { createInternalApiKeyCheck } from "./internal-api-key.js";
+import { createInternalUserCall, MAX_USER_ID_LENGTH } from "./internal-api-key.js";
 
 export interface IssueMfaTokenRequest {
   /** The bearer credential the caller presented (`INTERNAL_API_KEY`). */
@@ -29,7 +29,7 @@ export interface IssuedMfaToken {
  * MAX_MFA_TOKEN_LENGTH), so the inputs are bounded.
  */
 export const ISSUE_MFA_TOKEN_LIMITS = {
-  user_id: 255,
+  user_id: MAX_USER_ID_LENGTH,
   client_id: 255,
   audience: 512,
   scope: 1024,
@@ -51,10 +51,9 @@ export interface IssueMfaTokenDeps {
  * user and client; the token is sealed, so issuing it writes nothing.
  */
 export function createIssueMfaToken(deps: IssueMfaTokenDeps) {
-  const requireInternalApiKey = createInternalApiKeyCheck(deps.internalApiKey);
+  const checkCall = createInternalUserCall(deps.internalApiKey);
   return async function issueMfaToken(request: IssueMfaTokenRequest): Promise<IssuedMfaToken> {
-    requireInternalApiKey(request.apiKey);
-    if (request.userId === "") throw oauthErrors.invalidRequest.missingParameter("user_id");
+    checkCall(request);
     if (request.clientId === "") throw oauthErrors.invalidRequest.missingParameter("client_id");
     checkLimits(request);
     const client = deps.clients().get(request.clientId);

@@ -1,10 +1,8 @@
-import { oauthErrors } from "../oauth/oauth-error.js";
 import { revokeUserSessions } from "../oauth/sessions/revoke-refresh-token.js";
 import type { SessionDeps } from "../oauth/sessions/session-deps.js";
 import type { SecurityEvents } from "../observability/security-events.js";
 import type { Clock } from "../util/clock.js";
-import { createInternalApiKeyCheck } from "./internal-api-key.js";
-import { ISSUE_MFA_TOKEN_LIMITS } from "./issue-mfa-token.js";
+import { createInternalUserCall } from "./internal-api-key.js";
 
 export interface RevokeUserSessionsRequest {
   /** The bearer credential the caller presented (`INTERNAL_API_KEY`). */
@@ -26,14 +24,9 @@ export interface RevokeUserSessionsDeps {
  * issued are JWTs and stay valid until they expire.
  */
 export function createRevokeUserSessions(deps: RevokeUserSessionsDeps) {
-  const requireInternalApiKey = createInternalApiKeyCheck(deps.internalApiKey);
+  const checkCall = createInternalUserCall(deps.internalApiKey);
   return async function revokeAllSessions(request: RevokeUserSessionsRequest): Promise<number> {
-    requireInternalApiKey(request.apiKey);
-    if (request.userId === "") throw oauthErrors.invalidRequest.missingParameter("user_id");
-    // No session can exist for a longer id: IssueMfaToken refuses to start a login for one.
-    if (request.userId.length > ISSUE_MFA_TOKEN_LIMITS.user_id) {
-      throw oauthErrors.invalidRequest.tooLong("user_id", ISSUE_MFA_TOKEN_LIMITS.user_id);
-    }
+    checkCall(request);
     const revoked = await revokeUserSessions(deps.sessions, {
       userId: request.userId,
       nowMs: deps.clock.nowMs(),

@@ -11,15 +11,12 @@
  * on another node, so it is recorded first with one SET NX (one more round
  * trip, DPoP requests only), as the main store does for the code grants.
  */
-import { Cluster, type Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import { guarded } from "./redis-errors.js";
-import { onceKey } from "./redis-keys.js";
+import { createProofMarks, defineScripts } from "./redis-script-runner.js";
 import { sessionKeys } from "./session-keys.js";
 import { SESSION_SCRIPTS, type SessionScriptName } from "./session-scripts.js";
 import type { ExchangeResult, FamilyRef, SessionPolicy, SessionStore } from "./session-store.js";
-import { PROOF_SCOPE, type ProofMark } from "./store.js";
-
-type ScriptCall = (...args: Array<string | number>) => Promise<unknown>;
 
 /** Durations and times go to Redis as integer milliseconds; 0 means "no limit". */
 const ms = (value: number): number => Math.floor(value);
@@ -46,27 +43,10 @@ export function createRedisSessionStore(
   client: Redis | Cluster,
   options: { ownsClient?: boolean } = {},
 ): SessionStore {
-  for (const [name, definition] of Object.entries(SESSION_SCRIPTS)) {
-    client.defineCommand(name, definition);
-  }
-  const commands = client as unknown as Record<SessionScriptName, ScriptCall>;
-  // Called as a method: the generated function reads `this`.
-  const run = (name: SessionScriptName, args: Array<string | number>): Promise<unknown> =>
-    commands[name].call(client, ...args);
-  const inCluster = client instanceof Cluster;
+  const run = defineScripts<SessionScriptName>(client, SESSION_SCRIPTS);
 
   /** KEYS[3] and the proof TTL for the exchange script, or "replayed" (see the header). */
-  const proofArguments = async (
-    placeholder: string,
-    proof: ProofMark | undefined,
-  ): Promise<{ key: string; ttl: number } | "replayed"> => {
-    if (proof === undefined) return { key: placeholder, ttl: 0 };
-    const key = onceKey(PROOF_SCOPE, proof.id);
-    const ttl = Math.max(1, Math.ceil(proof.ttlMs));
-    if (!inCluster) return { key, ttl };
-    const reply = await client.set(key, "1", "PX", ttl, "NX");
-    return reply === "OK" ? { key: placeholder, ttl: 0 } : "replayed";
-  };
+  const proofArguments = createProofMarks(client);
 
   const lifetimes = (policy: SessionPolicy) => [
     limit(policy.absoluteLifetimeMs),

@@ -22,21 +22,21 @@ import {
 } from "./redis-client.js";
 import { guarded } from "./redis-errors.js";
 import { addressBucketKey, onceKey, type UserKeys, userKeys } from "./redis-keys.js";
+import { createProofMarks, defineScripts } from "./redis-script-runner.js";
 import { STORE_SCRIPTS, type StoreScriptName } from "./redis-scripts.js";
-import {
-  type AddressBucket,
-  type AssociateResult,
-  type BeginVerifyResult,
-  type BucketPolicy,
-  type CommitOtpInput,
-  type CommitOtpResult,
-  type LockedResult,
-  type MfaTokenRef,
-  PROOF_SCOPE,
-  type ProofMark,
-  type RedeemRecoveryCodeResult,
-  type Store,
-  type StoredAuthenticator,
+import type {
+  AddressBucket,
+  AssociateResult,
+  BeginVerifyResult,
+  BucketPolicy,
+  CommitOtpInput,
+  CommitOtpResult,
+  LockedResult,
+  MfaTokenRef,
+  ProofMark,
+  RedeemRecoveryCodeResult,
+  Store,
+  StoredAuthenticator,
 } from "./store.js";
 
 /** A Redis Cluster store that owns its client (`close()` quits it); see connectRedisStore. */
@@ -55,8 +55,6 @@ export function connectRedisClusterStore(
 export function connectRedisStore(url: string, options: RedisClientOptions = {}): Store {
   return createRedisStore(createRedisClient(url, options));
 }
-
-type ScriptCall = (...args: Array<string | number>) => Promise<unknown>;
 
 /** Durations and times go to Redis as integer milliseconds. */
 const ms = (value: number): number => Math.floor(value);
@@ -130,35 +128,13 @@ interface AddressArguments {
  * Wraps a client (standalone or Cluster). `close()` quits that client.
  */
 export function createRedisStore(client: Redis | Cluster): Store {
-  for (const [name, definition] of Object.entries(STORE_SCRIPTS)) {
-    client.defineCommand(name, definition);
-  }
-  const commands = client as unknown as Record<StoreScriptName, ScriptCall>;
-  // Called as a method: the generated function reads `this`.
-  const run = (name: StoreScriptName, args: Array<string | number>): Promise<unknown> =>
-    commands[name].call(client, ...args);
+  const run = defineScripts<StoreScriptName>(client, STORE_SCRIPTS);
+  const proofMark = createProofMarks(client);
 
-  /**
-   * Where a grant's DPoP proof mark is recorded. Proof ids are global (one
-   * proof, one use, whoever's mfa_token it comes with), so their key is not in
-   * the user's slot. Standalone Redis has no slots: the mark is the script's
-   * KEYS[4] and costs no extra round trip. On a cluster the key may live on
-   * another node, so it is recorded first with one SET NX (one more round
-   * trip, DPoP requests only) and the script gets a same-slot placeholder.
-   */
   const inCluster = client instanceof Cluster;
-  const proofArguments = async (
-    keys: UserKeys,
-    proof: ProofMark | undefined,
-  ): Promise<{ key: string; ttl: number } | "replayed"> => {
-    const placeholder = { key: keys.otp, ttl: 0 };
-    if (proof === undefined) return placeholder;
-    const key = onceKey(PROOF_SCOPE, proof.id);
-    const ttl = Math.max(1, Math.ceil(proof.ttlMs));
-    if (!inCluster) return { key, ttl };
-    const reply = await client.set(key, "1", "PX", ttl, "NX");
-    return reply === "OK" ? placeholder : "replayed";
-  };
+  /** The proof mark of a code grant's first step (redis-script-runner.ts). */
+  const proofArguments = (keys: UserKeys, proof: ProofMark | undefined) =>
+    proofMark(keys.otp, proof);
 
   /**
    * Where a code verification's address bucket is checked and charged. Like
@@ -222,6 +198,49 @@ export function createRedisStore(client: Redis | Cluster): Store {
     return { mark, address: addressArgs };
   };
 
+  /**
+   * The first step of both code grants (begin-verify, redeem-recovery-code):
+   * their scripts share the layout KEYS = mfa_token marker, failure bucket,
+   * the grant's own key, proof mark, address bucket; ARGV = now, capacity,
+   * refill, the grant's own arguments, proof TTL, the address's capacity,
+   * refill and known wait.
+   */
+  const runCodeStep = async (
+    script: "tsBeginVerify" | "tsRedeemRecoveryCode",
+    ownKey: "otp" | "recoveryCode",
+    own: Array<string | number>,
+    step: {
+      token: MfaTokenRef;
+      nowMs: number;
+      bucket: BucketPolicy;
+      proof: ProofMark | undefined;
+      address: AddressBucket | undefined;
+    },
+  ) => {
+    const { token, nowMs, bucket, proof, address } = step;
+    const keys = userKeys(token.userId);
+    const global = await globalArguments(keys, proof, address, nowMs);
+    if (global === "replayed") return "replayed" as const;
+    const { mark, address: addr } = global;
+    const reply = await run(script, [
+      keys.mfaToken(token.tokenId),
+      keys.failureBucket,
+      keys[ownKey],
+      mark.key,
+      addr.key,
+      ms(nowMs),
+      bucket.capacity,
+      ms(bucket.refillMs),
+      ...own,
+      mark.ttl,
+      addr.capacity,
+      addr.refillMs,
+      addr.knownWait,
+    ]);
+    if (!Array.isArray(reply)) throw unexpected(reply);
+    return { reply: reply as unknown[], undo: addr.undo };
+  };
+
   return {
     beginVerify: (
       token: MfaTokenRef,
@@ -231,28 +250,13 @@ export function createRedisStore(client: Redis | Cluster): Store {
       address?: AddressBucket,
     ) =>
       guarded(async (): Promise<BeginVerifyResult> => {
-        const keys = userKeys(token.userId);
-        const global = await globalArguments(keys, proof, address, nowMs);
-        if (global === "replayed") return { kind: "proof_replayed" };
-        const { mark, address: addr } = global;
-        const reply = await run("tsBeginVerify", [
-          keys.mfaToken(token.tokenId),
-          keys.failureBucket,
-          keys.otp,
-          mark.key,
-          addr.key,
-          ms(nowMs),
-          bucket.capacity,
-          ms(bucket.refillMs),
-          mark.ttl,
-          addr.capacity,
-          addr.refillMs,
-          addr.knownWait,
-        ]);
-        if (!Array.isArray(reply)) throw unexpected(reply);
+        const request = { token, nowMs, bucket, proof, address };
+        const step = await runCodeStep("tsBeginVerify", "otp", [], request);
+        if (step === "replayed") return { kind: "proof_replayed" };
+        const { reply, undo } = step;
         const shared = parseSharedOutcome(reply);
         if (shared !== undefined) {
-          await addr.undo();
+          await undo();
           return shared;
         }
         if (reply[0] !== "ready") throw unexpected(reply);
@@ -352,31 +356,14 @@ export function createRedisStore(client: Redis | Cluster): Store {
 
     redeemRecoveryCode: (token, codeHash, newCodeHash, nowMs, bucket, proof, address) =>
       guarded(async (): Promise<RedeemRecoveryCodeResult> => {
-        const keys = userKeys(token.userId);
-        const global = await globalArguments(keys, proof, address, nowMs);
-        if (global === "replayed") return { kind: "proof_replayed" };
-        const { mark, address: addr } = global;
-        const reply = await run("tsRedeemRecoveryCode", [
-          keys.mfaToken(token.tokenId),
-          keys.failureBucket,
-          keys.recoveryCode,
-          mark.key,
-          addr.key,
-          ms(nowMs),
-          bucket.capacity,
-          ms(bucket.refillMs),
-          codeHash,
-          newCodeHash,
-          markerTtl(token, nowMs),
-          mark.ttl,
-          addr.capacity,
-          addr.refillMs,
-          addr.knownWait,
-        ]);
-        if (!Array.isArray(reply)) throw unexpected(reply);
+        const specific = [codeHash, newCodeHash, markerTtl(token, nowMs)];
+        const request = { token, nowMs, bucket, proof, address };
+        const step = await runCodeStep("tsRedeemRecoveryCode", "recoveryCode", specific, request);
+        if (step === "replayed") return { kind: "proof_replayed" };
+        const { reply, undo } = step;
         if (reply[0] === "invalid") return { kind: "invalid" };
         // Anything else took no attempt: a cluster gives back the address's.
-        await addr.undo();
+        await undo();
         const shared = parseSharedOutcome(reply);
         if (shared !== undefined) return shared;
         if (reply[0] === "redeemed") return { kind: "redeemed" };

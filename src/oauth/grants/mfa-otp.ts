@@ -5,11 +5,9 @@ import type { SecretBox } from "../../mfa/secret-box.js";
 import { matchTotp } from "../../mfa/totp.js";
 import type { SecurityEvents } from "../../observability/security-events.js";
 import type { BucketPolicy, Store } from "../../store/store.js";
-import { dpopProofReplayed } from "../dpop.js";
 import { oauthErrors } from "../oauth-error.js";
+import { codeGrantOutcome, openGrantMfaToken, refuseSharedOutcome } from "./code-grant.js";
 import type { Grant } from "./grant.js";
-import { openClientMfaToken } from "./live-mfa-token.js";
-import { recordLockout } from "./lockout-events.js";
 
 export const MFA_OTP_GRANT = "http://auth0.com/oauth/grant-type/mfa-otp";
 
@@ -40,24 +38,15 @@ export function createMfaOtpGrant(deps: MfaOtpGrantDeps): Grant<"mfa_token" | "o
   return {
     uri: MFA_OTP_GRANT,
     required: ["mfa_token", "otp"],
-    async redeem({ client, params, dpop, address, nowMs }) {
-      const { claims, ref } = openClientMfaToken(
-        deps.mfaTokens,
-        params.mfa_token,
-        client.clientId,
-        nowMs,
-      );
+    async redeem(input) {
+      const { claims, ref } = openGrantMfaToken(deps.mfaTokens, input);
+      const { client, params, dpop, address, nowMs } = input;
       const begun = await deps.store.beginVerify(ref, nowMs, deps.bucket, dpop?.proof, address);
-      if (begun.kind === "proof_replayed") throw dpopProofReplayed();
-      if (begun.kind === "mfa_token_used") throw oauthErrors.expiredToken();
-      if (begun.kind === "locked") {
-        recordLockout(deps.events, begun, {
-          userId: claims.userId,
-          clientId: client.clientId,
-          address,
-        });
-        throw oauthErrors.tooManyAttempts(begun.retryAfterSeconds);
-      }
+      refuseSharedOutcome(begun, deps.events, {
+        userId: claims.userId,
+        clientId: client.clientId,
+        address,
+      });
 
       const authenticator = begun.authenticator;
       // A user with no authenticator: row 9, like a wrong code.
@@ -96,16 +85,7 @@ export function createMfaOtpGrant(deps: MfaOtpGrantDeps): Grant<"mfa_token" | "o
         });
       }
 
-      return {
-        subject: {
-          userId: claims.userId,
-          clientId: claims.clientId,
-          audience: claims.audience,
-          scope: claims.scope,
-          amr: AMR_OTP,
-        },
-        ...(dpop ? { dpopJkt: dpop.jkt } : {}),
-      };
+      return codeGrantOutcome(claims, AMR_OTP, dpop);
     },
   };
 }

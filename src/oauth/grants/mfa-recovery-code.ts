@@ -2,11 +2,9 @@ import type { MfaTokenCodec } from "../../mfa/mfa-token-codec.js";
 import { generateRecoveryCode, hashRecoveryCode } from "../../mfa/recovery-code.js";
 import type { SecurityEvents } from "../../observability/security-events.js";
 import type { BucketPolicy, Store } from "../../store/store.js";
-import { dpopProofReplayed } from "../dpop.js";
 import { oauthErrors } from "../oauth-error.js";
+import { codeGrantOutcome, openGrantMfaToken, refuseSharedOutcome } from "./code-grant.js";
 import type { Grant } from "./grant.js";
-import { openClientMfaToken } from "./live-mfa-token.js";
-import { recordLockout } from "./lockout-events.js";
 
 export const MFA_RECOVERY_CODE_GRANT = "http://auth0.com/oauth/grant-type/mfa-recovery-code";
 
@@ -35,13 +33,9 @@ export function createMfaRecoveryCodeGrant(
   return {
     uri: MFA_RECOVERY_CODE_GRANT,
     required: ["mfa_token", "recovery_code"],
-    async redeem({ client, params, dpop, address, nowMs }) {
-      const { claims, ref } = openClientMfaToken(
-        deps.mfaTokens,
-        params.mfa_token,
-        client.clientId,
-        nowMs,
-      );
+    async redeem(input) {
+      const { claims, ref } = openGrantMfaToken(deps.mfaTokens, input);
+      const { client, params, dpop, address, nowMs } = input;
       const newCode = generateRecoveryCode();
       const result = await deps.store.redeemRecoveryCode(
         ref,
@@ -52,33 +46,18 @@ export function createMfaRecoveryCodeGrant(
         dpop?.proof,
         address,
       );
-      if (result.kind === "proof_replayed") throw dpopProofReplayed();
-      if (result.kind === "mfa_token_used") throw oauthErrors.expiredToken();
-      if (result.kind === "locked") {
-        recordLockout(deps.events, result, {
-          userId: claims.userId,
-          clientId: client.clientId,
-          address,
-        });
-        throw oauthErrors.tooManyAttempts(result.retryAfterSeconds);
-      }
+      refuseSharedOutcome(result, deps.events, {
+        userId: claims.userId,
+        clientId: client.clientId,
+        address,
+      });
       if (result.kind === "invalid") throw oauthErrors.invalidGrant.invalidRecoveryCode();
       deps.events.record("recovery_code_used", {
         userId: claims.userId,
         clientId: client.clientId,
         outcome: "redeemed",
       });
-      return {
-        subject: {
-          userId: claims.userId,
-          clientId: claims.clientId,
-          audience: claims.audience,
-          scope: claims.scope,
-          amr: AMR_RECOVERY,
-        },
-        ...(dpop ? { dpopJkt: dpop.jkt } : {}),
-        recoveryCode: newCode,
-      };
+      return { ...codeGrantOutcome(claims, AMR_RECOVERY, dpop), recoveryCode: newCode };
     },
   };
 }
