@@ -187,6 +187,11 @@ export async function startService(options: ServiceOptions): Promise<Proc> {
     // again; with the default 10 it would soon measure 429s (a different,
     // cheaper path). 1000 (the maximum) keeps every wrong code a real check.
     OTP_MAX_FAILURES: "1000",
+    // Per-address throttling stays on (production's default, so its cost is
+    // measured), but every request comes from 127.0.0.1: the largest bucket
+    // keeps the attack-path row from measuring 429s.
+    ADDRESS_MAX_FAILURES: "1000000",
+    ADDRESS_FAILURE_REFILL_SECONDS: "1",
   };
   const args = [...(options.nodeFlags ?? []), options.main];
   const proc = track(spawnPinned(options.cpus, process.execPath, args, env), port);
