@@ -17,16 +17,23 @@ import {
 import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
 import { createLiveSettings, type LiveSettings } from "./live-settings.js";
+import { createAccessLog } from "./observability/access-log.js";
+import { noteClient } from "./observability/access-record.js";
 import { createHealthServiceImpl } from "./observability/health.js";
+import { instrumentStore } from "./observability/instrumented-store.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
 import { createReflectionServiceImpl } from "./observability/reflection.js";
+import { observeRequests } from "./observability/request-observer.js";
+import { countVerifyOutcomes } from "./observability/verify-outcomes.js";
 import type { CorsForClient } from "./rpc/call-headers.js";
+import { callRecordOf } from "./rpc/call-record.js";
 import { createConnectAdapter } from "./rpc/connect-adapter.js";
 import { createMfaServiceImpl } from "./rpc/mfa-service-impl.js";
 import { createMfaTokenServiceImpl } from "./rpc/mfa-token-service-impl.js";
 import { createOAuthErrorInterceptor } from "./rpc/oauth-error-interceptor.js";
 import { createTokenServiceImpl } from "./rpc/token-service-impl.js";
+import { createTraceContextInterceptor } from "./rpc/trace-context-interceptor.js";
 import { createUnaryFastPath, type UnaryFastPath } from "./rpc/unary-fast-path.js";
 import { createCors } from "./server/cors.js";
 import { createOnePortServer, type OnePortServer } from "./server/one-port-server.js";
@@ -85,23 +92,36 @@ export interface AppOptions {
 export function createApp(config: Config, options: AppOptions = {}): App {
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger(config.logLevel);
-  const { store, sessions } =
+  const built =
     options.store === undefined
       ? createStores(config.store, clock, logger)
       : options.sessions === undefined
         ? sessionsBeside(options.store)
         : { store: options.store, sessions: options.sessions };
   const metrics = createMetrics();
+  // Every round trip timed (and a span when tracing): see instrumented-store.ts.
+  const system = config.store.kind === "memory" ? undefined : "redis";
+  const store = instrumentStore(built.store, "store", metrics, system);
+  const sessions = instrumentStore(built.sessions, "session-store", metrics, system);
   const live = createLiveSettings({ clients: config.clients, signingKeys: config.signingKeys });
-  const services = createServices(createServiceDeps(config, live, store, clock, logger, sessions));
+  const created = createServices(
+    createServiceDeps(config, live, store, clock, logger, sessions, metrics),
+  );
+  const services = {
+    ...created,
+    tokenEndpoint: countVerifyOutcomes(created.tokenEndpoint, metrics),
+  };
   const ctx: AppParts = { config, live, store, sessions, clock, logger, metrics, services };
   // Aborted by close(): health reports NOT_SERVING and ends Watch streams, which
   // would otherwise hold the drain open until the grace period runs out.
   const shutdown = new AbortController();
 
   const cors = createCors(live.clients);
-  const corsFor: CorsForClient = (context, client) =>
-    cors.headersForClient(context.requestHeader.get("origin") ?? undefined, client);
+  const corsFor: CorsForClient = (context, client) => {
+    // Called once a call's client has authenticated: the access log's client_id.
+    noteClient(callRecordOf(context.values), client.clientId);
+    return cors.headersForClient(context.requestHeader.get("origin") ?? undefined, client);
+  };
   const tokenService = createTokenServiceImpl(services, config.issuerUrl, corsFor);
   const rpcOptions: ConnectNodeAdapterOptions = {
     routes(router) {
@@ -126,7 +146,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         ]),
       );
     },
-    interceptors: [createOAuthErrorInterceptor(logger, metrics)],
+    interceptors: [createTraceContextInterceptor(), createOAuthErrorInterceptor(logger, metrics)],
     readMaxBytes: MAX_BODY_BYTES,
     // connect-node's connectNodeAdapter default, set here once: the adapter
     // and the fast path must negotiate from the same list.
@@ -152,7 +172,14 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     metrics,
     logger,
   });
-  const server = createOnePortServer(createRequestHandler(rest, connect, cors));
+  const server = createOnePortServer(
+    observeRequests(createRequestHandler(rest, connect, cors), {
+      metrics,
+      accessLog: config.accessLog ? createAccessLog(logger) : undefined,
+      restRouteOf: rest.routeOf,
+      rpcPaths: connect.rpcPaths,
+    }),
+  );
 
   return {
     ctx,

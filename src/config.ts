@@ -4,6 +4,7 @@ import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { type ClientRegistry, parseClients } from "./oauth/client-registry.js";
 import { hasDemoClient } from "./oauth/demo-client.js";
+import { parseTracingConfig, type TracingConfig } from "./observability/tracing-config.js";
 import {
   generateEphemeralSigningKeys,
   importSigningKey,
@@ -38,6 +39,10 @@ export interface Config {
   otpMaxFailures: number;
   otpFailureRefillSeconds: number;
   logLevel: LogLevel;
+  /** ACCESS_LOG (default true): one JSON line per request at info. */
+  accessLog: boolean;
+  /** OpenTelemetry tracing, from the OTEL_* variables (off unless an OTLP endpoint is set). */
+  tracing: TracingConfig;
   /** RFC 9449: ± seconds for a proof's iat; server nonces (§8) and their rotation window. */
   dpop: { iatSkewSeconds: number; requireNonce: boolean; nonceWindowSeconds: number };
   /** Which embedded defaults are in use (refused when NODE_ENV=production). */
@@ -231,6 +236,11 @@ export function loadConfig(
   const logLevel = (value("LOG_LEVEL") ?? "info") as LogLevel;
   if (!LOG_LEVELS.includes(logLevel))
     problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}`);
+  const accessLogRaw = (value("ACCESS_LOG") ?? "true").toLowerCase();
+  if (!["true", "false", "1", "0"].includes(accessLogRaw)) {
+    problems.push(`ACCESS_LOG must be true or false (got "${accessLogRaw}")`);
+  }
+  const tracing = parseTracingConfig(value, problems);
 
   const devDefaults = {
     memoryStore: store.kind === "memory",
@@ -290,6 +300,8 @@ export function loadConfig(
     otpMaxFailures: integer("OTP_MAX_FAILURES", 10, 1, 1_000),
     otpFailureRefillSeconds: integer("OTP_FAILURE_REFILL_SECONDS", 360, 1, 86_400),
     logLevel,
+    accessLog: accessLogRaw !== "false" && accessLogRaw !== "0",
+    tracing,
     dpop: {
       iatSkewSeconds: integer("DPOP_IAT_SKEW_SECONDS", 60, 1, 3_600),
       requireNonce: requireNonceRaw === "true" || requireNonceRaw === "1",

@@ -7,7 +7,9 @@ import { createAssertionVerifier } from "./oauth/client-assertion.js";
 import { createClientAuthenticator } from "./oauth/client-auth.js";
 import { createDpopVerifier } from "./oauth/dpop.js";
 import { createDpopNonces } from "./oauth/dpop-nonce.js";
+import { countSecurityEvents } from "./observability/counted-security-events.js";
 import type { Logger } from "./observability/logger.js";
+import type { Metrics } from "./observability/metrics.js";
 import { createSecurityEvents } from "./observability/security-events.js";
 import type { ServiceDeps } from "./service/services.js";
 import { createSessionDeps } from "./sessions/session-deps.js";
@@ -29,8 +31,11 @@ export function createServiceDeps(
   clock: Clock,
   logger: Logger,
   sessionStore: SessionStore,
+  /** Counts security events (lockouts among them) when given. */
+  metrics?: Metrics,
 ): ServiceDeps {
-  const events = createSecurityEvents(logger);
+  const logged = createSecurityEvents(logger);
+  const events = metrics === undefined ? logged : countSecurityEvents(logged, metrics);
   return {
     store,
     clock,

@@ -1,3 +1,4 @@
+import type { ContextValues } from "@connectrpc/connect";
 import type { ClientCredentials } from "../oauth/client-auth.js";
 import type { RegisteredClient } from "../oauth/client-registry.js";
 import { wireString } from "../service/wire-values.js";
@@ -10,6 +11,8 @@ import { wireString } from "../service/wire-values.js";
 export interface CallHeaders {
   requestHeader: { get(name: string): string | null };
   responseHeader: { set(name: string, value: string): void };
+  /** The call's context values (call-record.ts: the request's access record). */
+  values?: ContextValues;
 }
 
 /** Sets every header of a record on the call's response. */

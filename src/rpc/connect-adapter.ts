@@ -6,7 +6,13 @@ import {
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
 import type { HttpRequest, HttpResponse } from "../server/http-types.js";
+import { callValuesFor } from "./call-record.js";
 import type { ServeWithConnect, UnaryFastPath } from "./unary-fast-path.js";
+
+/** Serves every RPC; `rpcPaths` names them (e.g. `/token.v1.TokenService/VerifyMfaOtp`). */
+export type ConnectAdapter = ((req: HttpRequest, res: HttpResponse) => void) & {
+  readonly rpcPaths: ReadonlySet<string>;
+};
 
 /**
  * connect-node's `connectNodeAdapter`, plus one correction. connect-es 2.1
@@ -33,7 +39,7 @@ export function createConnectAdapter(
     res.writeHead(404);
     res.end();
   },
-): (req: HttpRequest, res: HttpResponse) => void {
+): ConnectAdapter {
   const router = createConnectRouter(options);
   options.routes(router);
   const handlers = new Map(router.handlers.map((handler) => [handler.requestPath, handler]));
@@ -49,7 +55,7 @@ export function createConnectAdapter(
       req as never,
       res as never,
       undefined,
-      undefined,
+      callValuesFor(res),
     );
     handler(body === undefined ? request : { ...request, body })
       .then(correctParseFailure)
@@ -61,11 +67,12 @@ export function createConnectAdapter(
       });
   };
 
-  return (req, res) => {
+  const serve = (req: HttpRequest, res: HttpResponse) => {
     const path = fast.get(pathOf(req.url ?? ""));
     if (path?.serve(req, res, serveWithConnect)) return;
     serveWithConnect(req, res);
   };
+  return Object.assign(serve, { rpcPaths: new Set(handlers.keys()) });
 }
 
 function pathOf(url: string): string {

@@ -20,6 +20,7 @@ import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { HttpRequest, HttpResponse } from "../server/http-types.js";
 import { readWholeBody } from "../server/read-body.js";
 import type { CallHeaders } from "./call-headers.js";
+import { callValuesFor } from "./call-record.js";
 import { type CallWrapper, FAST_PATH_WRAPPER } from "./oauth-error-interceptor.js";
 
 /**
@@ -133,6 +134,7 @@ export function createUnaryFastPath<I extends DescMessage, O extends DescMessage
     const context: CallHeaders = {
       requestHeader: { get: (name) => single(requestHeaders[name.toLowerCase()]) },
       responseHeader: { set: (name, value) => void responseHeader.set(name.toLowerCase(), value) },
+      values: callValuesFor(res),
     };
     let outcome: Outcome;
     try {
@@ -291,7 +293,7 @@ function withInterceptors<Req, Res>(
   });
   return (request, context) =>
     wrappers.reduceRight<() => Promise<Res>>(
-      (next, wrap) => () => wrap(route, next),
+      (next, wrap) => () => wrap(route, next, context.values),
       () => implementation(request, context),
     )();
 }
