@@ -172,10 +172,11 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     metrics,
     logger,
   });
+  const accessLog = config.accessLog ? createAccessLog(logger) : undefined;
   const server = createOnePortServer(
     observeRequests(createRequestHandler(rest, connect, cors), {
       metrics,
-      accessLog: config.accessLog ? createAccessLog(logger) : undefined,
+      accessLog,
       restRouteOf: rest.routeOf,
       rpcPaths: connect.rpcPaths,
     }),
@@ -189,6 +190,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     async close(graceMs) {
       shutdown.abort();
       await server.close(graceMs);
+      accessLog?.flush();
       await sessions.close();
       await store.close();
     },

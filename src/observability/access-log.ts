@@ -15,6 +15,8 @@ export interface RequestEnd {
 
 export interface AccessLog {
   write(record: AccessRecord, end: RequestEnd): void;
+  /** Writes the lines still held for this event-loop turn (at shutdown). */
+  flush(): void;
 }
 
 /** Connect's wire names of the codes (RPC code numbers are gRPC's). */
@@ -42,6 +44,11 @@ export function codeName(code: number): string {
   return CODE_NAMES[code] ?? String(code);
 }
 
+/** Access lines are written together, at most this long after the first of them… */
+const FLUSH_MS = 10;
+/** …or as soon as they reach this size. */
+const FLUSH_BYTES = 64 * 1024;
+
 /** What pino keeps about a logger that the line needs (exported as pino.symbols). */
 interface PinoInternals {
   [pino.symbols.streamSym]: { write(line: string): unknown };
@@ -64,7 +71,14 @@ interface PinoInternals {
  * project's verify path, pino's object serialisation with the logger's
  * redaction paths (every line of the service is redacted) cost about
  * 17 µs per line, against about 1 µs for this concatenation — and the
- * budget for the whole access log is 5 % of a verify. Nothing here needs
+ * budget for the whole access log is 5 % of a verify (bench/access-log-cost.ts).
+ * For the same reason lines are written together, within FLUSH_MS of the
+ * first of them (or at FLUSH_BYTES): each write to pino's destination is a
+ * hand-off to libuv's thread pool and a write(2), which cost more than the
+ * line itself when done per request (about 17 µs each, measured). So an
+ * access line can follow lines logged up to 10 ms after its request ended
+ * (its `time` says when that was); `flush()` at shutdown writes what is held,
+ * and a crash loses at most those 10 ms of access lines. Nothing here needs
  * redaction: every value is a closed set (method, surface, route, error,
  * code), a number, an id that is sane by construction (request_id:
  * request-id.ts; trace_id: 32 hex digits) or a registered client id (escaped
@@ -76,7 +90,18 @@ export function createAccessLog(logger: Logger): AccessLog {
   const time = internals[pino.symbols.timeSym];
   const bindings = internals[pino.symbols.chindingsSym];
   const info = logger.levels.values.info;
+  let pending = "";
+  let timer: NodeJS.Timeout | undefined;
+  const flush = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    if (pending === "") return;
+    const lines = pending;
+    pending = "";
+    stream.write(lines);
+  };
   return {
+    flush,
     write(record, end) {
       if (!logger.isLevelEnabled("info")) return;
       let line = `{"level":${info}${time()}${bindings},"event":"access","request_id":"${record.requestId}"`;
@@ -90,7 +115,9 @@ export function createAccessLog(logger: Logger): AccessLog {
       if (record.clientId !== undefined) line += `,"client_id":${JSON.stringify(record.clientId)}`;
       line += `,"duration_us":${end.durationUs}`;
       if (end.aborted) line += `,"aborted":true`;
-      stream.write(`${line},"msg":"request"}\n`);
+      pending += `${line},"msg":"request"}\n`;
+      if (pending.length >= FLUSH_BYTES) flush();
+      else timer ??= setTimeout(flush, FLUSH_MS).unref();
     },
   };
 }
