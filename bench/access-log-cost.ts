@@ -7,8 +7,9 @@
  * that moves least with the host's speed, README "Performance"). One
  * server process (this script, forked with --server) runs the app twice,
  * ACCESS_LOG=true and ACCESS_LOG=false, on one memory store and one fake
- * clock, logging at info to a file as production logs to its stdout (the
- * child's fd 1 is that file). This process is the client: CONNECTIONS
+ * clock, logging at info to its stdout: a file (default), or with
+ * LOG_TO=pipe a pipe this process reads and drops (as a container runtime
+ * reads a service's stdout), or LOG_TO=null /dev/null. This process is the client: CONNECTIONS
  * (default 16) keep-alive HTTP/1.1 connections sending `POST /oauth/token`
  * mfa-otp successes (each with its own user, mfa_token and code, built
  * before the clock starts). Phases alternate on/off for `rounds` rounds
