@@ -17,18 +17,25 @@ import {
 import type { Config } from "./config.js";
 import { withDemoRoutes } from "./demo/demo-routes.js";
 import { createLiveSettings, type LiveSettings } from "./live-settings.js";
+import { createAccessLog } from "./observability/access-log.js";
+import { noteClient } from "./observability/access-record.js";
 import { createHealthServiceImpl } from "./observability/health.js";
+import { instrumentStore } from "./observability/instrumented-store.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
 import { createCachedMetrics } from "./observability/metrics-cache.js";
 import { createReflectionServiceImpl } from "./observability/reflection.js";
+import { observeRequests } from "./observability/request-observer.js";
 import { createStoreHealth, type StoreHealth } from "./observability/store-health.js";
+import { countVerifyOutcomes } from "./observability/verify-outcomes.js";
 import { type CorsForClient, callValuesOf } from "./rpc/call-headers.js";
+import { callRecordOf } from "./rpc/call-record.js";
 import { createConnectAdapter } from "./rpc/connect-adapter.js";
 import { createMfaServiceImpl } from "./rpc/mfa-service-impl.js";
 import { createMfaTokenServiceImpl } from "./rpc/mfa-token-service-impl.js";
 import { createOAuthErrorInterceptor } from "./rpc/oauth-error-interceptor.js";
 import { createTokenServiceImpl } from "./rpc/token-service-impl.js";
+import { createTraceContextInterceptor } from "./rpc/trace-context-interceptor.js";
 import { createUnaryFastPath, type UnaryFastPath } from "./rpc/unary-fast-path.js";
 import { createClientAddressOf } from "./server/client-address.js";
 import { createCors } from "./server/cors.js";
@@ -100,15 +107,25 @@ export interface AppOptions {
 export function createApp(config: Config, options: AppOptions = {}): App {
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger(config.logLevel);
-  const { store, sessions } =
+  const built =
     options.store === undefined
       ? createStores(config.store, clock, logger)
       : options.sessions === undefined
         ? sessionsBeside(options.store)
         : { store: options.store, sessions: options.sessions };
   const metrics = createMetrics();
+  // Every round trip timed (and a span when tracing): see instrumented-store.ts.
+  const system = config.store.kind === "memory" ? undefined : "redis";
+  const store = instrumentStore(built.store, "store", metrics, system);
+  const sessions = instrumentStore(built.sessions, "session-store", metrics, system);
   const live = createLiveSettings({ clients: config.clients, signingKeys: config.signingKeys });
-  const services = createServices(createServiceDeps(config, live, store, clock, logger, sessions));
+  const created = createServices(
+    createServiceDeps(config, live, store, clock, logger, sessions, metrics),
+  );
+  const services = {
+    ...created,
+    tokenEndpoint: countVerifyOutcomes(created.tokenEndpoint, metrics),
+  };
   const ctx: AppParts = { config, live, store, sessions, clock, logger, metrics, services };
   // Aborted by close(): health reports NOT_SERVING and ends Watch streams, which
   // would otherwise hold the drain open until the grace period runs out.
@@ -116,8 +133,11 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   const storeHealth = createStoreHealth(store, { logger });
 
   const cors = createCors(live.clients);
-  const corsFor: CorsForClient = (context, client) =>
-    cors.headersForClient(context.requestHeader.get("origin") ?? undefined, client);
+  const corsFor: CorsForClient = (context, client) => {
+    // Called once a call's client has authenticated: the access log's client_id.
+    noteClient(callRecordOf(context.values), client.clientId);
+    return cors.headersForClient(context.requestHeader.get("origin") ?? undefined, client);
+  };
   const tokenService = createTokenServiceImpl(services, config.issuerUrl, corsFor);
   const clientAddressOf = createClientAddressOf(config.clientAddress.trustProxyHops);
   const rpcOptions: ConnectNodeAdapterOptions = {
@@ -143,7 +163,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         ]),
       );
     },
-    interceptors: [createOAuthErrorInterceptor(logger, metrics)],
+    interceptors: [createTraceContextInterceptor(), createOAuthErrorInterceptor(logger, metrics)],
     // Per call: the client's address (the token RPCs throttle by it).
     contextValues: callValuesOf(clientAddressOf),
     readMaxBytes: MAX_BODY_BYTES,
@@ -188,7 +208,16 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     }),
   });
   const routes = withDemoRoutes(rest, ctx); // GET /demo and /demo/* while DEMO is on
-  const server = createOnePortServer(createRequestHandler(routes, connect, cors), limits);
+  const accessLog = config.accessLog ? createAccessLog(logger) : undefined;
+  const server = createOnePortServer(
+    observeRequests(createRequestHandler(routes, connect, cors), {
+      metrics,
+      accessLog,
+      restRouteOf: rest.routeOf,
+      rpcPaths: connect.rpcPaths,
+    }),
+    limits,
+  );
   const management = createManagementServer(
     createOpsRoutes({ readiness: storeHealth, metrics: metricsText }),
     limits,
@@ -220,6 +249,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       shutdown.abort();
       storeHealth.stop();
       await Promise.all([server.close(graceMs), management.close(graceMs)]);
+      accessLog?.flush();
       await sessions.close();
       await store.close();
     },

@@ -6,6 +6,7 @@ import { resolveDemoSetting } from "./demo/demo-setting.js";
 import { type ClientRegistry, parseClients } from "./oauth/client-registry.js";
 import { hasDemoClient } from "./oauth/demo-client.js";
 import type { LogLevel } from "./observability/logger.js";
+import { parseTracingConfig, type TracingConfig } from "./observability/tracing-config.js";
 import type { StoreConfig } from "./store/store-config.js";
 import {
   generateEphemeralSigningKeys,
@@ -38,6 +39,10 @@ export interface Config {
   /** The client address's failure bucket (ADDRESS_THROTTLING; src/mfa/address-throttle.ts). */
   addressThrottling: AddressThrottlingConfig;
   logLevel: LogLevel;
+  /** ACCESS_LOG (default true): one JSON line per request at info. */
+  accessLog: boolean;
+  /** OpenTelemetry tracing, from the OTEL_* variables (off unless an OTLP endpoint is set). */
+  tracing: TracingConfig;
   /** RFC 9449: ± seconds for a proof's iat; server nonces (§8) and their rotation window. */
   dpop: { iatSkewSeconds: number; requireNonce: boolean; nonceWindowSeconds: number };
   /** Connection and request limits of the public port (docs/limits.md). */
@@ -318,6 +323,11 @@ export function loadConfig(
   const logLevel = (value("LOG_LEVEL") ?? "info") as LogLevel;
   if (!LOG_LEVELS.includes(logLevel))
     problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}`);
+  const accessLogRaw = (value("ACCESS_LOG") ?? "true").toLowerCase();
+  if (!["true", "false", "1", "0"].includes(accessLogRaw)) {
+    problems.push(`ACCESS_LOG must be true or false (got "${accessLogRaw}")`);
+  }
+  const tracing = parseTracingConfig(value, problems);
 
   const devDefaults = {
     memoryStore: store.kind === "memory",
@@ -386,6 +396,8 @@ export function loadConfig(
     clientAddress,
     addressThrottling,
     logLevel,
+    accessLog: accessLogRaw !== "false" && accessLogRaw !== "0",
+    tracing,
     dpop: {
       iatSkewSeconds: integer("DPOP_IAT_SKEW_SECONDS", 60, 1, 3_600),
       requireNonce: requireNonceRaw === "true" || requireNonceRaw === "1",

@@ -2,6 +2,7 @@ import cluster from "node:cluster";
 import { createApp } from "./app.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
 import { createLogger, type Logger } from "./observability/logger.js";
+import { startTracing } from "./observability/tracing-sdk.js";
 import { reloadSettings } from "./reload.js";
 import {
   reportStartupFailure,
@@ -87,6 +88,7 @@ function runPrimary(config: Config, logger: Logger): void {
 }
 
 async function runService(config: Config, logger: Logger): Promise<void> {
+  const tracing = await startTracing(config.tracing, logger);
   const app = createApp(config, { logger });
   // Never exits on SIGHUP (Node's default would): re-read the clients and keys files.
   process.on("SIGHUP", () => {
@@ -109,7 +111,8 @@ async function runService(config: Config, logger: Logger): Promise<void> {
   onStopSignal(() => {
     logger.info({ event: "draining" }, "shutting down");
     app.close().then(
-      () => process.exit(0),
+      // Then the spans still queued go out (tracing on); a failed export does not block the exit.
+      () => tracing.shutdown().finally(() => process.exit(0)),
       (error: unknown) => {
         logger.error({ event: "shutdown_failed", message: String(error) }, "shutdown failed");
         process.exit(1);

@@ -8,7 +8,9 @@ import { createClientAuthenticator } from "./oauth/client-auth.js";
 import { createDpopVerifier } from "./oauth/dpop.js";
 import { createDpopNonces } from "./oauth/dpop-nonce.js";
 import { createSessionDeps } from "./oauth/sessions/session-deps.js";
+import { countSecurityEvents } from "./observability/counted-security-events.js";
 import type { Logger } from "./observability/logger.js";
+import type { Metrics } from "./observability/metrics.js";
 import { createSecurityEvents } from "./observability/security-events.js";
 import type { ServiceDeps } from "./service/services.js";
 import type { SessionStore } from "./store/session-store.js";
@@ -30,8 +32,11 @@ export function createServiceDeps(
   clock: Clock,
   logger: Logger,
   sessionStore: SessionStore,
+  /** Counts security events (lockouts among them) when given. */
+  metrics?: Metrics,
 ): ServiceDeps {
-  const events = createSecurityEvents(logger);
+  const logged = createSecurityEvents(logger);
+  const events = metrics === undefined ? logged : countSecurityEvents(logged, metrics);
   return {
     store,
     clock,

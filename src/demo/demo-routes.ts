@@ -62,7 +62,14 @@ export function withDemoRoutes(rest: RestRoutes, deps: DemoRoutesDeps): RestRout
   const client = demoClientOf(deps.config.clients.values());
   if (client === undefined) return rest;
   const demo = createDemoRoutes(client, deps);
-  return { match: (method, path) => demo(method, path) ?? rest.match(method, path) };
+  return {
+    match: (method, path) => demo(method, path) ?? rest.match(method, path),
+    // The demo's paths are fixed: each is its own route template (access log, metrics).
+    routeOf: (path) =>
+      demo("GET", path) !== undefined || demo("POST", path) !== undefined
+        ? path
+        : rest.routeOf(path),
+  };
 }
 
 function createDemoRoutes(

@@ -14,7 +14,8 @@ export interface CallHeaders {
   requestHeader: { get(name: string): string | null };
   responseHeader: { set(name: string, value: string): void };
   /** Per-call values set from the request before the call: CLIENT_ADDRESS. */
-  values: Pick<ContextValues, "get">;
+  /** The call's context values: CLIENT_ADDRESS, and the access record (call-record.ts). */
+  values: ContextValues;
 }
 
 /** The client's network address (server/client-address.ts), read when the call starts. */

@@ -1,12 +1,18 @@
-import { Code, ConnectError, createConnectRouter } from "@connectrpc/connect";
+import { Code, ConnectError, createConnectRouter, createContextValues } from "@connectrpc/connect";
 import {
   type ConnectNodeAdapterOptions,
   universalRequestFromNodeRequest,
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
 import type { HttpRequest, HttpResponse } from "../server/http-types.js";
+import { withCallRecord } from "./call-record.js";
 import { correctDecodeFailure } from "./decode-failures.js";
 import type { ServeWithConnect, UnaryFastPath } from "./unary-fast-path.js";
+
+/** Serves every RPC; `rpcPaths` names them (e.g. `/token.v1.TokenService/VerifyMfaOtp`). */
+export type ConnectAdapter = ((req: HttpRequest, res: HttpResponse) => void) & {
+  readonly rpcPaths: ReadonlySet<string>;
+};
 
 /**
  * connect-node's `connectNodeAdapter`, plus corrections of the answers
@@ -26,7 +32,7 @@ export function createConnectAdapter(
     res.writeHead(404);
     res.end();
   },
-): (req: HttpRequest, res: HttpResponse) => void {
+): ConnectAdapter {
   const router = createConnectRouter(options);
   options.routes(router);
   const handlers = new Map(router.handlers.map((handler) => [handler.requestPath, handler]));
@@ -42,7 +48,7 @@ export function createConnectAdapter(
       req as never,
       res as never,
       undefined,
-      options.contextValues?.(req),
+      withCallRecord(options.contextValues?.(req) ?? createContextValues(), res),
     );
     handler(body === undefined ? request : { ...request, body })
       .then((response) => correctDecodeFailure(response, options.jsonOptions))
@@ -54,11 +60,12 @@ export function createConnectAdapter(
       });
   };
 
-  return (req, res) => {
+  const serve = (req: HttpRequest, res: HttpResponse) => {
     const path = fast.get(pathOf(req.url ?? ""));
     if (path?.serve(req, res, serveWithConnect)) return;
     serveWithConnect(req, res);
   };
+  return Object.assign(serve, { rpcPaths: new Set(handlers.keys()) });
 }
 
 function pathOf(url: string): string {

@@ -21,6 +21,7 @@ import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import type { HttpRequest, HttpResponse } from "../server/http-types.js";
 import { readWholeBody } from "../server/read-body.js";
 import type { CallHeaders } from "./call-headers.js";
+import { withCallRecord } from "./call-record.js";
 import { type CallWrapper, FAST_PATH_WRAPPER } from "./oauth-error-interceptor.js";
 
 /**
@@ -244,7 +245,10 @@ export function createUnaryFastPath<I extends DescMessage, O extends DescMessage
       const compression = negotiate(wire, headers);
       if (compression.error !== undefined || compression.request !== null) return false;
       // As connect-node reads them: when the call starts, before its body.
-      const values = handlerOptions.contextValues?.(req) ?? createContextValues();
+      const values = withCallRecord(
+        handlerOptions.contextValues?.(req) ?? createContextValues(),
+        res,
+      );
 
       const handOver = (body: AsyncIterable<Uint8Array>) => {
         counts.handedOver += 1;
@@ -298,7 +302,7 @@ function withInterceptors<Req, Res>(
   });
   return (request, context) =>
     wrappers.reduceRight<() => Promise<Res>>(
-      (next, wrap) => () => wrap(route, next),
+      (next, wrap) => () => wrap(route, next, context.values),
       () => implementation(request, context),
     )();
 }

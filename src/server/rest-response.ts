@@ -1,4 +1,5 @@
 import type { OAuthError } from "../oauth/oauth-error.js";
+import { noteError } from "../observability/access-record.js";
 import { NO_STORE } from "../service/response-headers.js";
 import type { HttpResponse } from "./http-types.js";
 
@@ -30,6 +31,7 @@ export function sendEmptyOk(res: HttpResponse): void {
 
 /** The REST renderer of OAuthError: `{error, error_description}` (RFC 6749 §5.2) and its headers. */
 export function sendOAuthError(res: HttpResponse, error: OAuthError): void {
+  noteError(res, error.error);
   const headers: Record<string, string> = { ...NO_STORE, ...error.headers };
   if (error.retryAfterSeconds !== undefined) {
     headers["retry-after"] = String(error.retryAfterSeconds);

@@ -2,6 +2,8 @@ import type { ClientCredentials } from "../oauth/client-auth.js";
 import type { RegisteredClient } from "../oauth/client-registry.js";
 import { oauthErrors } from "../oauth/oauth-error.js";
 import { presentedFromHeader } from "../oauth/protected-resource.js";
+import { toOAuthError } from "../oauth/to-oauth-error.js";
+import { accessRecordOf, noteClient } from "../observability/access-record.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import { buildDiscoveryDocument, buildJwks } from "../service/discovery.js";
@@ -28,6 +30,8 @@ export type RestMatch = RestHandler | { allow: readonly string[] } | undefined;
 
 export interface RestRoutes {
   match(method: string, path: string): RestMatch;
+  /** The route template a path belongs to (`/mfa/authenticators/{id}`), or undefined. */
+  routeOf(path: string): string | undefined;
 }
 
 export interface RestRoutesDeps {
@@ -66,6 +70,7 @@ export function createRestRoutes(deps: RestRoutesDeps): RestRoutes {
   };
   /** Allows the request's origin once the client is known, if that client lists it. */
   const allowClientOrigin = (req: HttpRequest, res: HttpResponse) => (client: RegisteredClient) => {
+    noteClient(accessRecordOf(res), client.clientId);
     const origin = typeof req.headers.origin === "string" ? req.headers.origin : undefined;
     for (const [name, value] of Object.entries(deps.cors.headersForClient(origin, client))) {
       res.setHeader(name, value);
@@ -193,13 +198,16 @@ export function createRestRoutes(deps: RestRoutesDeps): RestRoutes {
   };
   const authenticatorRoutes: Record<string, RestHandler> = { DELETE: deleteAuthenticator };
 
+  const isAuthenticatorPath = (path: string) =>
+    path.startsWith(AUTHENTICATOR_PATH) && path.length > AUTHENTICATOR_PATH.length;
+
   return {
+    routeOf(path) {
+      if (Object.hasOwn(table, path)) return path;
+      return isAuthenticatorPath(path) ? "/mfa/authenticators/{id}" : undefined;
+    },
     match(method, path) {
-      const routes =
-        table[path] ??
-        (path.startsWith(AUTHENTICATOR_PATH) && path.length > AUTHENTICATOR_PATH.length
-          ? authenticatorRoutes
-          : undefined);
+      const routes = table[path] ?? (isAuthenticatorPath(path) ? authenticatorRoutes : undefined);
       if (routes === undefined) return undefined;
       const handler = routes[method] ?? (method === "HEAD" ? routes.GET : undefined);
       if (handler !== undefined) return handler;

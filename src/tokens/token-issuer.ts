@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { derived } from "../util/derived.js";
-import { signJwt } from "./jwt-signer.js";
 import type { SigningAlgorithm, SigningKey } from "./signing-keys.js";
+import { signJwtTraced } from "./traced-jwt-signer.js";
 
 /** The RFC 6749 §5.1 token response, as both surfaces render it. */
 export interface TokenResponse {
@@ -61,7 +61,7 @@ export function createTokenIssuer(options: {
       const { signingKey, idTokenKeys } = keyring();
       const iat = grant.nowSeconds;
       const exp = iat + accessTokenTtlSeconds;
-      const accessToken = signJwt(signingKey, "at+jwt", {
+      const accessToken = signJwtTraced("access_token", signingKey, "at+jwt", {
         iss: issuerUrl,
         sub: grant.userId,
         // RFC 9068 §2.2 requires aud; without a requested audience the client is the audience.
@@ -83,7 +83,7 @@ export function createTokenIssuer(options: {
       if (grant.scope.split(" ").includes("openid")) {
         const idTokenKey = idTokenKeys.get(grant.idTokenAlg);
         if (idTokenKey === undefined) throw new Error(`no ${grant.idTokenAlg} key for ID tokens`);
-        response.idToken = signJwt(idTokenKey, "JWT", {
+        response.idToken = signJwtTraced("id_token", idTokenKey, "JWT", {
           iss: issuerUrl,
           sub: grant.userId,
           aud: grant.clientId,

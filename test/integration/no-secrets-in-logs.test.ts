@@ -1,9 +1,9 @@
 /**
- * docs/api.md "Nothing secret is ever logged": run every kind of flow with the
- * service logging at debug level, then scan everything it wrote for the codes,
- * TOTP secrets, mfa_tokens, issued tokens (refresh tokens included), client
- * secrets, recovery codes, DPoP proofs and the internal API key those flows
- * used.
+ * docs/architecture.md "Nothing secret is logged": run every kind of flow with the
+ * service logging at debug level and the access log on, then scan everything
+ * it wrote for the codes, TOTP secrets, mfa_tokens, issued tokens (refresh
+ * tokens included), client secrets, recovery codes, DPoP proofs and the
+ * internal API key those flows used.
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
@@ -45,7 +45,8 @@ import {
   type TestService,
 } from "../support/test-service.js";
 
-const DEBUG = { LOG_LEVEL: "debug" };
+/** Everything logged: debug lines and one access line per request. */
+const DEBUG = { LOG_LEVEL: "debug", ACCESS_LOG: "true" };
 
 /** Every secret the flows handled; six-digit codes are matched as whole numbers only. */
 const secrets = new Set<string>([
@@ -362,6 +363,16 @@ test("no secret appears in any captured log line", () => {
   // The capture works and saw debug and error lines.
   assert.ok(lines.some((line) => line.includes('"event":"dpop_rejected"')));
   assert.ok(lines.some((line) => line.includes('"event":"request_failed"')));
+  // The access log was on: a line per request, REST and RPC, errors and successes.
+  const access = lines.filter((line) => line.includes('"event":"access"'));
+  for (const surface of ["rest", "connect", "grpc"]) {
+    assert.ok(
+      access.some((line) => line.includes(`"surface":"${surface}"`)),
+      surface,
+    );
+  }
+  assert.ok(access.some((line) => line.includes('"route":"/oauth/token","status":200')));
+  assert.ok(access.some((line) => line.includes('"error":"too_many_attempts"')));
   const text = lines.join("");
   for (const secret of secrets) {
     assert.equal(text.includes(secret), false, `a secret of ${secret.length} chars is logged`);

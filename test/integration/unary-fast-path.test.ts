@@ -238,9 +238,13 @@ const scenarios: Scenario[] = [
   },
 ];
 
-/** Headers both paths must agree on: everything but the date and, for fresh tokens, the length. */
+/**
+ * Headers both paths must agree on: everything but the date, the request id
+ * (generated per request; both paths must send one) and, for fresh tokens, the length.
+ */
 function comparableHeaders(response: RawResponse, success: boolean): Record<string, string> {
-  const { date: _date, ...rest } = response.headers;
+  const { date: _date, "x-request-id": requestId, ...rest } = response.headers;
+  assert.match(requestId ?? "", /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
   if (success) delete rest["content-length"];
   // node's HTTP/1.1 server adds these itself on either path.
   return rest;

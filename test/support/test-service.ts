@@ -81,7 +81,8 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     "debug",
     new Writable({
       write(chunk, _encoding, callback) {
-        logs.push(String(chunk));
+        // One entry per line: access lines arrive several to a write.
+        for (const line of String(chunk).split(/(?<=\n)/)) logs.push(line);
         callback();
       },
     }),
