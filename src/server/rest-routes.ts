@@ -2,7 +2,6 @@ import type { ClientCredentials } from "../oauth/client-auth.js";
 import type { RegisteredClient } from "../oauth/client-registry.js";
 import { oauthErrors } from "../oauth/oauth-error.js";
 import { presentedFromHeader } from "../oauth/protected-resource.js";
-import { toOAuthError } from "../oauth/to-oauth-error.js";
 import { accessRecordOf, noteClient } from "../observability/access-record.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
