@@ -162,6 +162,8 @@ export interface ServiceOptions {
   main: string;
   /** Extra node flags, e.g. --cpu-prof. */
   nodeFlags?: string[];
+  /** Variables added to (or overriding) the service's environment. */
+  extraEnv?: Record<string, string>;
 }
 
 /** The production build (`node dist/main.js`) with NODE_ENV=production. */
@@ -192,6 +194,7 @@ export async function startService(options: ServiceOptions): Promise<Proc> {
     // keeps the attack-path row from measuring 429s.
     ADDRESS_MAX_FAILURES: "1000000",
     ADDRESS_FAILURE_REFILL_SECONDS: "1",
+    ...options.extraEnv,
   };
   const args = [...(options.nodeFlags ?? []), options.main];
   const proc = track(spawnPinned(options.cpus, process.execPath, args, env), port);

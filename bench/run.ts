@@ -18,6 +18,7 @@
  *   --no-pin     do not pin with taskset
  *   --no-build   use the existing dist/
  *   --dist=DIR   run the service from another build (A/B a change against dist/)
+ *   --env=K=V    one more variable of the service's environment (repeatable; A/B a setting)
  *   --rows=form,json,connect,grpc,wrong,dpop,openid,issue,refresh   only these service rows (no workers lines)
  *   --duration=S, --runs=N, --users=N, --connections=N
  *   --grpc-sessions=N   HTTP/2 connections the gRPC row's calls share (default: one per call)
@@ -81,6 +82,8 @@ const { values: flags } = parseArgs({
     users: { type: "string" },
     connections: { type: "string" },
     "grpc-sessions": { type: "string" },
+    /** KEY=VALUE for the service's environment (repeatable): A/B a setting, e.g. ACCESS_LOG=false. */
+    env: { type: "string", multiple: true },
   },
 });
 const smoke = flags.smoke === true;
@@ -303,6 +306,13 @@ class Bench {
       workers,
       main: join(flags.dist ?? "dist", "main.js"),
       ...(nodeFlags ? { nodeFlags } : {}),
+      extraEnv: Object.fromEntries(
+        (flags.env ?? []).map((pair) => {
+          const eq = pair.indexOf("=");
+          if (eq < 1) throw new Error(`--env takes KEY=VALUE (got "${pair}")`);
+          return [pair.slice(0, eq), pair.slice(eq + 1)];
+        }),
+      ),
     });
   }
 

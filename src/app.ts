@@ -138,12 +138,13 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     noteClient(callRecordOf(context.values), client.clientId);
     return cors.headersForClient(context.requestHeader.get("origin") ?? undefined, client);
   };
+  const mfaTokenService = createMfaTokenServiceImpl(services);
   const tokenService = createTokenServiceImpl(services, config.issuerUrl, corsFor);
   const clientAddressOf = createClientAddressOf(config.clientAddress.trustProxyHops);
   const rpcOptions: ConnectNodeAdapterOptions = {
     routes(router) {
       router.service(TokenService, tokenService);
-      router.service(MfaTokenService, createMfaTokenServiceImpl(services));
+      router.service(MfaTokenService, mfaTokenService);
       router.service(MfaService, createMfaServiceImpl(services, config.issuerUrl, corsFor));
       // gRPC health and server reflection (buf curl --list-services, calls without --schema).
       // They throw ConnectErrors only, which the OAuth error interceptor passes through.
@@ -179,6 +180,12 @@ export function createApp(config: Config, options: AppOptions = {}): App {
             rpcOptions,
             TokenService.method.verifyMfaOtp,
             tokenService.verifyMfaOtp,
+          ),
+          // Called on every login by the first-factor service (bench/RESULTS.md).
+          createUnaryFastPath(
+            rpcOptions,
+            MfaTokenService.method.issueMfaToken,
+            mfaTokenService.issueMfaToken,
           ),
         ];
   const connect = createConnectAdapter(rpcOptions, fastPaths, sendNotFound);

@@ -1,5 +1,10 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
-import type { MfaTokenService } from "@token-service/client";
+import type {
+  IssueMfaTokenRequest,
+  IssueMfaTokenResponseSchema,
+  MfaTokenService,
+} from "@token-service/client";
 import { presentedFromHeader } from "../oauth/protected-resource.js";
 import { NO_STORE } from "../service/response-headers.js";
 import type { Services } from "../service/services.js";
@@ -17,9 +22,15 @@ function apiKeyOf(context: CallHeaders): string | undefined {
  */
 export function createMfaTokenServiceImpl(
   services: Pick<Services, "issueMfaToken" | "revokeUserSessions">,
-): ServiceImpl<typeof MfaTokenService> {
+): ServiceImpl<typeof MfaTokenService> & {
+  /** Needs only the call's headers: the unary fast path serves it too. */
+  issueMfaToken(
+    request: IssueMfaTokenRequest,
+    context: CallHeaders,
+  ): Promise<MessageInitShape<typeof IssueMfaTokenResponseSchema>>;
+} {
   return {
-    async issueMfaToken(request, context) {
+    async issueMfaToken(request: IssueMfaTokenRequest, context: CallHeaders) {
       const issued = await services.issueMfaToken({
         apiKey: apiKeyOf(context),
         userId: request.userId,

@@ -12,6 +12,8 @@ import { after, before, describe, test } from "node:test";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
+  IssueMfaTokenRequestSchema,
+  IssueMfaTokenResponseSchema,
   OAuthErrorSchema,
   VerifyMfaOtpRequestSchema,
   VerifyMfaOtpResponseSchema,
@@ -23,7 +25,12 @@ import {
   type RawRequest,
   type RawResponse,
 } from "../support/http-clients.js";
-import { CLIENTS, startTestService, type TestService } from "../support/test-service.js";
+import {
+  CLIENTS,
+  startTestService,
+  TEST_INTERNAL_API_KEY,
+  type TestService,
+} from "../support/test-service.js";
 
 const PATH = "/token.v1.TokenService/VerifyMfaOtp";
 
@@ -400,4 +407,126 @@ describe("unary fast path: the same answers as connect-es", () => {
     assert.equal(response.status, 200);
     assert.ok((fast.app.rpcFastPaths[0]?.counts.served ?? 0) > served);
   });
+});
+
+describe("unary fast path for IssueMfaToken: the same answers as connect-es", () => {
+  let fast: TestService;
+  let plain: TestService;
+  before(async () => {
+    fast = await startTestService();
+    plain = await startTestService({ rpcFastPath: false });
+  });
+  after(async () => {
+    await fast?.close();
+    await plain?.close();
+  });
+
+  const ISSUE_PATH = "/token.v1.MfaTokenService/IssueMfaToken";
+  const withKey = (key: string) => ({ authorization: `Bearer ${key}` });
+  const body = (fields: Record<string, unknown>) =>
+    JSON.stringify({ clientId: CLIENTS.post.id, scope: "openid", ...fields });
+  const grpcBody = (fields: { userId: string; clientId?: string }) => {
+    const message = toBinary(
+      IssueMfaTokenRequestSchema,
+      create(IssueMfaTokenRequestSchema, { clientId: CLIENTS.post.id, ...fields }),
+    );
+    const frame = Buffer.alloc(5 + message.length);
+    frame.writeUInt32BE(message.length, 1);
+    frame.set(message, 5);
+    return frame;
+  };
+  const cases: Array<{
+    name: string;
+    transport: "h1" | "h2";
+    success?: true;
+    request: RawRequest;
+  }> = [
+    {
+      name: "Connect JSON: success",
+      transport: "h1",
+      success: true,
+      request: {
+        method: "POST",
+        path: ISSUE_PATH,
+        headers: { ...connectJson, ...withKey(TEST_INTERNAL_API_KEY) },
+        body: body({ userId: "fast-issue-user" }),
+      },
+    },
+    {
+      name: "Connect JSON: a wrong internal key (Unauthenticated with the detail)",
+      transport: "h1",
+      request: {
+        method: "POST",
+        path: ISSUE_PATH,
+        headers: { ...connectJson, ...withKey("not-the-internal-key-0123") },
+        body: body({ userId: "fast-issue-user" }),
+      },
+    },
+    {
+      name: "Connect JSON: user_id missing (row 3 wording)",
+      transport: "h1",
+      request: {
+        method: "POST",
+        path: ISSUE_PATH,
+        headers: { ...connectJson, ...withKey(TEST_INTERNAL_API_KEY) },
+        body: body({}),
+      },
+    },
+    {
+      name: "gRPC: success",
+      transport: "h2",
+      success: true,
+      request: {
+        method: "POST",
+        path: ISSUE_PATH,
+        headers: { ...grpc, ...withKey(TEST_INTERNAL_API_KEY) },
+        body: grpcBody({ userId: "fast-issue-user" }),
+      },
+    },
+    {
+      name: "gRPC: an unknown client (InvalidArgument with the detail)",
+      transport: "h2",
+      request: {
+        method: "POST",
+        path: ISSUE_PATH,
+        headers: { ...grpc, ...withKey(TEST_INTERNAL_API_KEY) },
+        body: grpcBody({ userId: "fast-issue-user", clientId: "nobody" }),
+      },
+    },
+  ];
+
+  for (const scenario of cases) {
+    test(scenario.name, async () => {
+      const issuePath = fast.app.rpcFastPaths.find((p) => p.path === ISSUE_PATH);
+      assert.ok(issuePath, "IssueMfaToken has a fast path");
+      const served = issuePath.counts.served;
+      const send = (service: TestService) =>
+        scenario.transport === "h1"
+          ? h1Request(service.baseUrl, scenario.request)
+          : h2cRequest(service.baseUrl, scenario.request);
+      const fromFast = await send(fast);
+      assert.equal(issuePath.counts.served, served + 1, "the fast path served it");
+      const fromPlain = await send(plain);
+      assert.equal(fromFast.status, fromPlain.status);
+      const success = scenario.success === true;
+      assert.deepEqual(comparableHeaders(fromFast, success), comparableHeaders(fromPlain, success));
+      assert.deepEqual(fromFast.trailers, fromPlain.trailers);
+      if (!success) {
+        assert.deepEqual(fromFast.bytes, fromPlain.bytes);
+        assert.notEqual(fromFast.status === 200 ? fromFast.trailers["grpc-status"] : "error", "0");
+        return;
+      }
+      // A fresh, sealed mfa_token each time: compare everything but it.
+      const decode = (response: RawResponse) => {
+        if (scenario.transport === "h1") return JSON.parse(response.bytes.toString("utf8"));
+        const message = response.bytes.subarray(5, 5 + response.bytes.readUInt32BE(1));
+        return { ...fromBinary(IssueMfaTokenResponseSchema, message) };
+      };
+      const { mfaToken: fastToken, ...fastRest } = decode(fromFast);
+      const { mfaToken: plainToken, ...plainRest } = decode(fromPlain);
+      assert.match(String(fastToken), /^mt1\./);
+      assert.match(String(plainToken), /^mt1\./);
+      assert.deepEqual(JSON.parse(JSON.stringify(fastRest)), JSON.parse(JSON.stringify(plainRest)));
+    });
+  }
 });
