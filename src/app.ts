@@ -243,12 +243,21 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     async listen(port = config.port) {
       await storeHealth.start();
       const listening = await server.listen(port, config.host);
+      const { host, port: wanted, explicit } = config.management;
       try {
-        const { host, port: wanted } = config.management;
         managementPort = (await management.listen(wanted, host)).port;
       } catch (error) {
-        await server.close(0);
-        throw error;
+        if (explicit || (error as NodeJS.ErrnoException).code !== "EADDRINUSE") {
+          await server.close(0);
+          throw error;
+        }
+        // The default port is taken (another instance on this machine): serve
+        // without the management listener rather than not at all; the public
+        // port still answers /healthz and /readyz. Set MANAGEMENT_PORT to choose one.
+        logger.error(
+          { event: "management_listener_unavailable", host, port: wanted },
+          "management port in use: /metrics is not served; set MANAGEMENT_PORT",
+        );
       }
       return listening;
     },

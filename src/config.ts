@@ -48,7 +48,12 @@ export interface Config {
   /** Connection and request limits of the public port (docs/limits.md). */
   http: HttpLimits;
   /** The operations listener: /metrics, /healthz, /readyz (port 0 picks a free one). */
-  management: { port: number; host: string };
+  /**
+   * `explicit`: MANAGEMENT_PORT was set. A default port that is taken (a
+   * second instance on one machine) is then not fatal: the service runs
+   * without its management listener and logs why.
+   */
+  management: { port: number; host: string; explicit: boolean };
   /** Also serve /metrics on the public port. */
   publicMetrics: boolean;
   /** DEMO: serve the demo page at /demo (src/demo/demo-setting.ts has the rule). */
@@ -406,6 +411,7 @@ export function loadConfig(
     http,
     management: {
       port: managementPort,
+      explicit: value("MANAGEMENT_PORT") !== undefined,
       host: value("MANAGEMENT_HOST") ?? "127.0.0.1",
     },
     publicMetrics: publicMetricsRaw === "true" || publicMetricsRaw === "1",
