@@ -16,7 +16,7 @@ test("defaults", () => {
     http2MaxStreamsAwaitingBody: 100,
     http2MaxStreamsAwaitingBodyTotal: 5_000,
   });
-  assert.deepEqual(config.management, { port: 9464, host: "127.0.0.1" });
+  assert.deepEqual(config.management, { port: 9464, host: "127.0.0.1", explicit: false });
   assert.equal(config.publicMetrics, false);
 });
 
@@ -42,7 +42,7 @@ test("every variable is read", () => {
     http2MaxStreamsAwaitingBody: 16,
     http2MaxStreamsAwaitingBodyTotal: 64,
   });
-  assert.deepEqual(config.management, { port: 0, host: "0.0.0.0" });
+  assert.deepEqual(config.management, { port: 0, host: "0.0.0.0", explicit: true });
   assert.equal(config.publicMetrics, true);
 });
 
