@@ -320,7 +320,7 @@ const SESSION_SCOPE = `${SCOPE} offline_access`;
 
 /**
  * Sessions of the bench client, started in Redis with the service's own code
- * (sessions/start-session.ts, the same SECRETS_KEY, Auth0's default
+ * (src/oauth/sessions/start-session.ts, the same SECRETS_KEY, Auth0's default
  * settings: rotating, leeway 0). Each hands out one refresh token, once: a
  * chain head. A rotating token must not be exchanged twice (that is a reuse
  * and revokes its session), so tokens are never handed out again.

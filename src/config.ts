@@ -36,7 +36,7 @@ export interface Config {
   otpFailureRefillSeconds: number;
   /** Which headers may name the client's address (TRUST_PROXY, TRUST_AUTH0_FORWARDED_FOR). */
   clientAddress: ClientAddressConfig;
-  /** The client address's failure bucket (ADDRESS_THROTTLING; src/mfa/address-throttle.ts). */
+  /** The client address's failure bucket (ADDRESS_THROTTLING; src/oauth/address-throttle.ts). */
   addressThrottling: AddressThrottlingConfig;
   logLevel: LogLevel;
   /** ACCESS_LOG (default true): one JSON line per request at info. */

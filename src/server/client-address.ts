@@ -6,7 +6,7 @@ export type ClientAddressOf = (req: HttpRequest) => string;
 
 /**
  * Auth0's header in which a confidential client names the address of the
- * user it calls for (believed only as src/mfa/address-throttle.ts says).
+ * user it calls for (believed only as src/oauth/address-throttle.ts says).
  */
 export const AUTH0_FORWARDED_FOR = "auth0-forwarded-for";
 

@@ -1,7 +1,7 @@
 /**
  * Redis implementation of the SessionStore contract (session-store.ts), on
  * the same ioredis client as the main store (standalone `Redis` or
- * `Cluster`, built by redis-store.ts with its fail-fast options). Every
+ * `Cluster`, built by redis-client.ts with its fail-fast options). Every
  * method is one script from session-scripts.ts: one round trip, one slot.
  * Scripts are registered with `defineCommand` (EVALSHA after the first call
  * on a connection), under names distinct from the main store's.

@@ -9,7 +9,7 @@
  * Rules every implementation keeps:
  * - Each method is ONE atomic step: one Lua script on Redis, every key in the
  *   user's hash tag, so it runs on one cluster slot in one round trip.
- * - Only keyed hashes of tokens are stored (sessions/refresh-token-hash.ts),
+ * - Only keyed hashes of tokens are stored (oauth/sessions/refresh-token-hash.ts),
  *   never a token.
  * - Every record carries a TTL no longer than its family's remaining
  *   lifetime; a family with neither an absolute nor an idle limit has none.

@@ -1,4 +1,4 @@
-// Refresh tokens (src/sessions/refresh-token-codec.ts, refresh-token-hash.ts): sealed,
+// Refresh tokens (src/oauth/sessions/refresh-token-codec.ts, refresh-token-hash.ts): sealed,
 // opaque, high-entropy; anything not sealed by this key decodes to null; the keyed hash.
 
 import assert from "node:assert/strict";

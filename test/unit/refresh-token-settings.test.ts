@@ -1,4 +1,4 @@
-// Per-client refresh-token settings (src/sessions/refresh-token-settings.ts): Auth0's
+// Per-client refresh-token settings (src/oauth/sessions/refresh-token-settings.ts): Auth0's
 // names and defaults, every bad value reported, and the clients file carrying them.
 
 import assert from "node:assert/strict";

@@ -1,4 +1,4 @@
-// The session use cases (src/sessions/*) on the memory SessionStore with a fake clock:
+// The session use cases (src/oauth/sessions/*) on the memory SessionStore with a fake clock:
 // issuing, rotation, reuse inside and outside the leeway, expiry, scope, other clients,
 // DPoP binding, revocation. Errors are the OAuthError rows 11, 21 and 22.
 
