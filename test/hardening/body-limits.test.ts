@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import http from "node:http";
 import { test } from "node:test";
-import { startServiceProcess } from "./support/service-process.js";
+import { fixtureEnv } from "../support/process-flows.js";
+import { startServiceProcess } from "../support/service-process.js";
 
 function bigForm(port: number): Promise<string> {
   const body = Buffer.alloc(1200 * 1024, "a");
@@ -41,7 +42,7 @@ function bigForm(port: number): Promise<string> {
 }
 
 test("400 oversized bodies with Connection: close, 20 at a time: every client reads 413", async (t) => {
-  const service = await startServiceProcess();
+  const service = await startServiceProcess(fixtureEnv());
   try {
     const outcomes: string[] = [];
     const started = Date.now();

@@ -5,6 +5,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { fixtureEnv } from "../support/process-flows.js";
+import { startServiceProcess } from "../support/service-process.js";
 import {
   halfSentH2Headers,
   idleH2Sessions,
@@ -12,12 +14,11 @@ import {
   slowH1Requests,
 } from "./support/attacks.js";
 import { startProbe, timedRequest } from "./support/probe.js";
-import { startServiceProcess } from "./support/service-process.js";
 
 const mib = (n: number) => `${n.toFixed(0)} MiB`;
 
 test("500 idle h2c sessions and 200 unfinished header blocks are closed after the idle timeout (5 s)", async (t) => {
-  const service = await startServiceProcess();
+  const service = await startServiceProcess(fixtureEnv());
   try {
     const probe = startProbe({ port: service.port, path: "/healthz" });
     const [idle, half] = await Promise.all([
@@ -44,7 +45,7 @@ test("500 idle h2c sessions and 200 unfinished header blocks are closed after th
 });
 
 test("300 slow HTTP/1.1 requests (half headers, half bodies) get 408 at 10 s", async (t) => {
-  const service = await startServiceProcess();
+  const service = await startServiceProcess(fixtureEnv());
   try {
     const probe = startProbe({ port: service.port, path: "/healthz" });
     const [headers, bodies] = await Promise.all([
@@ -71,7 +72,7 @@ test("300 slow HTTP/1.1 requests (half headers, half bodies) get 408 at 10 s", a
 });
 
 test("MAX_CONNECTIONS=200: 400 silent connections, 200 closed on accept, the rest timed out, then clients are served", async (t) => {
-  const service = await startServiceProcess({ env: { MAX_CONNECTIONS: "200" } });
+  const service = await startServiceProcess(fixtureEnv({ MAX_CONNECTIONS: "200" }));
   try {
     const started = Date.now();
     const { sockets, release } = await openTcpConnections(service.port, 400);

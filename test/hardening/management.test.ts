@@ -4,10 +4,11 @@
 
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
+import { fixtureEnv } from "../support/process-flows.js";
 import { type RedisServerHandle, startRedisServer } from "../support/redis-server.js";
+import { startServiceProcess } from "../support/service-process.js";
 import { pipelinedGets } from "./support/attacks.js";
 import { startProbe } from "./support/probe.js";
-import { startServiceProcess } from "./support/service-process.js";
 
 let redis: RedisServerHandle;
 before(async () => {
@@ -17,9 +18,9 @@ after(() => redis.stop());
 
 for (const where of ["management", "public"] as const) {
   test(`3 x 3,000 pipelined GET /metrics on the ${where} port: readiness stays 200, requests stay fast`, async (t) => {
-    const service = await startServiceProcess({
-      env: { REDIS_URL: redis.url, PUBLIC_METRICS: where === "public" ? "true" : "false" },
-    });
+    const service = await startServiceProcess(
+      fixtureEnv({ REDIS_URL: redis.url, PUBLIC_METRICS: where === "public" ? "true" : "false" }),
+    );
     try {
       const target = where === "public" ? service.port : (service.managementPort as number);
       const normal = startProbe({

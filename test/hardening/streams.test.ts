@@ -6,9 +6,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { fixtureEnv } from "../support/process-flows.js";
+import { startServiceProcess } from "../support/service-process.js";
 import { floodStreamsWithoutBodies } from "./support/attacks.js";
 import { startProbe } from "./support/probe.js";
-import { startServiceProcess } from "./support/service-process.js";
 
 /** A normal REST request: answered 400 unsupported_grant_type without touching the store. */
 const normalRequest = (port: number) => ({
@@ -24,7 +25,7 @@ const normalRequest = (port: number) => ({
 const mib = (n: number) => `${n.toFixed(0)} MiB`;
 
 test("10 connections x 10,000 streams without bodies: refused beyond the limit, memory bounded and returned", async (t) => {
-  const service = await startServiceProcess();
+  const service = await startServiceProcess(fixtureEnv());
   try {
     await sleep(1_000);
     const base = service.rssMiB();
@@ -57,7 +58,7 @@ test("10 connections x 10,000 streams without bodies: refused beyond the limit, 
 });
 
 test("held streams within the limits (10 x 100) get 408 at the request timeout and release their memory", async (t) => {
-  const service = await startServiceProcess();
+  const service = await startServiceProcess(fixtureEnv());
   try {
     await sleep(1_000);
     const base = service.rssMiB();
@@ -94,7 +95,9 @@ test("held streams within the limits (10 x 100) get 408 at the request timeout a
 });
 
 test("under a 256 MiB heap, 10 x 10,000 streams without bodies do not kill the process", async (t) => {
-  const service = await startServiceProcess({ nodeFlags: ["--max-old-space-size=256"] });
+  const service = await startServiceProcess(fixtureEnv(), {
+    nodeFlags: ["--max-old-space-size=256"],
+  });
   try {
     const probe = startProbe(normalRequest(service.port));
     const { result, release } = await floodStreamsWithoutBodies(service.port, 10, 10_000, 2_000);
@@ -112,7 +115,7 @@ test("under a 256 MiB heap, 10 x 10,000 streams without bodies do not kill the p
 });
 
 test("200 connections x 100 streams within the per-connection limits: the process-wide cap (5,000) holds", async (t) => {
-  const service = await startServiceProcess();
+  const service = await startServiceProcess(fixtureEnv());
   try {
     await sleep(1_000);
     const base = service.rssMiB();

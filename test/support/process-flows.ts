@@ -17,6 +17,8 @@ export function fixtureEnv(extra: Record<string, string> = {}): Record<string, s
     CLIENTS_FILE: FIXTURE_CLIENTS_FILE,
     INTERNAL_API_KEY: TEST_INTERNAL_API_KEY,
     SECRETS_KEY: TEST_SECRETS_KEY,
+    // An ephemeral management port: the default 9464 may be taken by a parallel test.
+    MANAGEMENT_PORT: "0",
     ...extra,
   };
 }
