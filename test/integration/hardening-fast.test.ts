@@ -4,7 +4,6 @@
 // on every surface. Real sockets on loopback, in-process services.
 
 import assert from "node:assert/strict";
-import http from "node:http";
 import http2 from "node:http2";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -28,6 +27,7 @@ import {
 import { timedRequest } from "../hardening/support/probe.js";
 import { transportFor } from "../support/flows.js";
 import { h1Request, h2cRequest, jsonOf, type RawResponse } from "../support/http-clients.js";
+import { OVERSIZED_FORM_ANSWER, postOversizedForm } from "../support/oversized-form.js";
 import { CLIENTS, startTestService, type TestService } from "../support/test-service.js";
 
 const ONE_SECOND_LIMITS = {
@@ -330,53 +330,15 @@ describe("413 with Connection: close", () => {
   });
   after(() => service.close());
 
-  /** A 1.2 MB form body written in 16 KiB pieces while the answer may already be on its way. */
-  function bigForm(port: number): Promise<string> {
-    const body = Buffer.alloc(1200 * 1024, "a");
-    return new Promise((resolve) => {
-      const req = http.request(
-        {
-          host: "127.0.0.1",
-          port,
-          method: "POST",
-          path: "/oauth/token",
-          agent: false,
-          headers: {
-            "content-type": "application/x-www-form-urlencoded",
-            "content-length": body.length,
-            connection: "close",
-          },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("end", () =>
-            resolve(`${res.statusCode} ${res.headers.connection} ${Buffer.concat(chunks)}`),
-          );
-        },
-      );
-      req.on("error", (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
-      (async () => {
-        for (let offset = 0; offset < body.length && !req.destroyed; offset += 16_384) {
-          req.write(body.subarray(offset, offset + 16_384));
-          await new Promise((r) => setImmediate(r));
-        }
-        req.end();
-      })();
-    });
-  }
-
   test("every client sending an oversized body among concurrent ones reads the 413", async () => {
     const outcomes: string[] = [];
     for (let round = 0; round < 5; round++) {
       outcomes.push(
-        ...(await Promise.all(Array.from({ length: 20 }, () => bigForm(service.port)))),
+        ...(await Promise.all(Array.from({ length: 20 }, () => postOversizedForm(service.port)))),
       );
     }
-    const expected =
-      '413 close {"error":"invalid_request","error_description":"Request body too large"}';
     assert.deepEqual(
-      outcomes.filter((o) => o !== expected),
+      outcomes.filter((o) => o !== OVERSIZED_FORM_ANSWER),
       [],
     );
   });
