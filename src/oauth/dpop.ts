@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Logger } from "../observability/logger.js";
 import type { ProofMark } from "../store/store.js";
+import { isCompactJws } from "./compact-jws.js";
 import type { DpopNonces } from "./dpop-nonce.js";
 import { createEmbeddedJwkJwsVerifier, type JwsFailure } from "./embedded-jwk-jws.js";
 import { ASYMMETRIC_JWS_ALGORITHMS, MAX_JWT_LENGTH } from "./jose-algorithms.js";
@@ -55,8 +56,6 @@ export interface ValidDpopProof {
 export const dpopProofReplayed = () =>
   oauthErrors.invalidDpopProof("DPoP proof has already been used");
 
-const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
-
 /** Short reasons that name the rule, never the proof's content. */
 const JWS_FAILURE_REASONS: Record<JwsFailure, string> = {
   header: "DPoP proof header is malformed",
@@ -98,7 +97,7 @@ export function createDpopVerifier(
       const proof = header as string;
       if (proof.length > MAX_JWT_LENGTH) invalid("DPoP proof is too large");
       // Check 2: a well-formed compact JWS.
-      if (!COMPACT_JWS.test(proof)) invalid("DPoP proof is not a compact JWS");
+      if (!isCompactJws(proof)) invalid("DPoP proof is not a compact JWS");
 
       // Checks 4–7: typ, an asymmetric algorithm from the allow-list, a public
       // jwk, and a signature that verifies with it (embedded-jwk-jws.ts).

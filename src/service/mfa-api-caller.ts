@@ -1,4 +1,5 @@
 import { looksLikeMfaToken, type MfaTokenCodec } from "../mfa/mfa-token-codec.js";
+import { isCompactJws } from "../oauth/compact-jws.js";
 import { openLiveMfaToken } from "../oauth/grants/live-mfa-token.js";
 import { oauthErrors } from "../oauth/oauth-error.js";
 import {
@@ -25,8 +26,6 @@ export function mfaApiAudience(issuerUrl: string): string {
   return new URL("mfa/", issuerUrl).href;
 }
 
-const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
-
 /**
  * The MFA API credential an `Authorization` header carries: the DPoP scheme
  * is always an access token; a Bearer credential is an mfa_token when it has
@@ -40,7 +39,7 @@ export function mfaApiCredentialOf(
   if (presented === undefined) return { kind: "mfa_token", token: undefined };
   if (
     presented.scheme === "Bearer" &&
-    (looksLikeMfaToken(presented.token) || !COMPACT_JWS.test(presented.token))
+    (looksLikeMfaToken(presented.token) || !isCompactJws(presented.token))
   ) {
     return { kind: "mfa_token", token: presented.token };
   }
