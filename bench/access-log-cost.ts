@@ -32,7 +32,7 @@
  */
 import { fork } from "node:child_process";
 import { mkdtempSync, openSync, rmSync, statSync } from "node:fs";
-import { Agent, request as httpRequest } from "node:http";
+import { Agent } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -51,6 +51,8 @@ import {
   CLIENT_SECRET,
   INTERNAL_API_KEY,
   MFA_OTP_GRANT,
+  median,
+  postToken,
   SCOPE,
   SECRETS_KEY_B64,
 } from "./common.js";
@@ -151,38 +153,6 @@ async function server(): Promise<void> {
 
 // ---------------------------------------------------------------- client side
 
-function post(port: number, agent: Agent, body: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(
-      {
-        host: "127.0.0.1",
-        port,
-        path: "/oauth/token",
-        method: "POST",
-        agent,
-        headers: {
-          "content-type": "application/x-www-form-urlencoded",
-          "content-length": Buffer.byteLength(body),
-        },
-      },
-      (res) => {
-        res.resume();
-        res.on("end", () => resolve(res.statusCode ?? 0));
-      },
-    );
-    req.on("error", reject);
-    req.end(body);
-  });
-}
-
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length / 2;
-  return sorted.length % 2 === 1
-    ? (sorted[Math.floor(middle)] as number)
-    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
-};
-
 async function client(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "access-log-cost-"));
   const logFile = join(dir, "service.log");
@@ -237,7 +207,7 @@ async function client(): Promise<void> {
       }).toString(),
     );
     const warm = new Agent({ keepAlive: true, maxSockets: 1 });
-    for (const body of bodies.slice(0, WARMUP)) await post(port, warm, body);
+    for (const body of bodies.slice(0, WARMUP)) await postToken(port, warm, body);
     warm.destroy();
     const timed = bodies.slice(WARMUP);
     const cpuBefore = (await ask<{ cpuUs: number }>({ cmd: "cpu" })).cpuUs;
@@ -247,7 +217,7 @@ async function client(): Promise<void> {
       const agent = new Agent({ keepAlive: true, maxSockets: 1 });
       for (let i = lane; i < timed.length; i += CONNECTIONS) {
         const start = process.hrtime.bigint();
-        const status = await post(port, agent, timed[i] as string);
+        const status = await postToken(port, agent, timed[i] as string);
         latencies.push(Number(process.hrtime.bigint() - start) / 1000);
         if (status !== 200) throw new Error(`status ${status}`);
       }

@@ -19,7 +19,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { Agent, request as httpRequest } from "node:http";
+import { Agent } from "node:http";
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from "jose";
 import { type App, createApp } from "../src/app.js";
 import { loadConfig } from "../src/config.js";
@@ -32,6 +32,7 @@ import type { TokenRequest } from "../src/service/token-endpoint.js";
 import { createServiceDeps } from "../src/service-deps.js";
 import { createMemoryStore } from "../src/store/memory-store.js";
 import { createFakeClock } from "../src/util/clock.js";
+import { postToken } from "./common.js";
 
 const ITERATIONS = Number(process.argv[2] ?? 3000);
 const WARMUP = Math.min(500, ITERATIONS);
@@ -245,32 +246,6 @@ async function verifyPhase(
     }),
   );
   return samples.slice(WARMUP);
-}
-
-/** POST /oauth/token over a keep-alive connection; resolves with the status. */
-function postToken(port: number, agent: Agent, body: string, dpop?: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(
-      {
-        host: "127.0.0.1",
-        port,
-        path: "/oauth/token",
-        method: "POST",
-        agent,
-        headers: {
-          "content-type": "application/x-www-form-urlencoded",
-          "content-length": Buffer.byteLength(body),
-          ...(dpop ? { dpop } : {}),
-        },
-      },
-      (res) => {
-        res.resume();
-        res.on("end", () => resolve(res.statusCode ?? 0));
-      },
-    );
-    req.on("error", reject);
-    req.end(body);
-  });
 }
 
 /** Like verifyPhase, through the real listener: one sequential keep-alive client. */

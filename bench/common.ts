@@ -4,6 +4,7 @@
  * everything both sides must agree on lives here).
  */
 import { createHmac } from "node:crypto";
+import { type Agent, request as httpRequest } from "node:http";
 
 export const MFA_OTP_GRANT = "http://auth0.com/oauth/grant-type/mfa-otp";
 export const REFRESH_TOKEN_GRANT = "refresh_token";
@@ -62,7 +63,42 @@ export function percentile(sorted: ArrayLike<number>, p: number): number {
   return sorted[Math.max(0, index)] as number;
 }
 
+/** The middle value; with an even count, the mean of the two middle ones (not biased low). */
 export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
-  return percentile(sorted, 50);
+  const middle = sorted.length / 2;
+  return sorted.length % 2 === 1
+    ? (sorted[Math.floor(middle)] as number)
+    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+}
+
+/** POST /oauth/token over a keep-alive connection; resolves with the status. */
+export function postToken(
+  port: number,
+  agent: Agent,
+  body: string,
+  dpop?: string,
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      {
+        host: "127.0.0.1",
+        port,
+        path: "/oauth/token",
+        method: "POST",
+        agent,
+        headers: {
+          "content-type": "application/x-www-form-urlencoded",
+          "content-length": Buffer.byteLength(body),
+          ...(dpop ? { dpop } : {}),
+        },
+      },
+      (res) => {
+        res.resume();
+        res.on("end", () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
 }
