@@ -1,6 +1,6 @@
-import { generateKeyPairSync, type KeyObject } from "node:crypto";
 import { calculateJwkThumbprint, type JWK } from "jose";
 import {
+  generateSigningPrivateKey,
   importSigningKey,
   SIGNING_ALGORITHMS,
   type SigningAlgorithm,
@@ -40,8 +40,6 @@ export type PrivateSigningJwk = { kid: string; alg: SigningAlgorithm; use: "sig"
   "kid" | "alg" | "use"
 >;
 
-const RSA_MODULUS_BITS = 2048;
-
 /**
  * A fresh key pair for `alg`, exported as a private JWK (node:crypto makes
  * and exports the keys; jose computes the RFC 7638 thumbprint used as the
@@ -56,7 +54,7 @@ export async function generateSigningJwk(
     alg: _alg,
     use: _use,
     ...material
-  } = privateKeyOf(alg).export({
+  } = generateSigningPrivateKey(alg).export({
     format: "jwk",
   }) as JWK;
   return {
@@ -65,18 +63,6 @@ export async function generateSigningJwk(
     use: "sig",
     ...material,
   };
-}
-
-function privateKeyOf(alg: SigningAlgorithm): KeyObject {
-  switch (alg) {
-    case "ES256":
-      return generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey;
-    case "EdDSA":
-      return generateKeyPairSync("ed25519").privateKey;
-    case "RS256":
-    case "PS256":
-      return generateKeyPairSync("rsa", { modulusLength: RSA_MODULUS_BITS }).privateKey;
-  }
 }
 
 export async function keysGenerate(args: readonly string[], io: CliIo): Promise<number> {

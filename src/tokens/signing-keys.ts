@@ -65,12 +65,26 @@ export function importSigningKey(jwk: unknown, where: string): SigningKey | stri
  */
 export function generateEphemeralSigningKeys(): SigningKey[] {
   const stamp = Date.now().toString(36);
-  const { privateKey: ec } = generateKeyPairSync("ec", { namedCurve: "P-256" });
-  const { privateKey: rsa } = generateKeyPairSync("rsa", { modulusLength: 2048 });
   return [
-    toSigningKey(`ephemeral-es256-${stamp}`, "ES256", ec),
-    toSigningKey(`ephemeral-rs256-${stamp}`, "RS256", rsa),
+    toSigningKey(`ephemeral-es256-${stamp}`, "ES256", generateSigningPrivateKey("ES256")),
+    toSigningKey(`ephemeral-rs256-${stamp}`, "RS256", generateSigningPrivateKey("RS256")),
   ];
+}
+
+/** RSA keys the service generates: 2048 bits, the size RFC 7518 §3.3 requires at least. */
+const RSA_MODULUS_BITS = 2048;
+
+/** A fresh private key for `alg` (the embedded default, `keys generate`). */
+export function generateSigningPrivateKey(alg: SigningAlgorithm): KeyObject {
+  switch (alg) {
+    case "ES256":
+      return generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey;
+    case "EdDSA":
+      return generateKeyPairSync("ed25519").privateKey;
+    case "RS256":
+    case "PS256":
+      return generateKeyPairSync("rsa", { modulusLength: RSA_MODULUS_BITS }).privateKey;
+  }
 }
 
 function toSigningKey(kid: string, alg: SigningAlgorithm, privateKey: KeyObject): SigningKey {

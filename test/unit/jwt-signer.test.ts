@@ -2,32 +2,24 @@
 // algorithm SIGNING_KEYS_FILE allows (docs/api.md: ES256 default; EdDSA, RS256, PS256).
 
 import assert from "node:assert/strict";
-import { generateKeyPairSync, type KeyObject } from "node:crypto";
 import { describe, test } from "node:test";
 import { compactVerify, decodeProtectedHeader, importJWK, jwtVerify } from "jose";
 import { buildJwks } from "../../src/service/discovery.js";
 import { signJwt } from "../../src/tokens/jwt-signer.js";
 import {
   generateEphemeralSigningKeys,
+  generateSigningPrivateKey,
   importSigningKey,
   type SigningAlgorithm,
   type SigningKey,
 } from "../../src/tokens/signing-keys.js";
 
-function keyPair(alg: SigningAlgorithm): KeyObject {
-  switch (alg) {
-    case "ES256":
-      return generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey;
-    case "EdDSA":
-      return generateKeyPairSync("ed25519").privateKey;
-    case "RS256":
-    case "PS256":
-      return generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey;
-  }
-}
-
 function signingKey(alg: SigningAlgorithm): SigningKey {
-  const jwk = { ...keyPair(alg).export({ format: "jwk" }), kid: `kid-${alg}`, alg };
+  const jwk = {
+    ...generateSigningPrivateKey(alg).export({ format: "jwk" }),
+    kid: `kid-${alg}`,
+    alg,
+  };
   const key = importSigningKey(jwk, "test");
   if (typeof key === "string") throw new Error(key);
   return key;
