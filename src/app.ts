@@ -47,7 +47,7 @@ import { createRequestHandler, sendNotFound } from "./server/request-handler.js"
 import { createRestRoutes } from "./server/rest-routes.js";
 import { createServices, type Services } from "./service/services.js";
 import { createServiceDeps } from "./service-deps.js";
-import { createStores, sessionsBeside } from "./store/create-stores.js";
+import { createStores, type Stores, sessionsBeside } from "./store/create-stores.js";
 import type { SessionStore } from "./store/session-store.js";
 import type { Store } from "./store/store.js";
 import { type Clock, systemClock } from "./util/clock.js";
@@ -107,7 +107,7 @@ export interface AppOptions {
 export function createApp(config: Config, options: AppOptions = {}): App {
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger(config.logLevel);
-  const built =
+  const built: Stores =
     options.store === undefined
       ? createStores(config.store, clock, logger)
       : options.sessions === undefined
@@ -115,7 +115,12 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         : { store: options.store, sessions: options.sessions };
   const metrics = createMetrics();
   // Every round trip timed (and a span when tracing): see instrumented-store.ts.
-  const system = config.store.kind === "memory" ? undefined : "redis";
+  const system =
+    config.store.kind === "memory"
+      ? undefined
+      : config.store.kind === "postgres"
+        ? "postgresql"
+        : "redis";
   const store = instrumentStore(built.store, "store", metrics, system);
   const sessions = instrumentStore(built.sessions, "session-store", metrics, system);
   const live = createLiveSettings({ clients: config.clients, signingKeys: config.signingKeys });
@@ -241,6 +246,8 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     storeHealth,
     rpcFastPaths: fastPaths,
     async listen(port = config.port) {
+      // E.g. PostgreSQL refuses an older schema here, before anything is served.
+      await built.startupCheck?.();
       await storeHealth.start();
       const listening = await server.listen(port, config.host);
       const { host, port: wanted, explicit } = config.management;

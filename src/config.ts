@@ -200,6 +200,27 @@ export function loadConfig(
     store = { kind: "redis-cluster", nodes };
   }
 
+  // PostgreSQL (docs/configuration.md "DATABASE_URL"): one store at a time.
+  const databaseUrl = value("DATABASE_URL");
+  if (databaseUrl) {
+    const others = ["REDIS_URL", "REDIS_CLUSTER_NODES", "REDIS_SENTINELS"].filter(
+      (name) => value(name) !== undefined,
+    );
+    if (others.length > 0) {
+      problems.push(`set DATABASE_URL or ${others.join(" or ")}, not both: one store at a time`);
+    }
+    if (!/^postgres(ql)?:\/\//.test(databaseUrl)) {
+      problems.push("DATABASE_URL must start with postgres:// or postgresql://");
+    }
+    store = {
+      kind: "postgres",
+      url: databaseUrl,
+      poolSize: integer("DATABASE_POOL_SIZE", 10, 1, 1_000),
+      statementTimeoutMs: integer("DATABASE_STATEMENT_TIMEOUT_MS", 2_000, 100, 600_000),
+      connectTimeoutMs: integer("DATABASE_CONNECT_TIMEOUT_MS", 2_000, 100, 600_000),
+    };
+  }
+
   if (workers > 1 && store.kind === "memory") {
     problems.push(
       "WORKERS > 1 needs a shared store (REDIS_URL or REDIS_CLUSTER_NODES): each worker would have its own memory store",
@@ -346,7 +367,7 @@ export function loadConfig(
     // store: every enrolled user would be locked out at the next restart.
     // (Production names it among the refused development defaults below.)
     problems.push(
-      `SECRETS_KEY is required with ${redisUrl ? "REDIS_URL" : "REDIS_CLUSTER_NODES"}: a key generated per run cannot decrypt what earlier runs stored, so every enrolled user would be locked out at the next restart (generate one with \`token-service secrets-key\`)`,
+      `SECRETS_KEY is required with ${databaseUrl ? "DATABASE_URL" : redisUrl ? "REDIS_URL" : "REDIS_CLUSTER_NODES"}: a key generated per run cannot decrypt what earlier runs stored, so every enrolled user would be locked out at the next restart (generate one with \`token-service secrets-key\`)`,
     );
   }
   if (workers > 1) {
@@ -364,7 +385,7 @@ export function loadConfig(
   if (production) {
     const refused = [
       devDefaults.memoryStore &&
-        "the in-process memory store (set REDIS_URL or REDIS_CLUSTER_NODES)",
+        "the in-process memory store (set REDIS_URL, REDIS_CLUSTER_NODES or DATABASE_URL)",
       devDefaults.ephemeralSigningKey && "an ephemeral signing key (set SIGNING_KEYS_FILE)",
       devDefaults.demoClients &&
         "the demo client (recognised by its public secret wherever the file lives; set CLIENTS_FILE to your own clients)",

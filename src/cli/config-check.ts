@@ -7,7 +7,7 @@ export const CONFIG_CHECK_HELP = `Usage: token-service config check
 Loads the configuration from the environment with the service's own loader
 and prints what the service would print: every problem at once (exit 78, as
 the service exits), or one summary line (exit 0). It starts nothing and
-connects to nothing: whether Redis answers is what /readyz tells.
+connects to nothing: whether the store answers is what /readyz tells.
 
 Example:
   env $(cat .env) NODE_ENV=production token-service config check
@@ -73,5 +73,10 @@ function describeStore(store: StoreConfig): string {
     }
     case "redis-cluster":
       return `redis-cluster (${store.nodes.map((n) => `${n.host}:${n.port}`).join(",")})`;
+    case "postgres": {
+      // Host, port and database only: never the password, nor the query's TLS file paths.
+      const url = URL.canParse(store.url) ? new URL(store.url) : undefined;
+      return url ? `postgres (${url.protocol}//${url.host}${url.pathname})` : "postgres";
+    }
   }
 }

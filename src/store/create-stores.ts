@@ -1,18 +1,20 @@
 /**
  * The stores the configuration names — `REDIS_URL`,
- * `REDIS_CLUSTER_NODES`, or the in-process default — built together on one
- * backend: the main Store and the SessionStore (refresh-token families).
+ * `REDIS_CLUSTER_NODES`, `DATABASE_URL`, or the in-process default — built
+ * together on one backend: the main Store and the SessionStore
+ * (refresh-token families).
  * One ioredis client (standalone or Cluster) serves both, so sessions cost
  * no extra connection and share the client's fail-fast options; in memory,
  * DPoP proof marks share one key space (a proof is used once across every
  * grant). `store.close()` closes the shared client; `sessions.close()` owns
- * nothing.
+ * nothing. PostgreSQL: one connection pool for both (postgres-stores.ts).
  */
 
 import type { Logger } from "../observability/logger.js";
 import type { Clock } from "../util/clock.js";
 import { createMemorySessionStore } from "./memory-session-store.js";
 import { createMemoryStore } from "./memory-store.js";
+import { createPostgresStores } from "./postgres-stores.js";
 import { createRedisClient, createRedisClusterClient } from "./redis-client.js";
 import { createRedisSessionStore } from "./redis-session-store.js";
 import { createRedisStore } from "./redis-store.js";
@@ -23,6 +25,11 @@ import type { StoreConfig } from "./store-config.js";
 export interface Stores {
   store: Store;
   sessions: SessionStore;
+  /**
+   * Runs before the service listens; a rejection refuses the start (e.g.
+   * PostgreSQL with an older schema: SchemaOutdatedError).
+   */
+  startupCheck?: () => Promise<void>;
 }
 
 export function createStores(config: StoreConfig, clock: Clock, logger: Logger): Stores {
@@ -38,6 +45,10 @@ export function createStores(config: StoreConfig, clock: Clock, logger: Logger):
     case "redis-cluster": {
       const client = createRedisClusterClient(config.nodes, { onError });
       return { store: createRedisStore(client), sessions: createRedisSessionStore(client) };
+    }
+    case "postgres": {
+      const { store, sessions, startupCheck } = createPostgresStores(config, { clock, logger });
+      return { store, sessions, startupCheck };
     }
   }
 }

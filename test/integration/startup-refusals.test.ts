@@ -64,7 +64,7 @@ describe("configuration refusals: exit 78 with one message", () => {
     assert.equal(result.code, 78);
     assert.equal(
       result.stderr,
-      "Invalid configuration:\n  - NODE_ENV=production refuses development defaults: the in-process memory store (set REDIS_URL or REDIS_CLUSTER_NODES); an ephemeral signing key (set SIGNING_KEYS_FILE); the demo client (recognised by its public secret wherever the file lives; set CLIENTS_FILE to your own clients); a missing SECRETS_KEY; a missing INTERNAL_API_KEY\n",
+      "Invalid configuration:\n  - NODE_ENV=production refuses development defaults: the in-process memory store (set REDIS_URL, REDIS_CLUSTER_NODES or DATABASE_URL); an ephemeral signing key (set SIGNING_KEYS_FILE); the demo client (recognised by its public secret wherever the file lives; set CLIENTS_FILE to your own clients); a missing SECRETS_KEY; a missing INTERNAL_API_KEY\n",
     );
     assert.equal(result.stdout, "");
   });
