@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { CliError, type CliIo, EXIT } from "./cli-io.js";
 import { clientNew } from "./client-new.js";
 import { configCheck } from "./config-check.js";
+import { dbMigrate } from "./db-migrate.js";
 import { internalApiKey } from "./internal-api-key.js";
 import { keysGenerate } from "./keys-generate.js";
 import { secretsKey } from "./secrets-key.js";
@@ -46,6 +47,12 @@ const COMMANDS: readonly Command[] = [
     run: configCheck,
   },
   {
+    words: ["db", "migrate"],
+    synopsis: "db migrate",
+    summary: "create or upgrade the PostgreSQL schema DATABASE_URL names",
+    run: dbMigrate,
+  },
+  {
     words: ["totp"],
     synopsis: "totp <base32-secret>",
     summary: "the current 6-digit code for a secret (an authenticator app's stand-in)",
@@ -56,7 +63,8 @@ const COMMANDS: readonly Command[] = [
 const HELP = `Usage: token-service <command> [options]
 
 The token service's starter kit: keys, secrets and clients for its
-configuration, a configuration check, and an authenticator stand-in.
+configuration, a configuration check, the PostgreSQL schema, and an
+authenticator stand-in.
 
 Commands:
 ${COMMANDS.map((c) => `  ${c.synopsis}\n      ${c.summary}`).join("\n")}

@@ -1,7 +1,7 @@
 /**
  * docs/api.md "Concurrent requests with one valid code yield exactly one token, on
  * every store": races of 50 parallel verifies over real sockets, on the memory
- * store and on a real redis-server.
+ * store, on a real redis-server and on a real PostgreSQL server.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -19,6 +19,7 @@ import {
   uniqueUserId,
 } from "../support/flows.js";
 import { assertOAuthError, rpcFailureOf } from "../support/oauth-assertions.js";
+import { type PostgresServerHandle, startPostgresServer } from "../support/postgres-server.js";
 import { type RedisServerHandle, startRedisServer } from "../support/redis-server.js";
 import { startTestService, type TestService } from "../support/test-service.js";
 
@@ -145,4 +146,12 @@ after(() => redis?.stop());
 defineRaces("Redis", async () => {
   redis = await startRedisServer();
   return startTestService({ store: "redis", redisUrl: redis.url, env: RACE_ENV });
+});
+
+let postgres: PostgresServerHandle | undefined;
+after(() => postgres?.stop());
+defineRaces("PostgreSQL", async () => {
+  postgres = await startPostgresServer();
+  const databaseUrl = await postgres.freshDatabase();
+  return startTestService({ store: "postgres", databaseUrl, env: RACE_ENV });
 });

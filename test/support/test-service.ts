@@ -41,12 +41,14 @@ export interface TestService {
 
 export interface TestServiceOptions {
   /**
-   * Default memory; "redis" needs `redisUrl`. "config": the app builds the
+   * Default memory; "redis" needs `redisUrl`, "postgres" `databaseUrl` (a
+   * migrated database: postgres-server.ts freshDatabase). "config": the app builds the
    * store from the configuration like `npm start` does (e.g. with
    * `env.REDIS_CLUSTER_NODES`), so its real client options are the ones tested.
    */
-  store?: "memory" | "redis" | "config";
+  store?: "memory" | "redis" | "postgres" | "config";
   redisUrl?: string;
+  databaseUrl?: string;
   /** Extra environment for loadConfig (e.g. MFA_TOKEN_TTL_SECONDS). */
   env?: Record<string, string>;
   /** Start time of the fake clock; defaults to the real time so TOTP codes from otplib line up. */
@@ -97,6 +99,20 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     if (!options.redisUrl) throw new Error("redisUrl is required for the redis store");
     // The store and the session store on one client, as the app builds them.
     ({ store, sessions } = createStores({ kind: "redis", url: options.redisUrl }, clock, logger));
+  } else if (options.store === "postgres") {
+    if (!options.databaseUrl) throw new Error("databaseUrl is required for the postgres store");
+    // Both stores on one pool, as the app builds them (DATABASE_* defaults).
+    ({ store, sessions } = createStores(
+      {
+        kind: "postgres",
+        url: options.databaseUrl,
+        poolSize: 10,
+        statementTimeoutMs: 2000,
+        connectTimeoutMs: 2000,
+      },
+      clock,
+      logger,
+    ));
   } else {
     store = createMemoryStore({ now: clock.nowMs });
   }

@@ -277,6 +277,9 @@ describe("usage errors: one line, exit 64", () => {
     test(args.join(" "), () => fails(64, pattern, ...args));
   }
 
+  test("db migrate without DATABASE_URL: exit 78, one line", () =>
+    fails(78, /^token-service: db migrate: DATABASE_URL is not set\n$/, "db", "migrate"));
+
   test("no command prints the help on stderr", async () => {
     const run = await cli();
     assert.equal(run.code, 64);
@@ -291,6 +294,7 @@ describe("usage errors: one line, exit 64", () => {
       ["internal-api-key", "--help"],
       ["client", "new", "--help"],
       ["config", "check", "--help"],
+      ["db", "migrate", "--help"],
       ["totp", "-h"],
     ]) {
       assert.match(await ok(...command), /^Usage: token-service /, command.join(" "));

@@ -81,6 +81,12 @@ describe("a persistent store without SECRETS_KEY", () => {
       ]);
     });
 
+    test(`DATABASE_URL is refused with one message (${mode})`, () => {
+      assert.deepEqual(problemsOf({ ...base, DATABASE_URL: "postgres://127.0.0.1/token" }), [
+        SECRETS_KEY_REQUIRED("DATABASE_URL"),
+      ]);
+    });
+
     test(`REDIS_CLUSTER_NODES is refused with one message (${mode})`, () => {
       assert.deepEqual(problemsOf({ ...base, REDIS_CLUSTER_NODES: "10.0.0.1:7000" }), [
         SECRETS_KEY_REQUIRED("REDIS_CLUSTER_NODES"),

@@ -195,6 +195,31 @@ describe("every invalid value is reported", () => {
       { REDIS_URL: "redis://a:6379", REDIS_CLUSTER_NODES: "b:7000", SECRETS_KEY },
       /REDIS_URL.*REDIS_CLUSTER/,
     ],
+    [{ DATABASE_URL: "mysql://db/token", SECRETS_KEY }, /^DATABASE_URL must start with /],
+    [
+      { DATABASE_URL: "postgres://db/token", REDIS_URL: "redis://a:6379", SECRETS_KEY },
+      /^set DATABASE_URL or REDIS_URL, not both: one store at a time$/,
+    ],
+    [
+      { DATABASE_URL: "postgres://db/token", REDIS_CLUSTER_NODES: "b:7000", SECRETS_KEY },
+      /^set DATABASE_URL or REDIS_CLUSTER_NODES, not both/,
+    ],
+    [
+      { DATABASE_URL: "postgres://db/token", REDIS_SENTINELS: "s:26379", SECRETS_KEY },
+      /^set DATABASE_URL or REDIS_SENTINELS, not both/,
+    ],
+    [
+      { DATABASE_URL: "postgres://db/t", DATABASE_POOL_SIZE: "0", SECRETS_KEY },
+      /^DATABASE_POOL_SIZE /,
+    ],
+    [
+      { DATABASE_URL: "postgres://db/t", DATABASE_STATEMENT_TIMEOUT_MS: "2s", SECRETS_KEY },
+      /^DATABASE_STATEMENT_TIMEOUT_MS .*"2s"/,
+    ],
+    [
+      { DATABASE_URL: "postgres://db/t", DATABASE_CONNECT_TIMEOUT_MS: "10", SECRETS_KEY },
+      /^DATABASE_CONNECT_TIMEOUT_MS .*"10"/,
+    ],
     [{ SECRETS_KEY: Buffer.alloc(16).toString("base64") }, /^SECRETS_KEY /],
     [{ SECRETS_KEY: "not base64 at all!" }, /^SECRETS_KEY /],
     [{ INTERNAL_API_KEY: "short" }, /^INTERNAL_API_KEY /],
@@ -249,6 +274,37 @@ describe("NODE_ENV=production", () => {
     assertOneProblem(
       withoutSecretsKey,
       /^NODE_ENV=production refuses development defaults: a missing SECRETS_KEY$/,
+    );
+  });
+
+  test("accepts DATABASE_URL as the persistent store, with the DATABASE_* defaults", () => {
+    const { REDIS_URL: _redis, ...env } = PRODUCTION_ENV;
+    const config = load({
+      ...env,
+      DATABASE_URL: "postgresql://token_service@db.internal/token_service?sslmode=verify-full",
+    });
+    assert.deepEqual(config.store, {
+      kind: "postgres",
+      url: "postgresql://token_service@db.internal/token_service?sslmode=verify-full",
+      poolSize: 10,
+      statementTimeoutMs: 2000,
+      connectTimeoutMs: 2000,
+    });
+    assert.equal(config.devDefaults.memoryStore, false);
+    const tuned = load({
+      ...env,
+      DATABASE_URL: "postgres://db.internal/token_service",
+      DATABASE_POOL_SIZE: "25",
+      DATABASE_STATEMENT_TIMEOUT_MS: "500",
+      DATABASE_CONNECT_TIMEOUT_MS: "1500",
+    });
+    assert.deepEqual(
+      tuned.store.kind === "postgres" && [
+        tuned.store.poolSize,
+        tuned.store.statementTimeoutMs,
+        tuned.store.connectTimeoutMs,
+      ],
+      [25, 500, 1500],
     );
   });
 
