@@ -4,12 +4,13 @@
  * a temporary CLIENTS_FILE. Every broken rule is the same 401
  * access_denied / Unauthorized with no hint of the rule, logged at debug
  * without the assertion; `jti` is single-use until `exp`, also under
- * concurrency, on memory and on a real redis-server.
+ * concurrency, on memory, on a real redis-server and on PostgreSQL.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Code } from "@connectrpc/connect";
 import { Redis } from "ioredis";
+import { singleUseKey } from "../../src/store/postgres-statements.js";
 import { onceKey } from "../../src/store/redis-keys.js";
 import {
   ALLOWED_ALGS,
@@ -33,8 +34,18 @@ import {
 } from "../support/dpop.js";
 import { clientsFor, codeAt, MFA_OTP_GRANT, postTokenForm } from "../support/flows.js";
 import { type RestResult, rpcFailure } from "../support/oauth-assertions.js";
+import {
+  type PostgresServerHandle,
+  startPostgresServer,
+  withClient,
+} from "../support/postgres-server.js";
 import { type RedisServerHandle, startRedisServer } from "../support/redis-server.js";
-import { CLIENTS, startTestService, type TestService } from "../support/test-service.js";
+import {
+  CLIENTS,
+  startTestService,
+  type TestService,
+  type TestServiceOptions,
+} from "../support/test-service.js";
 
 const ISSUER_URL = "http://issuer.test/";
 const TOKEN_ENDPOINT = "http://issuer.test/oauth/token";
@@ -58,7 +69,7 @@ async function generateKeys(): Promise<Keys> {
 /** A service whose CLIENTS_FILE holds the fixture clients and `jwt-client` with `keys`. */
 async function startWithJwtClient(
   keys: Keys,
-  options: { store?: "memory" | "redis"; redisUrl?: string } = {},
+  options: Pick<TestServiceOptions, "store" | "redisUrl" | "databaseUrl"> = {},
 ): Promise<TestService> {
   const file = await writeClientsFileWithJwtClient([
     keys.es256.publicJwk,
@@ -609,5 +620,55 @@ describe("private_key_jwt on Redis", () => {
     } finally {
       client.disconnect();
     }
+  });
+});
+
+describe("private_key_jwt on PostgreSQL", () => {
+  let keys: Keys;
+  let postgres: PostgresServerHandle;
+  let databaseUrl: string;
+  let service: TestService;
+  before(async () => {
+    keys = await generateKeys();
+    postgres = await startPostgresServer();
+    databaseUrl = await postgres.freshDatabase();
+    service = await startWithJwtClient(keys, { store: "postgres", databaseUrl });
+  });
+  after(async () => {
+    await service?.close();
+    await postgres?.stop();
+  });
+
+  defineReplayTests(
+    () => service,
+    () => keys,
+  );
+
+  test("the remembered jti expires with the assertion (expiry ≤ exp + skew)", async () => {
+    const [user] = (await readyUsers(service, 1, JWT_CLIENT_ID)) as [ReadyUser];
+    const jti = `ttl-jti-${Date.now()}`;
+    const exp = nowSeconds(service) + 60;
+    assertIssuedTo(
+      await postTokenForm(
+        service,
+        grantWith(
+          service,
+          user,
+          await clientAssertionFor(service, keys.es256, { claims: { jti, exp } }),
+        ),
+      ),
+    );
+    const [row] = await withClient(
+      databaseUrl,
+      async (client) =>
+        (
+          await client.query<{ expires_at: string }>(
+            "SELECT expires_at FROM single_use_values WHERE key = $1",
+            [singleUseKey(`assertion:${JWT_CLIENT_ID}`, jti)],
+          )
+        ).rows,
+    );
+    const ttl = Number(row?.expires_at) - service.clock.nowMs();
+    assert.ok(ttl > 0 && ttl <= (60 + 30) * 1000 + 1000, `expires in ${ttl} ms`);
   });
 });

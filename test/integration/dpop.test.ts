@@ -2,7 +2,7 @@
  * DPoP at the token endpoint (RFC 9449; docs/api.md, error row 11): proof
  * validation point by point on REST and RPC, sender-constrained tokens
  * (`token_type: DPoP`, `cnf.jkt`), single-use `jti` (also under concurrency,
- * on memory and on a real redis-server), server nonces (§8) shared by two
+ * on memory, on a real redis-server and on PostgreSQL), server nonces (§8) shared by two
  * instances, and the rule that a bad proof consumes nothing.
  */
 import assert from "node:assert/strict";
@@ -36,6 +36,7 @@ import {
   wrongCode,
 } from "../support/flows.js";
 import { type RestResult, rpcFailure } from "../support/oauth-assertions.js";
+import { type PostgresServerHandle, startPostgresServer } from "../support/postgres-server.js";
 import { type RedisServerHandle, startRedisServer } from "../support/redis-server.js";
 import {
   startTestService,
@@ -740,6 +741,37 @@ describe("DPoP on Redis", () => {
   defineReplayTests(() => first);
 
   test("a proof used at one instance is a replay at another sharing the Redis", async () => {
+    const key = await generateTestKey("EdDSA");
+    const [a, b] = (await readyUsers(first, 2)) as [ReadyUser, ReadyUser];
+    second.clock.set(first.clock.nowMs());
+    const once = await dpopProofFor(first, key);
+    assertBoundTo(await postTokenForm(first, grantOf(first, a), { DPoP: once }), key);
+    assertInvalidProof(
+      await postTokenForm(second, grantOf(second, b), { DPoP: once }),
+      /already been used/,
+    );
+  });
+});
+
+describe("DPoP on PostgreSQL", () => {
+  let postgres: PostgresServerHandle;
+  let first: TestService;
+  let second: TestService;
+  before(async () => {
+    postgres = await startPostgresServer();
+    const databaseUrl = await postgres.freshDatabase();
+    first = await start({ store: "postgres", databaseUrl });
+    second = await start({ store: "postgres", databaseUrl });
+  });
+  after(async () => {
+    await first?.close();
+    await second?.close();
+    await postgres?.stop();
+  });
+
+  defineReplayTests(() => first);
+
+  test("a proof used at one instance is a replay at another sharing the database", async () => {
     const key = await generateTestKey("EdDSA");
     const [a, b] = (await readyUsers(first, 2)) as [ReadyUser, ReadyUser];
     second.clock.set(first.clock.nowMs());
