@@ -45,6 +45,11 @@ describe("configuration refusals: exit 78 with one message", () => {
       SECRETS_KEY_REQUIRED("REDIS_URL"),
     ],
     [
+      "DATABASE_URL without SECRETS_KEY",
+      { DATABASE_URL: "postgres://token_service@127.0.0.1:5432/token_service" },
+      SECRETS_KEY_REQUIRED("DATABASE_URL"),
+    ],
+    [
       "REDIS_CLUSTER_NODES without SECRETS_KEY, NODE_ENV=development",
       { NODE_ENV: "development", REDIS_CLUSTER_NODES: "127.0.0.1:7000,127.0.0.1:7001" },
       SECRETS_KEY_REQUIRED("REDIS_CLUSTER_NODES"),
