@@ -4,7 +4,7 @@
 # runtime stage holds only the compiled code and the production dependencies,
 # and runs `node dist/main.js` as the unprivileged `node` user (uid 1000).
 # NODE_ENV=production refuses every development default at start-up, so the
-# container needs REDIS_URL (or REDIS_CLUSTER_NODES), SIGNING_KEYS_FILE,
+# container needs REDIS_URL (or REDIS_CLUSTER_NODES, or DATABASE_URL), SIGNING_KEYS_FILE,
 # CLIENTS_FILE, SECRETS_KEY and INTERNAL_API_KEY: make them with the
 # `token-service` command (docs/operations.md) and see compose.yaml.
 
@@ -42,6 +42,9 @@ COPY --from=build /app/gen/dist gen/dist
 COPY package.json ./
 COPY gen/package.json gen/
 COPY bin bin
+# The PostgreSQL schema's versions: `token-service db migrate` applies them, and
+# the service checks the schema against the newest at start-up.
+COPY migrations migrations
 # The demo client, for a try-out with NODE_ENV=development (production refuses it).
 COPY config/clients.example.json config/
 # The starter kit inside the container: `docker compose run --rm token-service token-service --help`.

@@ -1,4 +1,5 @@
-// Dockerfile, compose.yaml and .dockerignore, checked statically: this
+// Dockerfile, compose.yaml (and its PostgreSQL variant, compose.postgres.yaml)
+// and .dockerignore, checked statically: this
 // machine cannot pull base images or run a Docker engine, so the files are
 // parsed (dockerfile-ast, with dockerfile-utils' validator) and compose.yaml is
 // validated against the Compose specification's JSON schema (the copy dclint
@@ -161,6 +162,11 @@ describe("Dockerfile", () => {
     }
   });
 
+  test("runtime: the PostgreSQL migrations ship beside dist/ (db migrate, the schema check)", () => {
+    const copied = inRuntime("COPY").map((i) => argsOf(i).join(" "));
+    assert.ok(copied.includes("migrations migrations"), copied.join("; "));
+  });
+
   test("every file COPY takes from the context exists and .dockerignore lets it through", () => {
     const sources = STAGES.flatMap((s) => s.instructions)
       .filter((i) => i.getKeyword() === "COPY" && copyFrom(i) === undefined)
@@ -319,5 +325,113 @@ describe("compose.yaml", () => {
       () => interpolate(String(SERVICE.environment?.SECRETS_KEY).replace("SECRETS_KEY", "UNSET")),
       /compose would refuse/,
     );
+  });
+});
+
+// ---------------------------------------------------------------- compose.postgres.yaml
+
+describe("compose.postgres.yaml", () => {
+  const compose = parseYaml(read("compose.postgres.yaml")) as Compose;
+  const service = compose.services["token-service"] as ComposeService;
+  const migrate = compose.services.migrate as ComposeService;
+  const postgres = compose.services.postgres as ComposeService;
+  /** What the compose file's ${NAME:?…} placeholders get from .env. */
+  const dotEnv: Record<string, string> = {
+    SECRETS_KEY: generateSecretsKey(),
+    INTERNAL_API_KEY: generateInternalApiKey(),
+    POSTGRES_PASSWORD: "admin-password-0123456789",
+    DATABASE_PASSWORD: "service-password-0123456789",
+  };
+  const interpolate = (value: string, env = dotEnv) =>
+    value.replace(
+      /\$\{(\w+)(?::([-?])([^}]*))?\}/g,
+      (_, name: string, op?: string, rest?: string) => {
+        const given = env[name];
+        if (given !== undefined) return given;
+        if (op === "-") return rest ?? "";
+        throw new Error(`compose would refuse: ${rest}`);
+      },
+    );
+
+  test("valid against the Compose specification's JSON schema", () => {
+    const schemaPath = fileURLToPath(
+      new URL("schemas/compose.schema.json", import.meta.resolve("dclint/package.json")),
+    );
+    const { $schema: _draft, ...schema } = JSON.parse(readFileSync(schemaPath, "utf8"));
+    const validateCompose = new Ajv({
+      allErrors: true,
+      strict: false,
+      allowUnionTypes: true,
+    }).compile(schema);
+    validateCompose(compose);
+    assert.deepEqual(validateCompose.errors ?? [], []);
+  });
+
+  test("postgres keeps its data on a named volume, durable commits, health-checked", () => {
+    assert.match(postgres.image ?? "", /^postgres:\d+/);
+    const [volume, target] = (postgres.volumes?.[0] ?? "").split(":");
+    assert.equal(target, "/var/lib/postgresql/data");
+    assert.ok(volume && volume in (compose.volumes ?? {}), "a named volume, declared");
+    const command = (postgres.command ?? []).join(" ");
+    assert.match(command, /-c fsync=on/);
+    assert.match(command, /-c synchronous_commit=on/);
+    assert.deepEqual(postgres.healthcheck?.test.slice(0, 2), ["CMD", "pg_isready"]);
+    // The service's role (not a superuser) is made by the mounted init script.
+    const init = postgres.volumes?.find((v) => v.includes("docker-entrypoint-initdb.d"));
+    const script = init?.split(":")[0] ?? "";
+    assert.ok(existsSync(join(REPO, script)), script);
+    assert.match(read(script), /CREATE ROLE token_service LOGIN PASSWORD :'password';/);
+    assert.doesNotMatch(read(script), /SUPERUSER/);
+  });
+
+  test("the schema is migrated before the service starts, with the same DATABASE_URL", () => {
+    assert.deepEqual(migrate.command, ["token-service", "db", "migrate"]);
+    assert.deepEqual(migrate.depends_on, { postgres: { condition: "service_healthy" } });
+    assert.deepEqual(service.depends_on, {
+      migrate: { condition: "service_completed_successfully" },
+      postgres: { condition: "service_healthy" },
+    });
+    assert.equal(migrate.environment?.DATABASE_URL, service.environment?.DATABASE_URL);
+    assert.equal(service.environment?.REDIS_URL, undefined, "one store at a time");
+    assert.throws(() => {
+      const { DATABASE_PASSWORD: _unset, ...withoutPassword } = dotEnv;
+      interpolate(String(service.environment?.DATABASE_URL), withoutPassword);
+    }, /compose would refuse: set DATABASE_PASSWORD/);
+  });
+
+  test("the container's configuration is one production accepts, on PostgreSQL", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "token-service-compose-pg-"));
+    after(() => rmSync(dir, { recursive: true, force: true }));
+    const files: Record<string, string> = {
+      "/run/secrets/signing-keys": join(dir, "signing-keys.json"),
+      "/run/secrets/clients": join(dir, "clients.json"),
+    };
+    writeFileSync(
+      files["/run/secrets/signing-keys"] as string,
+      JSON.stringify({
+        keys: [await generateSigningJwk("ES256"), await generateSigningJwk("RS256")],
+      }),
+    );
+    writeFileSync(
+      files["/run/secrets/clients"] as string,
+      JSON.stringify({ clients: [newClientEntry({ id: "web-app" })] }),
+    );
+    const env = {
+      ...RUNTIME_ENV,
+      ...Object.fromEntries(
+        Object.entries(service.environment ?? {}).map(([k, v]) => [k, interpolate(String(v))]),
+      ),
+    };
+    const config = loadConfig(env, {
+      readFile: (path) => readFileSync(files[path] ?? path, "utf8"),
+    });
+    assert.deepEqual(config.store, {
+      kind: "postgres",
+      url: "postgres://token_service:service-password-0123456789@postgres:5432/token_service",
+      poolSize: 10,
+      statementTimeoutMs: 2000,
+      connectTimeoutMs: 2000,
+    });
+    assert.deepEqual(Object.values(config.devDefaults), [false, false, false, false, false]);
   });
 });
