@@ -1,13 +1,23 @@
 /**
- * The processes a benchmark run owns: its own redis-server, the service
- * (production build) and the floor server. Every one is started here, pinned
- * with taskset when asked, and stopped by its own pid.
+ * The processes a benchmark run owns: its own redis-server and PostgreSQL
+ * server, the service (production build) and the floor server. Every one is
+ * started here, pinned with taskset when asked, and stopped by its own pid.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
 import { once } from "node:events";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  chownSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CLIENT_ID, CLIENT_SECRET, MFA_OTP_GRANT, REFRESH_TOKEN_GRANT } from "./common.js";
@@ -55,8 +65,11 @@ export interface Proc {
 
 /** Every process this run started: killed if the driver dies before stopping them. */
 const running = new Set<ChildProcess>();
+/** Servers started as daemons (PostgreSQL): stopped the same way. */
+const daemons = new Set<() => void>();
 process.on("exit", () => {
   for (const child of running) child.kill("SIGKILL");
+  for (const stop of daemons) stop();
 });
 
 function track(child: ChildProcess, port: number): Proc {
@@ -151,9 +164,129 @@ export function writeBenchFiles(dir: string): BenchFiles {
   return { signingKeysFile, clientsFile };
 }
 
+/** Debian's PostgreSQL server binaries (newest major), or undefined when not installed. */
+export function postgresBinDir(): string | undefined {
+  if (process.env.POSTGRES_BIN_DIR) return process.env.POSTGRES_BIN_DIR;
+  const root = "/usr/lib/postgresql";
+  if (!existsSync(root)) return undefined;
+  const major = readdirSync(root)
+    .filter((name) => /^\d+$/.test(name) && existsSync(join(root, name, "bin", "initdb")))
+    .sort((a, b) => Number(b) - Number(a))[0];
+  return major === undefined ? undefined : join(root, major, "bin");
+}
+
+export interface PostgresProc {
+  /** The postmaster's pid (its backends are its children: cpuSecondsOf counts them). */
+  pid: number;
+  port: number;
+  /** The service's connection: role `bench`, which owns database `bench` (not a superuser). */
+  url: string;
+  /** A superuser connection to database `bench` (pg_stat_statements). */
+  adminUrl: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A PostgreSQL server of the bench's own: initdb in a temporary directory (as
+ * the `postgres` user when run as root: initdb refuses root), on a free
+ * loopback port, with production's durability (fsync and synchronous_commit
+ * on: the cost of a PostgreSQL deployment is measured, unlike the Redis rows'
+ * server, which runs without persistence) and pg_stat_statements loaded to
+ * count statements per request. Pinned from its start (`taskset` before
+ * pg_ctl), so every backend it forks inherits the CPU.
+ */
+export async function startPostgres(cpus: Cpus): Promise<PostgresProc> {
+  const bin = postgresBinDir();
+  if (bin === undefined)
+    throw new Error("PostgreSQL is not installed (apt-get install postgresql)");
+  const asRoot = process.getuid?.() === 0;
+  const dir = mkdtempSync(join(tmpdir(), "token-service-bench-pg-"));
+  if (asRoot) {
+    const id = (flag: string) => Number(execFileSync("id", [flag, "postgres"]).toString().trim());
+    chownSync(dir, id("-u"), id("-g"));
+  }
+  const data = join(dir, "data");
+  const asOwner = (binary: string, args: string[]) => {
+    const command = [join(bin, binary), ...args];
+    const owned = asRoot ? ["runuser", "-u", "postgres", "--", ...command] : command;
+    const [file, ...argv] = cpus === undefined ? owned : ["taskset", "-c", cpus, ...owned];
+    execFileSync(file as string, argv, { stdio: "ignore" });
+  };
+  asOwner("initdb", ["-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale"]);
+  const port = await freePort();
+  appendFileSync(
+    join(data, "postgresql.conf"),
+    [
+      "",
+      "listen_addresses = '127.0.0.1'",
+      `port = ${port}`,
+      `unix_socket_directories = '${dir}'`,
+      "fsync = on",
+      "synchronous_commit = on",
+      "shared_preload_libraries = 'pg_stat_statements'",
+      "",
+    ].join("\n"),
+  );
+  asOwner("pg_ctl", ["start", "-D", data, "-l", join(dir, "server.log"), "-w", "-t", "60", "-s"]);
+  const pid = Number(readFileSync(join(data, "postmaster.pid"), "utf8").split("\n")[0]);
+  const kill = () => {
+    try {
+      process.kill(pid, "SIGQUIT"); // immediate shutdown
+    } catch {}
+    rmSync(dir, { recursive: true, force: true });
+  };
+  daemons.add(kill);
+  const admin = (database: string, sql: string) =>
+    execFileSync(
+      join(bin, "psql"),
+      [
+        "-h",
+        "127.0.0.1",
+        "-p",
+        String(port),
+        "-U",
+        "postgres",
+        "-d",
+        database,
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-qc",
+        sql,
+      ],
+      { stdio: "ignore" },
+    );
+  admin("postgres", "CREATE ROLE bench LOGIN");
+  admin("postgres", "CREATE DATABASE bench OWNER bench");
+  admin("bench", "CREATE EXTENSION pg_stat_statements");
+  return {
+    pid,
+    port,
+    url: `postgres://bench@127.0.0.1:${port}/bench`,
+    adminUrl: `postgres://postgres@127.0.0.1:${port}/bench`,
+    async stop() {
+      daemons.delete(kill);
+      try {
+        process.kill(pid, "SIGINT"); // fast shutdown
+      } catch {
+        return;
+      }
+      for (let i = 0; i < 600; i++) {
+        try {
+          process.kill(pid, 0);
+        } catch {
+          break;
+        }
+        await sleep(50);
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 export interface ServiceOptions {
   cpus: Cpus;
-  redisUrl: string;
+  /** REDIS_URL or DATABASE_URL: the service's store. */
+  store: { REDIS_URL: string } | { DATABASE_URL: string };
   files: BenchFiles;
   secretsKey: string;
   internalApiKey: string;
@@ -178,7 +311,7 @@ export async function startService(options: ServiceOptions): Promise<Proc> {
     MANAGEMENT_PORT: "0",
     // DPoP htu is ISSUER_URL + "oauth/token": it must name this port.
     ISSUER_URL: `http://127.0.0.1:${port}/`,
-    REDIS_URL: options.redisUrl,
+    ...options.store,
     SECRETS_KEY: options.secretsKey,
     INTERNAL_API_KEY: options.internalApiKey,
     SIGNING_KEYS_FILE: options.files.signingKeysFile,

@@ -2,15 +2,17 @@
  * `npm run bench` — throughput and latency of the verify path (issue 4) and,
  * beside it, of a refresh-token exchange (issue 11).
  *
- * Builds the service, starts its own redis-server, seeds users straight into
- * Redis, then runs the floor (bench/floor-server.ts) and the production build
- * (`node dist/main.js`, NODE_ENV=production) side by side, every row with the
- * same load tool, connections and duration, the rows taking turns run by run
- * (see Bench.roundRobin). Prints one markdown table plus memory, worker and
- * target lines (progress goes to stderr).
+ * Builds the service, starts its own redis-server and PostgreSQL server,
+ * seeds users straight into both, then runs the floor (bench/floor-server.ts)
+ * and the production build (`node dist/main.js`, NODE_ENV=production) side by
+ * side — on Redis, and a second instance on PostgreSQL for the rows marked so
+ * — every row with the same load tool, connections and duration, the rows
+ * taking turns run by run (see Bench.roundRobin). Prints one markdown table
+ * plus memory, worker and target lines (progress goes to stderr).
  *
  * Flags:
- *   --smoke      CI: 2 s, one run, floor + three rows, small seed (numbers meaningless)
+ *   --smoke      CI: 2 s, one run, floor + three rows on Redis and three on PostgreSQL,
+ *                small seed (numbers meaningless)
  *   --long       also 1,000,000 REST successes, RSS every 100,000 (leak check)
  *   --profile    also a `node --cpu-prof` run of the success path; prints the top frames
  *   --profile-row=form|json|connect|grpc|wrong|dpop|refresh   the row to profile (default form)
@@ -19,7 +21,9 @@
  *   --no-build   use the existing dist/
  *   --dist=DIR   run the service from another build (A/B a change against dist/)
  *   --env=K=V    one more variable of the service's environment (repeatable; A/B a setting)
- *   --rows=form,json,connect,grpc,wrong,dpop,openid,issue,refresh   only these service rows (no workers lines)
+ *   --rows=form,json,connect,grpc,wrong,dpop,openid,issue,refresh,pg-form,pg-wrong,pg-refresh
+ *                only these service rows (no workers lines)
+ *   --no-postgres  no PostgreSQL rows (also when PostgreSQL is not installed: said on stderr)
  *   --duration=S, --runs=N, --users=N, --connections=N
  *   --grpc-sessions=N   HTTP/2 connections the gRPC row's calls share (default: one per call)
  *   BENCH_DEBUG=1       every run's outcome counts and CPU shares on stderr
@@ -28,9 +32,15 @@
  * no ID token; each connection exchanges the refresh token of its own
  * previous answer, starting from a session seeded in Redis (SessionPool).
  *
+ * The PostgreSQL rows (`pg-*`): the same requests against a second service
+ * process whose store is the bench's own PostgreSQL server (production's
+ * durability: fsync and synchronous_commit on; the Redis rows' server runs
+ * without persistence). Their round trips are the statements the service's
+ * role ran per request (pg_stat_statements), beside Redis' commands (MONITOR).
+ *
  * Pinning (2 cores): the server under test alone on CPU 0; this process (the
- * load tools) and redis-server on CPU 1. Without pinning the load tool and the
- * server steal each other's core and run-to-run spread grows.
+ * load tools), redis-server and PostgreSQL on CPU 1. Without pinning the load
+ * tool and the server steal each other's core and run-to-run spread grows.
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
@@ -39,7 +49,12 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
+import pg from "pg";
 import { generateTotp } from "../src/mfa/totp.js";
+import { createDatabase } from "../src/store/postgres-client.js";
+import { migrate } from "../src/store/postgres-migrations.js";
+import { createPostgresSessionStore } from "../src/store/postgres-session-store.js";
+import { createRedisSessionStore } from "../src/store/redis-session-store.js";
 import { countCommands } from "../test/support/redis-server.js";
 import { hotp6, INTERNAL_API_KEY, median, SECRETS_KEY_B64, userSecret } from "./common.js";
 import { runGrpcLoad } from "./h2-load.js";
@@ -48,10 +63,13 @@ import {
   type BenchFiles,
   type Cpus,
   hasTaskset,
+  type PostgresProc,
   type Proc,
   pinProcess,
+  postgresBinDir,
   rssMiB,
   startFloor,
+  startPostgres,
   startRedis,
   startService,
   writeBenchFiles,
@@ -77,6 +95,7 @@ const { values: flags } = parseArgs({
     dist: { type: "string", default: "dist" },
     "no-pin": { type: "boolean", default: false },
     "no-build": { type: "boolean", default: false },
+    "no-postgres": { type: "boolean", default: false },
     duration: { type: "string" },
     runs: { type: "string" },
     users: { type: "string" },
@@ -104,9 +123,13 @@ const DRIVER_CPUS: Cpus = pin ? "1" : undefined;
 
 const VERIFY_RPC = "/token.v1.TokenService/VerifyMfaOtp";
 
+type StoreKind = "redis" | "postgres";
+
 interface RowSpec {
   name: string;
   kind: BodyKind;
+  /** The service's store (default redis). */
+  store?: StoreKind;
   protocol: "http" | "grpc";
   path: string;
   contentType: string;
@@ -206,11 +229,36 @@ const ROWS: Record<string, RowSpec> = {
     chain: nextRefreshRequest,
   },
 };
-const SERVICE_ROWS =
+/** The same rows on the PostgreSQL service: success, attack path, refresh. */
+for (const key of ["form", "wrong", "refresh"]) {
+  const spec = ROWS[key] as RowSpec;
+  ROWS[`pg-${key}`] = { ...spec, name: `${spec.name}, PostgreSQL`, store: "postgres" };
+}
+const withPostgres = !flags["no-postgres"] && postgresBinDir() !== undefined;
+if (!flags["no-postgres"] && !withPostgres) {
+  process.stderr.write(
+    "PostgreSQL is not installed: no PostgreSQL rows (apt-get install postgresql)\n",
+  );
+}
+const SERVICE_ROWS = (
   flags.rows?.split(",") ??
   (smoke
-    ? ["form", "wrong", "refresh"]
-    : ["form", "json", "connect", "grpc", "wrong", "dpop", "openid", "issue", "refresh"]);
+    ? ["form", "wrong", "refresh", "pg-form", "pg-wrong", "pg-refresh"]
+    : [
+        "form",
+        "json",
+        "connect",
+        "grpc",
+        "wrong",
+        "dpop",
+        "openid",
+        "issue",
+        "refresh",
+        "pg-form",
+        "pg-wrong",
+        "pg-refresh",
+      ])
+).filter((key) => withPostgres || !key.startsWith("pg-"));
 for (const key of SERVICE_ROWS) if (!(key in ROWS)) throw new Error(`unknown row ${key}`);
 
 /** Share of one core per process group during a run (others: the busiest run). */
@@ -219,7 +267,8 @@ interface Cpu {
   /** Server CPU time per answered request, µs: steadier than req/s when a neighbour steals time. */
   serverUsPerRequest: number;
   load: number;
-  redis: number;
+  /** The row's store: redis-server, or the PostgreSQL postmaster and its backends. */
+  store: number;
   /** Processes that are not the bench's own: a neighbour on a shared machine. */
   others: number;
 }
@@ -234,22 +283,32 @@ interface RowResult {
   p99: number;
   unexpected: number;
   cpu: Cpu;
-  redisPerRequest?: string;
+  /** Store round trips per request: Redis commands (MONITOR) or statements (pg_stat_statements). */
+  storePerRequest?: string;
 }
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
 class Bench {
   /** Observed answers per second by body kind; sizes the next run's bodies. */
-  private readonly estimate = new Map<BodyKind, number>();
+  private readonly estimate = new Map<string, number>();
   private redisProc!: Proc & { url: string };
   private redis!: Redis;
+  private postgresProc: PostgresProc | undefined;
+  private postgres: pg.Pool | undefined;
   private pool!: UserPool;
-  private readonly sessions = new SessionPool();
+  private readonly sessions: Record<StoreKind, SessionPool> = {
+    redis: new SessionPool(),
+    postgres: new SessionPool(),
+  };
   private files!: BenchFiles;
   private tmp!: string;
-  /** Requests sent to the current service process (for the memory lines). */
-  served = 0;
+  /** Requests answered per server process (for the memory lines). */
+  private readonly served = new Map<number, number>();
+
+  servedBy(server: Proc): number {
+    return this.served.get(server.pid) ?? 0;
+  }
 
   async setUp(): Promise<void> {
     this.tmp = mkdtempSync(join(tmpdir(), "token-service-bench-"));
@@ -261,25 +320,68 @@ class Bench {
     checkTotp();
     await this.pool.seed(this.redis);
     log(`seeded ${settings.users} users in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    // A chain head per connection and load, with room for chains that break.
+    const sessionCount = settings.connections * (settings.runs + 8) * 4;
     if (SERVICE_ROWS.includes("refresh") || flags["profile-row"] === "refresh") {
-      // A chain head per connection and load, with room for chains that break.
-      const count = settings.connections * (settings.runs + 8) * 4;
       const sessionsStarted = Date.now();
-      await this.sessions.seed(this.redis, count);
-      log(`seeded ${count} sessions in ${((Date.now() - sessionsStarted) / 1000).toFixed(1)} s`);
+      await this.sessions.redis.seed(createRedisSessionStore(this.redis), sessionCount);
+      log(
+        `seeded ${sessionCount} sessions in ${((Date.now() - sessionsStarted) / 1000).toFixed(1)} s`,
+      );
+    }
+    if (SERVICE_ROWS.some((key) => key.startsWith("pg-"))) {
+      const postgresStarted = Date.now();
+      this.postgresProc = await startPostgres(DRIVER_CPUS);
+      await migrate({ url: this.postgresProc.url, connectTimeoutMs: 10_000 });
+      this.postgres = new pg.Pool({ connectionString: this.postgresProc.url, max: 10 });
+      await this.pool.seedPostgres(this.postgres);
+      if (SERVICE_ROWS.includes("pg-refresh")) {
+        const db = createDatabase({
+          url: this.postgresProc.url,
+          poolSize: 10,
+          statementTimeoutMs: 10_000,
+          connectTimeoutMs: 10_000,
+        });
+        await this.sessions.postgres.seed(createPostgresSessionStore(db), sessionCount);
+        await db.close();
+      }
+      await this.postgres.query("VACUUM ANALYZE");
+      log(
+        `PostgreSQL: seeded ${settings.users} users${SERVICE_ROWS.includes("pg-refresh") ? ` and ${sessionCount} sessions` : ""} in ${((Date.now() - postgresStarted) / 1000).toFixed(1)} s`,
+      );
     }
   }
 
   async tearDown(): Promise<void> {
     this.redis?.disconnect();
     await this.redisProc?.stop();
+    await this.postgres?.end();
+    await this.postgresProc?.stop();
     if (this.tmp) rmSync(this.tmp, { recursive: true, force: true });
   }
 
-  /** Moves this process (the load tools) and redis-server to `cpus`. */
+  /** Moves this process (the load tools), redis-server and PostgreSQL (every process) to `cpus`. */
   pinDriver(cpus: string): void {
     pinProcess(process.pid, cpus);
     pinProcess(this.redisProc.pid, cpus);
+    for (const pid of this.postgresPids()) pinProcess(pid, cpus);
+  }
+
+  /** The postmaster and its children (backends, background processes). */
+  private postgresPids(): number[] {
+    const postmaster = this.postgresProc?.pid;
+    if (postmaster === undefined) return [];
+    const children = execFileSync("ps", ["-o", "pid=", "--ppid", String(postmaster)])
+      .toString()
+      .split("\n")
+      .map(Number)
+      .filter((pid) => pid > 0);
+    return [postmaster, ...children];
+  }
+
+  /** The pid whose CPU (its own and its children's) is the row's store's. */
+  private storePid(store: StoreKind = "redis"): number {
+    return store === "postgres" ? (this.postgresProc?.pid ?? 0) : this.redisProc.pid;
   }
 
   get redisUrl(): string {
@@ -295,11 +397,17 @@ class Bench {
     });
   }
 
-  startService(workers: number, cpus: Cpus, nodeFlags?: string[]): Promise<Proc> {
-    this.served = 0;
+  startService(
+    workers: number,
+    cpus: Cpus,
+    nodeFlags?: string[],
+    store: StoreKind = "redis",
+  ): Promise<Proc> {
+    const url = store === "postgres" ? this.postgresProc?.url : this.redisUrl;
+    if (url === undefined) throw new Error("no PostgreSQL server: --rows without pg- rows?");
     return startService({
       cpus,
-      redisUrl: this.redisUrl,
+      store: store === "postgres" ? { DATABASE_URL: url } : { REDIS_URL: url },
       files: this.files,
       secretsKey: SECRETS_KEY_B64,
       internalApiKey: INTERNAL_API_KEY,
@@ -317,12 +425,18 @@ class Bench {
   }
 
   /** Bodies for one run; waits for the next time step when the pool is used up in this one. */
-  private async feedFor(kind: BodyKind, count: number, port: number): Promise<Feed> {
+  private async feedFor(
+    kind: BodyKind,
+    count: number,
+    port: number,
+    store: StoreKind = "redis",
+  ): Promise<Feed> {
     // Chains: one head per connection; a broken chain takes a new head.
     if (kind === "refresh") {
+      const sessions = this.sessions[store];
       const heads = Math.min(count, settings.connections);
-      return new Feed(this.sessions.build(heads), () =>
-        this.sessions.available() >= 10 ? this.sessions.build(10) : undefined,
+      return new Feed(sessions.build(heads), () =>
+        sessions.available() >= 10 ? sessions.build(10) : undefined,
       );
     }
     // Wrong codes reuse a fixed set of users and may simply cycle.
@@ -346,16 +460,14 @@ class Bench {
 
   /** One load run of `seconds` (or `amount` requests) against `server`. */
   async load(spec: RowSpec, server: Proc, seconds: number, amount?: number): Promise<Run> {
-    const perSecond = this.estimate.get(spec.kind) ?? 15_000;
+    const estimateKey = `${spec.store ?? "redis"}:${spec.kind}`;
+    const perSecond = this.estimate.get(estimateKey) ?? 15_000;
     // 15% spare; the feed refills in small batches if a run is faster still.
     const count = amount ?? Math.ceil(perSecond * seconds * 1.15) + 2 * settings.connections;
-    const feed = await this.feedFor(spec.kind, count, server.port);
-    const ours = [process.pid, server.pid, this.redisProc.pid];
-    const before = [
-      cpuSecondsOf(server.pid),
-      cpuSecondsOf(this.redisProc.pid),
-      othersCpuSeconds(ours),
-    ];
+    const feed = await this.feedFor(spec.kind, count, server.port, spec.store);
+    const ours = [process.pid, server.pid, this.redisProc.pid, ...this.postgresPids()];
+    const storePid = this.storePid(spec.store);
+    const before = [cpuSecondsOf(server.pid), cpuSecondsOf(storePid), othersCpuSeconds(ours)];
     const common = {
       port: server.port,
       path: spec.path,
@@ -382,14 +494,14 @@ class Bench {
         server: serverCpu,
         serverUsPerRequest: (serverCpu * result.seconds * 1e6) / answered,
         load: result.loadCpu,
-        redis: share(cpuSecondsOf(this.redisProc.pid), before[1]),
+        store: share(cpuSecondsOf(storePid), before[1]),
         others: share(othersCpuSeconds(ours), before[2]),
       },
     };
-    this.served += answered;
+    this.served.set(server.pid, (this.served.get(server.pid) ?? 0) + answered);
     // Never lower: a cold warm-up run would undersize the next run's bodies.
     const observed = answered / result.seconds;
-    this.estimate.set(spec.kind, Math.max(observed, this.estimate.get(spec.kind) ?? 0));
+    this.estimate.set(estimateKey, Math.max(observed, this.estimate.get(estimateKey) ?? 0));
     if (process.env.BENCH_DEBUG) {
       log(
         `    ${spec.kind} ${seconds || amount}: ${JSON.stringify(Object.fromEntries(result.counts))} ` +
@@ -431,15 +543,20 @@ class Bench {
   }
 
   /**
-   * Redis commands clients sent per request (MONITOR, commands run inside
-   * scripts excluded), over a short separate pass: MONITOR slows Redis, so
-   * never during the timed runs.
+   * Store round trips per request, over a short separate pass (never during
+   * the timed runs): Redis commands clients sent (MONITOR, commands run
+   * inside scripts excluded: MONITOR slows Redis), or the statements the
+   * service's role ran on PostgreSQL (pg_stat_statements, top-level
+   * statements only: the statements inside a function are not round trips).
    */
-  async redisCommandsPerRequest(spec: RowSpec, server: Proc): Promise<string> {
-    const counter = await countCommands(this.redisUrl);
+  async storeRoundTripsPerRequest(spec: RowSpec, server: Proc): Promise<string> {
+    const counter =
+      spec.store === "postgres"
+        ? await this.statementCounter()
+        : await countCommands(this.redisUrl);
     const amount = 200;
     try {
-      const feed = await this.feedFor(spec.kind, amount, server.port);
+      const feed = await this.feedFor(spec.kind, amount, server.port, spec.store);
       const common = { port: server.port, path: spec.path, connections: 10, amount, feed };
       const result =
         spec.protocol === "grpc"
@@ -465,6 +582,42 @@ class Bench {
       await counter.stop();
     }
   }
+
+  /**
+   * Counts the statements role `bench` ran since the previous take, one entry
+   * per execution named by the function it calls (`ts_begin_verify`), in the
+   * shape countCommands gives Redis commands.
+   */
+  private async statementCounter(): Promise<{
+    take(): Promise<string[][]>;
+    stop(): Promise<void>;
+  }> {
+    const url = this.postgresProc?.adminUrl;
+    if (url === undefined) throw new Error("no PostgreSQL server");
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    const snapshot = async () => {
+      const { rows } = await client.query<{ query: string; calls: string }>(
+        `SELECT query, calls FROM pg_stat_statements
+         WHERE userid = 'bench'::regrole AND dbid = (SELECT oid FROM pg_database WHERE datname = 'bench')`,
+      );
+      return new Map(rows.map((r) => [r.query, Number(r.calls)]));
+    };
+    let last = await snapshot();
+    return {
+      async take() {
+        const now = await snapshot();
+        const ran: string[][] = [];
+        for (const [query, calls] of now) {
+          const name = (/\bts_[a-z_]+/.exec(query) ?? /^\w+/.exec(query))?.[0] ?? "?";
+          for (let n = last.get(query) ?? 0; n < calls; n++) ran.push([name]);
+        }
+        last = now;
+        return ran;
+      },
+      stop: () => client.end(),
+    };
+  }
 }
 
 function checkTotp(): void {
@@ -489,7 +642,7 @@ function summarize(spec: RowSpec, runs: Run[], outcome = spec.expected[0] as str
       server: median(runs.map((r) => r.cpu.server)),
       serverUsPerRequest: median(runs.map((r) => r.cpu.serverUsPerRequest)),
       load: median(runs.map((r) => r.cpu.load)),
-      redis: median(runs.map((r) => r.cpu.redis)),
+      store: median(runs.map((r) => r.cpu.store)),
       others: Math.max(...runs.map((r) => r.cpu.others)),
     },
   };
@@ -517,6 +670,14 @@ async function main(): Promise<void> {
     log("floor and service (WORKERS=1) …");
     const floor = await bench.startFloor();
     const service = await bench.startService(1, SERVER_CPUS);
+    const pgService = SERVICE_ROWS.some((key) => key.startsWith("pg-"))
+      ? await bench.startService(1, SERVER_CPUS, undefined, "postgres")
+      : undefined;
+    const serverOf = (spec: RowSpec): Proc => {
+      if (spec.store !== "postgres") return service;
+      if (pgService === undefined) throw new Error("no PostgreSQL service");
+      return pgService;
+    };
     const memory: string[] = [];
     let floorRow: RowResult;
     let mixed: RowResult | undefined;
@@ -524,30 +685,42 @@ async function main(): Promise<void> {
       memory.push(`RSS at start: ${fmt(rssMiB(service.pid), 1)} MiB`);
       await bench.load(ROWS.form as RowSpec, service, settings.warmup * 2);
       memory.push(
-        `RSS after warm-up (${bench.served} requests): ${fmt(rssMiB(service.pid), 1)} MiB`,
+        `RSS after warm-up (${bench.servedBy(service)} requests): ${fmt(rssMiB(service.pid), 1)} MiB`,
       );
       const specs = SERVICE_ROWS.map((key) => ROWS[key] as RowSpec);
       const withMixed = !smoke && SERVICE_ROWS.includes("form") && SERVICE_ROWS.includes("wrong");
       const results = await bench.roundRobin([
         { spec: ROWS.floor as RowSpec, server: floor },
-        ...specs.map((spec) => ({ spec, server: service })),
+        ...specs.map((spec) => ({ spec, server: serverOf(spec) })),
         ...(withMixed ? [{ spec: MIXED, server: service, outcome: "ok" }] : []),
       ]);
       floorRow = results[0] as RowResult;
       rows.push(...results.slice(1, 1 + specs.length));
       mixed = withMixed ? results.at(-1) : undefined;
-      floorRow.redisPerRequest = await bench.redisCommandsPerRequest(ROWS.floor as RowSpec, floor);
+      floorRow.storePerRequest = await bench.storeRoundTripsPerRequest(
+        ROWS.floor as RowSpec,
+        floor,
+      );
       await floor.stop();
       for (const [n, spec] of specs.entries()) {
-        (rows[n] as RowResult).redisPerRequest = await bench.redisCommandsPerRequest(spec, service);
+        (rows[n] as RowResult).storePerRequest = await bench.storeRoundTripsPerRequest(
+          spec,
+          serverOf(spec),
+        );
       }
       memory.push(
-        `RSS after every row (${bench.served} requests): ${fmt(rssMiB(service.pid), 1)} MiB`,
+        `RSS after every row (${bench.servedBy(service)} requests): ${fmt(rssMiB(service.pid), 1)} MiB`,
       );
+      if (pgService !== undefined) {
+        memory.push(
+          `RSS of the PostgreSQL service after its rows (${bench.servedBy(pgService)} requests): ${fmt(rssMiB(pgService.pid), 1)} MiB`,
+        );
+      }
       if (flags.long) memory.push(...(await longRun(bench, service)));
     } finally {
       await floor.stop();
       await service.stop();
+      await pgService?.stop();
     }
 
     // Only in the full run: --rows is for looking at a few rows quickly.
@@ -606,7 +779,7 @@ async function workersCompared(bench: Bench): Promise<string[]> {
         lines.push(
           `- WORKERS=${workers}: ${fmt(row.rps, 0)} req/s, p50 ${fmt(row.p50)} ms, p99 ${fmt(row.p99)} ms; ` +
             `service CPU ${pct(row.cpu.server)}% of a core (${fmt(row.cpu.serverUsPerRequest, 0)} µs/req), ` +
-            `load tool ${pct(row.cpu.load)}%, Redis ${pct(row.cpu.redis)}%`,
+            `load tool ${pct(row.cpu.load)}%, Redis ${pct(row.cpu.store)}%`,
         );
       } finally {
         await service.stop();
@@ -654,12 +827,12 @@ function table(floor: RowResult, rows: RowResult[], mixed: RowResult | undefined
   const lines = [
     `Benchmark ${date}, ${CORES} cores, Node ${process.version}, ${settings.connections} connections, ${settings.runs} × ${settings.duration} s per row (median), ${pin ? "server on CPU 0, load tool + Redis on CPU 1 (taskset)" : "unpinned"}`,
     "",
-    "| row | req/s | p50 ms | p99 ms | req/s ÷ floor | p99 ÷ floor | server CPU µs/req | Redis cmds/req | CPU % server/load/redis/others | unexpected |",
+    "| row | req/s | p50 ms | p99 ms | req/s ÷ floor | p99 ÷ floor | server CPU µs/req | store round trips/req | CPU % server/load/store/others | unexpected |",
     "|---|---:|---:|---:|---:|---:|---:|---|---|---:|",
   ];
   for (const row of [floor, ...rows, ...(mixed ? [mixed] : [])]) {
     lines.push(
-      `| ${row.name} | ${fmt(row.rps, 0)} | ${fmt(row.p50)} | ${fmt(row.p99)} | ${fmt(row.rps / floor.rps)} | ${fmt(row.p99 / floor.p99)} | ${fmt(row.cpu.serverUsPerRequest, 0)} | ${row.redisPerRequest ?? "–"} | ${pct(row.cpu.server)}/${pct(row.cpu.load)}/${pct(row.cpu.redis)}/${pct(row.cpu.others)} | ${row.unexpected} |`,
+      `| ${row.name} | ${fmt(row.rps, 0)} | ${fmt(row.p50)} | ${fmt(row.p99)} | ${fmt(row.rps / floor.rps)} | ${fmt(row.p99 / floor.p99)} | ${fmt(row.cpu.serverUsPerRequest, 0)} | ${row.storePerRequest ?? "–"} | ${pct(row.cpu.server)}/${pct(row.cpu.load)}/${pct(row.cpu.store)}/${pct(row.cpu.others)} | ${row.unexpected} |`,
     );
   }
   return lines;

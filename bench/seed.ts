@@ -8,9 +8,11 @@
  * pipelining; mfa_tokens are sealed with the service's codec and need no
  * storage at all.
  *
- * The refresh row needs no users: its sessions are started straight in Redis
- * as the service starts them (SessionPool), and each connection then
- * exchanges the token of its previous answer (http-load.ts `chain`).
+ * The refresh row needs no users: its sessions are started straight in the
+ * store (Redis or PostgreSQL) as the service starts them (SessionPool), and
+ * each connection then exchanges the token of its previous answer
+ * (http-load.ts `chain`). The PostgreSQL rows' users are the same users,
+ * seeded in both stores (UserPool.seedPostgres).
  *
  * Time steps: bodies are built right before a run with the code of the step
  * current at that moment (S). The service accepts the current and the
@@ -22,6 +24,7 @@ import { generateKeyPairSync, randomBytes, sign } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { VerifyMfaOtpRequestSchema } from "@token-service/client";
 import type { Redis } from "ioredis";
+import type pg from "pg";
 import { sealTotpSecret } from "../src/mfa/authenticator-secret.js";
 import { createMfaTokenCodec } from "../src/mfa/mfa-token-codec.js";
 import { createSecretBox } from "../src/mfa/secret-box.js";
@@ -29,7 +32,7 @@ import { DEFAULT_REFRESH_TOKEN_SETTINGS } from "../src/oauth/sessions/refresh-to
 import { createSessionDeps } from "../src/oauth/sessions/session-deps.js";
 import { startSession } from "../src/oauth/sessions/start-session.js";
 import { userKeys } from "../src/store/redis-keys.js";
-import { createRedisSessionStore } from "../src/store/redis-session-store.js";
+import type { SessionStore } from "../src/store/session-store.js";
 import {
   AUDIENCE,
   CLIENT_ID,
@@ -112,6 +115,30 @@ export class UserPool {
 
   constructor(readonly size: number) {
     for (let i = 0; i < size; i++) this.secrets.push(userSecret(i));
+  }
+
+  /**
+   * The same users in PostgreSQL: one active authenticator row each
+   * (migrations/0001-store.sql), inserted in batches from arrays (`unnest`).
+   */
+  async seedPostgres(db: pg.Pool): Promise<void> {
+    const box = createSecretBox(Buffer.from(SECRETS_KEY_B64, "base64"), "totp-secret");
+    for (let start = 0; start < this.size; start += SEED_BATCH) {
+      const users: string[] = [];
+      const ids: string[] = [];
+      const secrets: string[] = [];
+      for (let i = start; i < Math.min(this.size, start + SEED_BATCH); i++) {
+        const userId = userIdOf(i);
+        users.push(userId);
+        ids.push(`bench${i}`);
+        secrets.push(sealTotpSecret(box, userId, `bench${i}`, this.secrets[i] as Buffer));
+      }
+      await db.query(
+        `INSERT INTO authenticators (user_id, id, secret, active, last_step)
+         SELECT u, i, s, true, -1 FROM unnest($1::text[], $2::text[], $3::text[]) AS t(u, i, s)`,
+        [users, ids, secrets],
+      );
+    }
   }
 
   /** One active authenticator per user (hash at userKeys(id).otp), pipelined. */
@@ -319,7 +346,7 @@ function newDpopKey() {
 const SESSION_SCOPE = `${SCOPE} offline_access`;
 
 /**
- * Sessions of the bench client, started in Redis with the service's own code
+ * Sessions of the bench client, started in a store with the service's own code
  * (src/oauth/sessions/start-session.ts, the same SECRETS_KEY, Auth0's default
  * settings: rotating, leeway 0). Each hands out one refresh token, once: a
  * chain head. A rotating token must not be exchanged twice (that is a reuse
@@ -329,12 +356,9 @@ export class SessionPool {
   private readonly tokens: string[] = [];
   private cursor = 0;
 
-  /** Starts `count` sessions, one user each, in batches of concurrent scripts. */
-  async seed(redis: Redis, count: number): Promise<void> {
-    const deps = createSessionDeps(
-      Buffer.from(SECRETS_KEY_B64, "base64"),
-      createRedisSessionStore(redis),
-    );
+  /** Starts `count` sessions in `store` (Redis or PostgreSQL), one user each, in concurrent batches. */
+  async seed(store: SessionStore, count: number): Promise<void> {
+    const deps = createSessionDeps(Buffer.from(SECRETS_KEY_B64, "base64"), store);
     const client = {
       clientId: CLIENT_ID,
       authMethod: "client_secret_post" as const,

@@ -1,6 +1,6 @@
 // `npm run bench` still works (issue 4): a 2-second smoke of the real script —
-// build, own redis-server, seeding, floor, three service rows (the refresh
-// row's chained exchanges included) — that checks the
+// build, own redis-server and PostgreSQL server, seeding, floor, three service
+// rows on each store (the refresh rows' chained exchanges included) — that checks the
 // exit status and the table, never the numbers (numbers belong in the
 // benchmark, not in a timed test).
 
@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
-test("npm run bench -- --smoke exits 0 and prints the table", { timeout: 120_000 }, async () => {
+test("npm run bench -- --smoke exits 0 and prints the table", { timeout: 240_000 }, async () => {
   const child = spawn("npm", ["run", "-s", "bench", "--", "--smoke"], {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
@@ -34,8 +34,13 @@ test("npm run bench -- --smoke exits 0 and prints the table", { timeout: 120_000
     "REST form success",
     "REST wrong code (attack path)",
     "REST refresh (rotating)",
+    "REST form success, PostgreSQL",
+    "REST wrong code (attack path), PostgreSQL",
+    "REST refresh (rotating), PostgreSQL",
   ]) {
     assert.match(stdout, new RegExp(`^\\| ${row.replace(/[()]/g, "\\$&")}[^|]* \\| \\d+ \\|`, "m"));
   }
   assert.match(stdout, /RSS at start: [\d.]+ MiB/);
+  // PostgreSQL: two statements per success, one per wrong code or exchange.
+  assert.match(stdout, /^\| REST form success, PostgreSQL \|(?:[^|]*\|){6} 2(?:\.0\d)? \(/m);
 });
