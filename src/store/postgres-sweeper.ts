@@ -34,7 +34,7 @@ export interface SweeperOptions {
   intervalMs?: number;
   /** Rows per statement (default 1,000). */
   batchSize?: number;
-  /** Full batches per table and round (default 20). */
+  /** Full batches per table and round (default 100: 100,000 rows a minute per table and instance). */
   maxBatches?: number;
   /** How long after its expiry a row is deleted (default 60 s). */
   graceMs?: number;
@@ -49,7 +49,7 @@ export interface Sweeper {
 export function createSweeper(db: Database, options: SweeperOptions): Sweeper {
   const intervalMs = options.intervalMs ?? 60_000;
   const batchSize = options.batchSize ?? 1_000;
-  const maxBatches = options.maxBatches ?? 20;
+  const maxBatches = options.maxBatches ?? 100;
   const graceMs = options.graceMs ?? 60_000;
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
