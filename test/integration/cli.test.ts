@@ -64,6 +64,22 @@ describe("config check", () => {
     }
   });
 
+  test("on PostgreSQL: the store without its password or TLS file paths", async () => {
+    const { REDIS_URL: _redis, ...env } = production;
+    const result = await runBin(["config", "check"], {
+      ...env,
+      DATABASE_URL:
+        "postgres://token_service:hunter2-password@db.internal:5432/token_service?sslmode=verify-full&sslrootcert=/etc/ssl/db-ca.pem",
+    });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(
+      result.stdout,
+      /^configuration OK: store postgres \(postgres:\/\/db\.internal:5432\/token_service\), 2 signing keys/,
+    );
+    assert.ok(!result.stdout.includes("hunter2"), "the password was printed");
+    assert.ok(!result.stdout.includes("db-ca.pem"));
+  });
+
   test("the embedded default passes and names its development defaults", async () => {
     const result = await runBin(["config", "check"]);
     assert.equal(result.code, 0, result.stderr);

@@ -400,3 +400,52 @@ describe("postgres failures", () => {
     }
   });
 });
+
+describe("postgres over TLS (DATABASE_URL's sslmode and sslrootcert)", () => {
+  let tlsServer: PostgresServerHandle;
+  before(async () => {
+    tlsServer = await startPostgresServer({ tls: true });
+  });
+  after(() => tlsServer?.stop());
+
+  const storesAt = (url: string) =>
+    createPostgresStores(settingsFor(url), { clock: createFakeClock(Date.now()), sweeper: false });
+
+  it("verify-full against the server's CA: connected, and the connection is encrypted", async () => {
+    const url = new URL(await tlsServer.freshDatabase());
+    url.searchParams.set("sslmode", "verify-full");
+    url.searchParams.set("sslrootcert", tlsServer.certificateFile ?? "");
+    const stores = storesAt(url.toString());
+    try {
+      await stores.store.ping();
+      const rows = await stores.db.query<{ ssl: boolean }>(
+        { name: "ssl", text: "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()" },
+        [],
+      );
+      assert.deepEqual(rows, [{ ssl: true }]);
+    } finally {
+      await stores.store.close();
+    }
+  });
+
+  it("a certificate the given CA did not sign: StoreUnavailableError, never a plain connection", async () => {
+    const other = await startPostgresServer({ tls: true });
+    try {
+      const url = new URL(await tlsServer.freshDatabase({ migrateTo: 0 }));
+      url.searchParams.set("sslmode", "verify-full");
+      url.searchParams.set("sslrootcert", other.certificateFile ?? "");
+      const stores = storesAt(url.toString());
+      try {
+        await assert.rejects(stores.store.ping(), (error: unknown) => {
+          assert.ok(error instanceof StoreUnavailableError);
+          assert.match(error.message, /certificate/i);
+          return true;
+        });
+      } finally {
+        await stores.store.close();
+      }
+    } finally {
+      await other.stop();
+    }
+  });
+});

@@ -14,7 +14,15 @@
  */
 import { execFile, execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+} from "node:fs";
 import { appendFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -48,6 +56,8 @@ export interface PostgresServerHandle {
   start(): Promise<void>;
   /** `pg_ctl restart -m immediate`: a crash (no checkpoint), then crash recovery. */
   crashRestart(): Promise<void>;
+  /** With `tls`: the server's self-signed certificate (its own CA), for `sslrootcert`. */
+  certificateFile?: string;
   /** The postmaster's pid (our own server, while it runs). */
   pid(): number;
   /** Stops the server and deletes its directory (external: drops the schemas it made). */
@@ -75,6 +85,8 @@ export interface StartPostgresOptions {
    * turns it on all the same).
    */
   durable?: boolean;
+  /** TLS on, with a self-signed certificate for 127.0.0.1 (implies a server of our own). */
+  tls?: boolean;
 }
 
 /** Debian's layout (/usr/lib/postgresql/<major>/bin), the newest major, or POSTGRES_BIN_DIR. */
@@ -118,7 +130,7 @@ export async function startPostgresServer(
   options: StartPostgresOptions = {},
 ): Promise<PostgresServerHandle> {
   const external = process.env.DATABASE_URL;
-  if (external && !options.dedicated) return externalServer(external);
+  if (external && !options.dedicated && !options.tls) return externalServer(external);
   return ownServer(options);
 }
 
@@ -167,6 +179,40 @@ async function ownServer(options: StartPostgresOptions): Promise<PostgresServerH
   ];
   await appendFile(join(data, "postgresql.conf"), `\n${settings.join("\n")}\n`);
 
+  let certificateFile: string | undefined;
+  if (options.tls) {
+    certificateFile = join(dir, "server.crt");
+    const keyFile = join(dir, "server.key");
+    await run("openssl", [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-subj",
+      "/CN=127.0.0.1",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1",
+      "-days",
+      "1",
+      "-keyout",
+      keyFile,
+      "-out",
+      certificateFile,
+    ]);
+    chmodSync(keyFile, 0o600);
+    if (asRoot) {
+      const uid = Number(execFileSync("id", ["-u", "postgres"]).toString().trim());
+      chownSync(keyFile, uid, -1);
+      chownSync(certificateFile, uid, -1);
+    }
+    await appendFile(
+      join(data, "postgresql.conf"),
+      `ssl = on\nssl_cert_file = '${certificateFile}'\nssl_key_file = '${keyFile}'\n`,
+    );
+  }
   const adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
   const start = async () => {
     await runAsOwner("pg_ctl", ["start", "-D", data, "-l", log, "-w", "-t", "60", "-s"]);
@@ -193,6 +239,7 @@ async function ownServer(options: StartPostgresOptions): Promise<PostgresServerH
     adminUrl,
     port,
     external: false,
+    ...(certificateFile ? { certificateFile } : {}),
     async freshDatabase({ migrateTo } = {}) {
       const name = `ts_${randomBytes(6).toString("hex")}`;
       await withClient(adminUrl, (client) =>
