@@ -282,6 +282,8 @@ interface RowResult {
   p50: number;
   p99: number;
   unexpected: number;
+  /** req/s of each run, in order (the spread behind the median). */
+  runRps: number[];
   cpu: Cpu;
   /** Store round trips per request: Redis commands (MONITOR) or statements (pg_stat_statements). */
   storePerRequest?: string;
@@ -638,6 +640,7 @@ function summarize(spec: RowSpec, runs: Run[], outcome = spec.expected[0] as str
     p99: median(stats.map((s) => s.p99)),
     // Bodies reused after a feed wrapped answer with errors: counted here.
     unexpected: runs.reduce((n, run) => n + unexpectedOf(run, ...spec.expected), 0),
+    runRps: stats.map((s) => s.rps),
     cpu: {
       server: median(runs.map((r) => r.cpu.server)),
       serverUsPerRequest: median(runs.map((r) => r.cpu.serverUsPerRequest)),
@@ -827,12 +830,12 @@ function table(floor: RowResult, rows: RowResult[], mixed: RowResult | undefined
   const lines = [
     `Benchmark ${date}, ${CORES} cores, Node ${process.version}, ${settings.connections} connections, ${settings.runs} × ${settings.duration} s per row (median), ${pin ? "server on CPU 0, load tool + Redis on CPU 1 (taskset)" : "unpinned"}`,
     "",
-    "| row | req/s | p50 ms | p99 ms | req/s ÷ floor | p99 ÷ floor | server CPU µs/req | store round trips/req | CPU % server/load/store/others | unexpected |",
-    "|---|---:|---:|---:|---:|---:|---:|---|---|---:|",
+    "| row | req/s | p50 ms | p99 ms | req/s ÷ floor | p99 ÷ floor | server CPU µs/req | store round trips/req | CPU % server/load/store/others | unexpected | req/s per run |",
+    "|---|---:|---:|---:|---:|---:|---:|---|---|---:|---|",
   ];
   for (const row of [floor, ...rows, ...(mixed ? [mixed] : [])]) {
     lines.push(
-      `| ${row.name} | ${fmt(row.rps, 0)} | ${fmt(row.p50)} | ${fmt(row.p99)} | ${fmt(row.rps / floor.rps)} | ${fmt(row.p99 / floor.p99)} | ${fmt(row.cpu.serverUsPerRequest, 0)} | ${row.storePerRequest ?? "–"} | ${pct(row.cpu.server)}/${pct(row.cpu.load)}/${pct(row.cpu.store)}/${pct(row.cpu.others)} | ${row.unexpected} |`,
+      `| ${row.name} | ${fmt(row.rps, 0)} | ${fmt(row.p50)} | ${fmt(row.p99)} | ${fmt(row.rps / floor.rps)} | ${fmt(row.p99 / floor.p99)} | ${fmt(row.cpu.serverUsPerRequest, 0)} | ${row.storePerRequest ?? "–"} | ${pct(row.cpu.server)}/${pct(row.cpu.load)}/${pct(row.cpu.store)}/${pct(row.cpu.others)} | ${row.unexpected} | ${row.runRps.map((r) => fmt(r, 0)).join(", ")} |`,
     );
   }
   return lines;

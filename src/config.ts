@@ -223,7 +223,7 @@ export function loadConfig(
 
   if (workers > 1 && store.kind === "memory") {
     problems.push(
-      "WORKERS > 1 needs a shared store (REDIS_URL or REDIS_CLUSTER_NODES): each worker would have its own memory store",
+      "WORKERS > 1 needs a shared store (REDIS_URL, REDIS_CLUSTER_NODES or DATABASE_URL): each worker would have its own memory store",
     );
   }
 
