@@ -10,6 +10,7 @@ import {
   file_token_v1_token_service,
   grpcHealthV1,
   grpcReflectionV1,
+  grpcReflectionV1alpha,
   MfaService,
   MfaTokenService,
   TokenService,
@@ -24,7 +25,7 @@ import { instrumentStore } from "./observability/instrumented-store.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
 import { createCachedMetrics } from "./observability/metrics-cache.js";
-import { createReflectionServiceImpl } from "./observability/reflection.js";
+import { createReflectionServiceImpls } from "./observability/reflection.js";
 import { observeRequests } from "./observability/request-observer.js";
 import { createStoreHealth, type StoreHealth } from "./observability/store-health.js";
 import { countVerifyOutcomes } from "./observability/verify-outcomes.js";
@@ -152,17 +153,17 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         grpcHealthV1.Health,
         createHealthServiceImpl(storeHealth, { shutdown: shutdown.signal }),
       );
-      router.service(
-        grpcReflectionV1.ServerReflection,
-        createReflectionServiceImpl([
-          file_token_v1_token_service,
-          file_token_v1_mfa_service,
-          file_token_v1_mfa_token_service,
-          file_token_v1_errors,
-          grpcHealthV1.file_grpc_health_v1_health,
-          grpcReflectionV1.file_grpc_reflection_v1_reflection,
-        ]),
-      );
+      const reflection = createReflectionServiceImpls([
+        file_token_v1_token_service,
+        file_token_v1_mfa_service,
+        file_token_v1_mfa_token_service,
+        file_token_v1_errors,
+        grpcHealthV1.file_grpc_health_v1_health,
+        grpcReflectionV1.file_grpc_reflection_v1_reflection,
+        grpcReflectionV1alpha.file_grpc_reflection_v1alpha_reflection,
+      ]);
+      router.service(grpcReflectionV1.ServerReflection, reflection.v1);
+      router.service(grpcReflectionV1alpha.ServerReflection, reflection.v1alpha);
     },
     interceptors: [createTraceContextInterceptor(), createOAuthErrorInterceptor(logger, metrics)],
     // Per call: the client's address (the token RPCs throttle by it).
