@@ -58,7 +58,7 @@ async function fails(code: number, pattern: RegExp, ...args: string[]): Promise<
   assert.match(run.err, pattern);
 }
 
-const ALGS = ["ES256", "EdDSA", "RS256", "PS256"] as const;
+const ALGS = ["ES256", "EdDSA", "Ed25519", "RS256", "PS256"] as const;
 
 describe("outputs the loader accepts", () => {
   test("a key of each algorithm, a secrets key, an internal key and clients: production starts and signs", async () => {
@@ -260,7 +260,10 @@ describe("--add-to", () => {
 describe("usage errors: one line, exit 64", () => {
   const cases: [string[], RegExp][] = [
     [["nope"], /unknown command "nope"/],
-    [["keys", "generate", "--alg", "HS256"], /--alg must be one of ES256, EdDSA, RS256, PS256/],
+    [
+      ["keys", "generate", "--alg", "HS256"],
+      /--alg must be one of ES256, EdDSA, Ed25519, RS256, PS256/,
+    ],
     [["keys", "generate", "--bits", "4096"], /unknown option '--bits'/],
     [["keys", "generate", "--alg", "ES256", "--alg", "RS256", "--kid", "k"], /--kid names one key/],
     [["keys", "generate", "--alg"], /argument missing/],

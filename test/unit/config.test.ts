@@ -299,7 +299,7 @@ describe("SIGNING_KEYS_FILE", () => {
     });
     assert.deepEqual(problems, [
       'SIGNING_KEYS_FILE keys[0]: "kid" is required',
-      'SIGNING_KEYS_FILE keys[1]: "alg" must be one of ES256, EdDSA, RS256, PS256',
+      'SIGNING_KEYS_FILE keys[1]: "alg" must be one of ES256, EdDSA, Ed25519, RS256, PS256',
       "SIGNING_KEYS_FILE keys[2]: alg ES256 needs kty EC and crv P-256",
       'SIGNING_KEYS_FILE keys[3]: not a private key (no "d")',
       "SIGNING_KEYS_FILE keys[4]: not a valid ES256 private key",
@@ -365,7 +365,7 @@ describe("CLIENTS_FILE", () => {
         ],
       }),
       [
-        'CLIENTS_FILE: clients[0]: "id_token_signed_response_alg" must be one of ES256, EdDSA, RS256, PS256',
+        'CLIENTS_FILE: clients[0]: "id_token_signed_response_alg" must be one of ES256, EdDSA, Ed25519, RS256, PS256',
         'CLIENTS_FILE: clients[0]: "allowed_origins" must be an array of origins such as "https://app.example.com" (scheme, host and port only)',
       ],
     );
