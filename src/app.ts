@@ -20,6 +20,10 @@ import { withDemoRoutes } from "./demo/demo-routes.js";
 import { createLiveSettings, type LiveSettings } from "./live-settings.js";
 import { createAccessLog } from "./observability/access-log.js";
 import { noteClient } from "./observability/access-record.js";
+import {
+  reportReadinessToPrimary,
+  shareMetricsWithPrimary,
+} from "./observability/cluster-metrics.js";
 import { createHealthServiceImpl } from "./observability/health.js";
 import { instrumentStore } from "./observability/instrumented-store.js";
 import { createLogger, type Logger } from "./observability/logger.js";
@@ -102,6 +106,13 @@ export interface AppOptions {
    * test turns it off to compare both paths.
    */
   rpcFastPath?: boolean;
+  /**
+   * A node:cluster worker (WORKERS > 1): no management listener of its own
+   * (the primary serves it with the sum over workers, primary-management.ts);
+   * its registry and readiness are shared with the primary, and the public
+   * port's /metrics (PUBLIC_METRICS) asks the primary for that sum.
+   */
+  clusterWorker?: boolean;
 }
 
 /** Wires config → store → service context → RPC + REST → one-port server. */
@@ -200,7 +211,9 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     http2MaxStreamsAwaitingBody: config.http.http2MaxStreamsAwaitingBody,
     http2MaxStreamsAwaitingBodyTotal: config.http.http2MaxStreamsAwaitingBodyTotal,
   };
-  const metricsText = createCachedMetrics(metrics.registry);
+  const metricsText = options.clusterWorker
+    ? shareMetricsWithPrimary(metrics.registry)
+    : createCachedMetrics(metrics.registry);
   const rest = createRestRoutes({
     services,
     cors,
@@ -244,6 +257,10 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     async listen(port = config.port) {
       await storeHealth.start();
       const listening = await server.listen(port, config.host);
+      if (options.clusterWorker) {
+        reportReadinessToPrimary(storeHealth);
+        return listening;
+      }
       const { host, port: wanted, explicit } = config.management;
       try {
         managementPort = (await management.listen(wanted, host)).port;
