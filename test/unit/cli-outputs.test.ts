@@ -110,6 +110,7 @@ describe("outputs the loader accepts", () => {
     writeFileSync(clientsFile, JSON.stringify({ clients: [post, basic, spa, jwt] }));
     const config = loadConfig({
       NODE_ENV: "production",
+      ISSUER_URL: "https://auth.example.test/",
       REDIS_URL: "redis://127.0.0.1:6379",
       SIGNING_KEYS_FILE: keysFile,
       CLIENTS_FILE: clientsFile,
