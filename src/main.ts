@@ -115,7 +115,10 @@ async function runService(config: Config, logger: Logger): Promise<void> {
     },
     "token-service listening",
   );
-  if (cluster.isPrimary) announceDefaults(config, logger);
+  if (cluster.isPrimary) {
+    announceDefaults(config, logger);
+    announceAddress(config, port);
+  }
   onStopSignal(() => {
     logger.info({ event: "draining" }, "shutting down");
     app.close().then(
@@ -144,6 +147,25 @@ function announceDefaults(config: Config, logger: Logger): void {
       `\nGenerated INTERNAL_API_KEY for this run (dev only; set INTERNAL_API_KEY to choose one):\n  ${config.internalApiKey}\n\n`,
     );
   }
+}
+
+/**
+ * On the embedded default (`npm start`) a newcomer reads the terminal, not
+ * the JSON log: say where the service and the demo page are, in plain words.
+ * Production logs stay pure JSON lines.
+ */
+function announceAddress(config: Config, port: number): void {
+  const { memoryStore, ephemeralSigningKey, demoClients } = config.devDefaults;
+  if (!(memoryStore || ephemeralSigningKey || demoClients)) return;
+  const host = ["127.0.0.1", "0.0.0.0", "::", "::1"].includes(config.host)
+    ? "localhost"
+    : config.host;
+  const base = `http://${host}:${port}`;
+  process.stdout.write(
+    `\ntoken-service is listening on ${base}/ (another port: PORT=9090 npm start)\n${
+      config.demo ? `The demo page: ${base}/demo\n` : ""
+    }\n`,
+  );
 }
 
 function onStopSignal(stop: () => void): void {
