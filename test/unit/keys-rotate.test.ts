@@ -18,7 +18,15 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 async function cli(env: Record<string, string>, ...args: string[]) {
   let out = "";
   let err = "";
-  const io: CliIo = { out: (t) => void (out += t), err: (t) => void (err += t), env };
+  const io: CliIo = {
+    out: (text) => {
+      out += text;
+    },
+    err: (text) => {
+      err += text;
+    },
+    env,
+  };
   const code = await runCli(args, io);
   return { code, out, err };
 }
