@@ -54,6 +54,9 @@ export function sendUnknownGrpcMethod(
     h2.stream.respond({ ...h2.getHeaders(), ...headers, ":status": 200 } as OutgoingHttpHeaders, {
       endStream: true,
     });
+    // The stream is done; ending the response as well marks it complete (not
+    // aborted) for the access log and the duration histogram.
+    h2.end();
     return;
   }
   res.writeHead(200, { ...headers, "content-length": "0" });

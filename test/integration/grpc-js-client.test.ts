@@ -225,6 +225,18 @@ describe("@grpc/grpc-js with @grpc/proto-loader stubs", () => {
     const unknownService = await unary("/no.such.v1.Service/Call");
     assert.equal(unknownService.code, grpc.status.UNIMPLEMENTED);
     assert.equal(unknownService.details, "unknown service no.such.v1.Service");
+    // Answered, not aborted: the access log and the metrics name the gRPC code.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const lines = service.logs
+      .filter((line) => line.includes('"event":"access"') && line.includes('"route":"unmatched"'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    assert.equal(lines.length, 2);
+    for (const line of lines) {
+      assert.deepEqual(
+        [line.surface, line.status, line.code, line.grpc_status, line.aborted],
+        ["grpc", 200, "unimplemented", 12, undefined],
+      );
+    }
   });
 });
 
