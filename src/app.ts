@@ -10,6 +10,7 @@ import {
   file_token_v1_token_service,
   grpcHealthV1,
   grpcReflectionV1,
+  grpcReflectionV1alpha,
   MfaService,
   MfaTokenService,
   TokenService,
@@ -19,12 +20,16 @@ import { withDemoRoutes } from "./demo/demo-routes.js";
 import { createLiveSettings, type LiveSettings } from "./live-settings.js";
 import { createAccessLog } from "./observability/access-log.js";
 import { noteClient } from "./observability/access-record.js";
+import {
+  reportReadinessToPrimary,
+  shareMetricsWithPrimary,
+} from "./observability/cluster-metrics.js";
 import { createHealthServiceImpl } from "./observability/health.js";
 import { instrumentStore } from "./observability/instrumented-store.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
 import { createCachedMetrics } from "./observability/metrics-cache.js";
-import { createReflectionServiceImpl } from "./observability/reflection.js";
+import { createReflectionServiceImpls } from "./observability/reflection.js";
 import { observeRequests } from "./observability/request-observer.js";
 import { createStoreHealth, type StoreHealth } from "./observability/store-health.js";
 import { countVerifyOutcomes } from "./observability/verify-outcomes.js";
@@ -101,6 +106,13 @@ export interface AppOptions {
    * test turns it off to compare both paths.
    */
   rpcFastPath?: boolean;
+  /**
+   * A node:cluster worker (WORKERS > 1): no management listener of its own
+   * (the primary serves it with the sum over workers, primary-management.ts);
+   * its registry and readiness are shared with the primary, and the public
+   * port's /metrics (PUBLIC_METRICS) asks the primary for that sum.
+   */
+  clusterWorker?: boolean;
 }
 
 /** Wires config → store → service context → RPC + REST → one-port server. */
@@ -157,17 +169,17 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         grpcHealthV1.Health,
         createHealthServiceImpl(storeHealth, { shutdown: shutdown.signal }),
       );
-      router.service(
-        grpcReflectionV1.ServerReflection,
-        createReflectionServiceImpl([
-          file_token_v1_token_service,
-          file_token_v1_mfa_service,
-          file_token_v1_mfa_token_service,
-          file_token_v1_errors,
-          grpcHealthV1.file_grpc_health_v1_health,
-          grpcReflectionV1.file_grpc_reflection_v1_reflection,
-        ]),
-      );
+      const reflection = createReflectionServiceImpls([
+        file_token_v1_token_service,
+        file_token_v1_mfa_service,
+        file_token_v1_mfa_token_service,
+        file_token_v1_errors,
+        grpcHealthV1.file_grpc_health_v1_health,
+        grpcReflectionV1.file_grpc_reflection_v1_reflection,
+        grpcReflectionV1alpha.file_grpc_reflection_v1alpha_reflection,
+      ]);
+      router.service(grpcReflectionV1.ServerReflection, reflection.v1);
+      router.service(grpcReflectionV1alpha.ServerReflection, reflection.v1alpha);
     },
     interceptors: [createTraceContextInterceptor(), createOAuthErrorInterceptor(logger, metrics)],
     // Per call: the client's address (the token RPCs throttle by it).
@@ -204,7 +216,9 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     http2MaxStreamsAwaitingBody: config.http.http2MaxStreamsAwaitingBody,
     http2MaxStreamsAwaitingBodyTotal: config.http.http2MaxStreamsAwaitingBodyTotal,
   };
-  const metricsText = createCachedMetrics(metrics.registry);
+  const metricsText = options.clusterWorker
+    ? shareMetricsWithPrimary(metrics.registry)
+    : createCachedMetrics(metrics.registry);
   const rest = createRestRoutes({
     services,
     cors,
@@ -250,6 +264,10 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       await built.startupCheck?.();
       await storeHealth.start();
       const listening = await server.listen(port, config.host);
+      if (options.clusterWorker) {
+        reportReadinessToPrimary(storeHealth);
+        return listening;
+      }
       const { host, port: wanted, explicit } = config.management;
       try {
         managementPort = (await management.listen(wanted, host)).port;

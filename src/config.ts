@@ -7,6 +7,7 @@ import { type ClientRegistry, parseClients } from "./oauth/client-registry.js";
 import { hasDemoClient } from "./oauth/demo-client.js";
 import type { LogLevel } from "./observability/logger.js";
 import { parseTracingConfig, type TracingConfig } from "./observability/tracing-config.js";
+import { productionIssuerRefusal } from "./production-issuer.js";
 import type { StoreConfig } from "./store/store-config.js";
 import {
   generateEphemeralSigningKeys,
@@ -242,7 +243,9 @@ export function loadConfig(
     const jwks = readJson("SIGNING_KEYS_FILE", signingKeysFile) as { keys?: unknown } | undefined;
     if (jwks !== undefined) {
       if (!Array.isArray(jwks?.keys) || jwks.keys.length === 0) {
-        problems.push(`SIGNING_KEYS_FILE must be a JWKS {"keys": [...]} with at least one key`);
+        problems.push(
+          `SIGNING_KEYS_FILE must be a JWKS {"keys": [...]} with at least one key (write one with \`token-service keys generate --add-to <file>\`)`,
+        );
       } else {
         jwks.keys.forEach((jwk: unknown, i: number) => {
           const key = importSigningKey(jwk, `SIGNING_KEYS_FILE keys[${i}]`);
@@ -268,7 +271,7 @@ export function loadConfig(
       const known = (SIGNING_ALGORITHMS as readonly string[]).includes(client.idTokenSigningAlg);
       if (known && !algorithms.has(client.idTokenSigningAlg)) {
         problems.push(
-          `CLIENTS_FILE: client "${client.clientId}" has id_token_signed_response_alg ${client.idTokenSigningAlg}, but no signing key has that alg (add a ${client.idTokenSigningAlg} key to SIGNING_KEYS_FILE, or set the client's id_token_signed_response_alg to one of ${[...algorithms].join(", ")})`,
+          `CLIENTS_FILE: client "${client.clientId}" has id_token_signed_response_alg ${client.idTokenSigningAlg}, but no signing key has that alg (add one with \`token-service keys generate --alg ${client.idTokenSigningAlg} --add-to <SIGNING_KEYS_FILE>\`, or set the client's id_token_signed_response_alg to one of ${[...algorithms].join(", ")})`,
         );
       }
     }
@@ -280,7 +283,7 @@ export function loadConfig(
     const decoded = Buffer.from(secretsKeyRaw, "base64");
     if (decoded.length !== 32 || !/^[A-Za-z0-9+/]+={0,2}$/.test(secretsKeyRaw)) {
       problems.push(
-        "SECRETS_KEY must be 32 bytes, base64-encoded (e.g. `openssl rand -base64 32`)",
+        "SECRETS_KEY must be 32 bytes, base64-encoded (generate one with `token-service secrets-key`)",
       );
     } else {
       secretsKey = decoded;
@@ -289,7 +292,9 @@ export function loadConfig(
 
   const internalApiKeyRaw = value("INTERNAL_API_KEY");
   if (internalApiKeyRaw !== undefined && internalApiKeyRaw.length < 16) {
-    problems.push("INTERNAL_API_KEY must be at least 16 characters");
+    problems.push(
+      "INTERNAL_API_KEY must be at least 16 characters (generate one with `token-service internal-api-key`)",
+    );
   }
   const internalApiKey = internalApiKeyRaw ?? randomBytes(24).toString("base64url");
 
@@ -372,13 +377,16 @@ export function loadConfig(
   }
   if (workers > 1) {
     const perWorker = [
-      devDefaults.ephemeralSigningKey && "SIGNING_KEYS_FILE",
-      devDefaults.ephemeralSecretsKey && "SECRETS_KEY",
-      devDefaults.generatedInternalApiKey && "INTERNAL_API_KEY",
-    ].filter((x): x is string => typeof x === "string");
+      devDefaults.ephemeralSigningKey && [
+        "SIGNING_KEYS_FILE",
+        "token-service keys generate --add-to signing-keys.json",
+      ],
+      devDefaults.ephemeralSecretsKey && ["SECRETS_KEY", "token-service secrets-key"],
+      devDefaults.generatedInternalApiKey && ["INTERNAL_API_KEY", "token-service internal-api-key"],
+    ].filter((x): x is string[] => Array.isArray(x));
     if (perWorker.length > 0) {
       problems.push(
-        `WORKERS > 1 needs ${perWorker.join(", ")} set: generated values would differ per worker`,
+        `WORKERS > 1 needs ${perWorker.map(([name]) => name).join(", ")} set: generated values would differ per worker (${perWorker.map(([name, command]) => `${name}: \`${command}\``).join("; ")})`,
       );
     }
   }
@@ -386,11 +394,14 @@ export function loadConfig(
     const refused = [
       devDefaults.memoryStore &&
         "the in-process memory store (set REDIS_URL, REDIS_CLUSTER_NODES or DATABASE_URL)",
-      devDefaults.ephemeralSigningKey && "an ephemeral signing key (set SIGNING_KEYS_FILE)",
+      devDefaults.ephemeralSigningKey &&
+        "an ephemeral signing key (set SIGNING_KEYS_FILE; write one with `token-service keys generate --add-to signing-keys.json`)",
       devDefaults.demoClients &&
-        "the demo client (recognised by its public secret wherever the file lives; set CLIENTS_FILE to your own clients)",
-      devDefaults.ephemeralSecretsKey && "a missing SECRETS_KEY",
-      devDefaults.generatedInternalApiKey && "a missing INTERNAL_API_KEY",
+        "the demo client (recognised by its public secret wherever the file lives; set CLIENTS_FILE to your own clients: `token-service client new --id <id> --add-to clients.json`)",
+      devDefaults.ephemeralSecretsKey && "a missing SECRETS_KEY (`token-service secrets-key`)",
+      devDefaults.generatedInternalApiKey &&
+        "a missing INTERNAL_API_KEY (`token-service internal-api-key`)",
+      productionIssuerRefusal(value("ISSUER_URL")),
     ].filter((x): x is string => typeof x === "string");
     if (refused.length > 0) {
       problems.push(`NODE_ENV=production refuses development defaults: ${refused.join("; ")}`);

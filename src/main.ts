@@ -3,6 +3,7 @@ import { createApp } from "./app.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { startTracing } from "./observability/tracing-sdk.js";
+import { startPrimaryManagement } from "./primary-management.js";
 import { reloadSettings } from "./reload.js";
 import {
   reportStartupFailure,
@@ -53,12 +54,19 @@ function runPrimary(config: Config, logger: Logger): void {
       if (Object.values(cluster.workers ?? {}).every((w) => w?.isDead())) process.exit(exitCode);
     };
     cluster.on("exit", exitWhenNoneLeft);
+    void management.stop();
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill("SIGTERM");
     exitWhenNoneLeft();
   };
   // Every worker meets the same start-up failure (e.g. the port is in use):
   // print it once and stop, rather than restart workers that cannot start.
   const startup = watchWorkerStartup((line) => {
+    if (stopping) return;
+    process.stderr.write(`${line}\n`);
+    stopWorkers(STARTUP_FAILURE_EXIT_CODE);
+  });
+  // /metrics summed over the workers, /readyz over their readiness (SPEC §6).
+  const management = startPrimaryManagement(config, logger, (line) => {
     if (stopping) return;
     process.stderr.write(`${line}\n`);
     stopWorkers(STARTUP_FAILURE_EXIT_CODE);
@@ -89,7 +97,7 @@ function runPrimary(config: Config, logger: Logger): void {
 
 async function runService(config: Config, logger: Logger): Promise<void> {
   const tracing = await startTracing(config.tracing, logger);
-  const app = createApp(config, { logger });
+  const app = createApp(config, { logger, clusterWorker: cluster.isWorker });
   // Never exits on SIGHUP (Node's default would): re-read the clients and keys files.
   process.on("SIGHUP", () => {
     reloadSettings(process.env, app.ctx.live, logger);
@@ -107,7 +115,10 @@ async function runService(config: Config, logger: Logger): Promise<void> {
     },
     "token-service listening",
   );
-  if (cluster.isPrimary) announceDefaults(config, logger);
+  if (cluster.isPrimary) {
+    announceDefaults(config, logger);
+    announceAddress(config, port);
+  }
   onStopSignal(() => {
     logger.info({ event: "draining" }, "shutting down");
     app.close().then(
@@ -136,6 +147,25 @@ function announceDefaults(config: Config, logger: Logger): void {
       `\nGenerated INTERNAL_API_KEY for this run (dev only; set INTERNAL_API_KEY to choose one):\n  ${config.internalApiKey}\n\n`,
     );
   }
+}
+
+/**
+ * On the embedded default (`npm start`) a newcomer reads the terminal, not
+ * the JSON log: say where the service and the demo page are, in plain words.
+ * Production logs stay pure JSON lines.
+ */
+function announceAddress(config: Config, port: number): void {
+  const { memoryStore, ephemeralSigningKey, demoClients } = config.devDefaults;
+  if (!(memoryStore || ephemeralSigningKey || demoClients)) return;
+  const host = ["127.0.0.1", "0.0.0.0", "::", "::1"].includes(config.host)
+    ? "localhost"
+    : config.host;
+  const base = `http://${host}:${port}`;
+  process.stdout.write(
+    `\ntoken-service is listening on ${base}/ (another port: PORT=9090 npm start)\n${
+      config.demo ? `The demo page: ${base}/demo\n` : ""
+    }\n`,
+  );
 }
 
 function onStopSignal(stop: () => void): void {

@@ -8,6 +8,7 @@
 //
 //   node quickstart.mjs --key <INTERNAL_API_KEY> [--url http://localhost:8080]
 //                       [--client-id demo-app] [--client-secret demo-secret-change-me]
+//   node quickstart.mjs --help
 //
 // Each flag can come from the environment instead: INTERNAL_API_KEY,
 // TOKEN_SERVICE_URL, CLIENT_ID, CLIENT_SECRET. The defaults fit `npm start`
@@ -42,14 +43,40 @@ function totp(base32Secret, nowMs = Date.now()) {
 /** The payload of a JWT, for printing (the service signed it; a resource server verifies it). */
 const claimsOf = (jwt) => JSON.parse(Buffer.from(jwt.split(".")[1] ?? "", "base64url").toString());
 
-const { values: flags } = parseArgs({
-  options: {
-    url: { type: "string" },
-    key: { type: "string" },
-    "client-id": { type: "string" },
-    "client-secret": { type: "string" },
-  },
-});
+const USAGE = `Usage: node quickstart.mjs --key <INTERNAL_API_KEY> [--url <url>]
+                        [--client-id <id>] [--client-secret <secret>]
+
+A whole MFA login against a running token-service, with @token-service/client:
+IssueMfaToken (Connect), Associate, VerifyMfaOtp (gRPC) with the code an
+authenticator app would show, then the same call again (refused).
+
+  --key <key>              the service's INTERNAL_API_KEY (env INTERNAL_API_KEY;
+                           npm start prints it)
+  --url <url>              the service (env TOKEN_SERVICE_URL; default http://localhost:8080)
+  --client-id <id>         (env CLIENT_ID; default demo-app, npm start's demo client)
+  --client-secret <secret> (env CLIENT_SECRET; default demo-secret-change-me)
+  -h, --help               this help
+`;
+
+let flags;
+try {
+  ({ values: flags } = parseArgs({
+    options: {
+      url: { type: "string" },
+      key: { type: "string" },
+      "client-id": { type: "string" },
+      "client-secret": { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  }));
+} catch (error) {
+  console.error(`quickstart: ${error.message.split(". ")[0]}\n\n${USAGE}`);
+  process.exit(2);
+}
+if (flags.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
 const baseUrl = flags.url ?? process.env.TOKEN_SERVICE_URL ?? "http://localhost:8080";
 const internalKey = flags.key ?? process.env.INTERNAL_API_KEY;
 const clientId = flags["client-id"] ?? process.env.CLIENT_ID ?? "demo-app";

@@ -4,6 +4,7 @@
 // service serves, come namespaced so their names stay apart from token.v1.
 export * as grpcHealthV1 from "./pb/grpc/health/v1/health_pb.js";
 export * as grpcReflectionV1 from "./pb/grpc/reflection/v1/reflection_pb.js";
+export * as grpcReflectionV1alpha from "./pb/grpc/reflection/v1alpha/reflection_pb.js";
 export * from "./pb/token/v1/errors_pb.js";
 export * from "./pb/token/v1/mfa_service_pb.js";
 export * from "./pb/token/v1/mfa_token_service_pb.js";

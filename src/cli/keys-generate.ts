@@ -18,7 +18,8 @@ id_token_signed_response_alg (RS256 unless the client says otherwise); every
 key is published at /.well-known/jwks.json.
 
 Options:
-  --alg <alg>      ES256, EdDSA, RS256 or PS256 (RSA keys: 2048 bits). Repeat it
+  --alg <alg>      ES256, EdDSA, Ed25519, RS256 or PS256 (EdDSA and Ed25519:
+                   an Ed25519 key; RSA keys: 2048 bits). Repeat it
                    for several keys. Default: an ES256 key then an RS256 key,
                    what the service needs for access tokens and default ID tokens
                    (with --kid: one ES256 key)

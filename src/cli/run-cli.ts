@@ -5,6 +5,7 @@ import { configCheck } from "./config-check.js";
 import { dbMigrate } from "./db-migrate.js";
 import { internalApiKey } from "./internal-api-key.js";
 import { keysGenerate } from "./keys-generate.js";
+import { keysPromote, keysRetire } from "./keys-rotate.js";
 import { secretsKey } from "./secrets-key.js";
 import { totp } from "./totp-command.js";
 
@@ -21,6 +22,18 @@ const COMMANDS: readonly Command[] = [
     synopsis: "keys generate [--alg <alg>]... [--kid <kid>] [--add-to <file>]",
     summary: "a private signing JWKS for SIGNING_KEYS_FILE",
     run: keysGenerate,
+  },
+  {
+    words: ["keys", "promote"],
+    synopsis: "keys promote <kid> [--file <file>]",
+    summary: "move a key to the front of SIGNING_KEYS_FILE: it signs after a reload (SIGHUP)",
+    run: keysPromote,
+  },
+  {
+    words: ["keys", "retire"],
+    synopsis: "keys retire <kid> [--file <file>]",
+    summary: "remove a key that no longer signs from SIGNING_KEYS_FILE (then SIGHUP)",
+    run: keysRetire,
   },
   {
     words: ["secrets-key"],
@@ -68,6 +81,10 @@ authenticator stand-in.
 
 Commands:
 ${COMMANDS.map((c) => `  ${c.synopsis}\n      ${c.summary}`).join("\n")}
+
+Options:
+  --version, -v   the version of token-service
+  --help, -h      this help
 
 Run "token-service <command> --help" for a command's options and an example.
 Exit status: 0 ok, 64 usage, 65 bad input data, 74 file error, 78 configuration problems.

@@ -4,7 +4,7 @@ import type { Store } from "../store/store.js";
 import type { Clock } from "../util/clock.js";
 import type { AssertionVerifier } from "./client-auth.js";
 import type { RegisteredClient } from "./client-registry.js";
-import { ASYMMETRIC_JWS_ALGORITHMS, MAX_JWT_LENGTH } from "./jose-algorithms.js";
+import { ASYMMETRIC_JWS_ALGORITHMS, jwsAlgorithmNames, MAX_JWT_LENGTH } from "./jose-algorithms.js";
 
 /** RFC 7523 §3 rules this service sets where the RFC leaves a bound to the server. */
 const MAX_LIFETIME_SECONDS = 300;
@@ -40,7 +40,7 @@ export function createAssertionVerifier(options: {
     if (assertion.length > MAX_JWT_LENGTH) return reject("assertion too large");
     let keys = keySets.get(client);
     if (keys === undefined) {
-      keys = createLocalJWKSet(client.jwks ?? { keys: [] });
+      keys = createLocalJWKSet(withAlgorithmAliases(client.jwks ?? { keys: [] }));
       keySets.set(client, keys);
     }
     const nowMs = options.clock.nowMs();
@@ -76,6 +76,24 @@ export function createAssertionVerifier(options: {
       return reject("jti replayed");
     }
     return true;
+  };
+}
+
+/**
+ * The client's keys, each one that names `EdDSA` or `Ed25519` also under the
+ * other name: jose picks a key only when its `alg` equals the assertion's,
+ * and a client registered as EdDSA whose library now signs as Ed25519 (RFC
+ * 9864) is the same key and the same signature.
+ */
+function withAlgorithmAliases(jwks: { keys: Record<string, unknown>[] }): {
+  keys: Record<string, unknown>[];
+} {
+  return {
+    keys: jwks.keys.flatMap((jwk) =>
+      typeof jwk.alg === "string"
+        ? jwsAlgorithmNames(jwk.alg).map((alg) => ({ ...jwk, alg }))
+        : [jwk],
+    ),
   };
 }
 

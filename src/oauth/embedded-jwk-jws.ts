@@ -1,5 +1,6 @@
 import { constants, createPublicKey, type KeyObject, verify } from "node:crypto";
 import { calculateJwkThumbprint } from "jose";
+import { jwsAlgorithmNames } from "./jose-algorithms.js";
 
 /**
  * Verifies a compact JWS against the public JWK in its own protected header
@@ -37,6 +38,8 @@ const ALGORITHMS: Record<string, AlgorithmSpec> = {
   ES256: { digest: "sha256", keyType: "ec", curve: "prime256v1", dsaEncoding: "ieee-p1363" },
   ES384: { digest: "sha384", keyType: "ec", curve: "secp384r1", dsaEncoding: "ieee-p1363" },
   EdDSA: { digest: null, keyType: "ed25519" },
+  // RFC 9864's fully-specified name for EdDSA on Ed25519 (the only curve accepted).
+  Ed25519: { digest: null, keyType: "ed25519" },
   RS256: { digest: "sha256", keyType: "rsa", padding: constants.RSA_PKCS1_PADDING },
   PS256: {
     digest: "sha256",
@@ -110,7 +113,9 @@ export function createEmbeddedJwkJwsVerifier(
     if (PRIVATE_MEMBERS.some((member) => member in members)) return "public";
     // A jwk that names its own use, operations or algorithm must name this one.
     if (members.use !== undefined && members.use !== "sig") return "signature";
-    if (members.alg !== undefined && members.alg !== alg) return "signature";
+    if (members.alg !== undefined && !jwsAlgorithmNames(alg).includes(members.alg as string)) {
+      return "signature";
+    }
     if (
       members.key_ops !== undefined &&
       !(Array.isArray(members.key_ops) && members.key_ops.includes("verify"))

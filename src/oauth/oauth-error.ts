@@ -185,6 +185,26 @@ export const oauthErrors = {
       { headers: { "dpop-nonce": nonce } },
     ),
   /**
+   * RFC 9449 §9: a protected resource (the MFA API) asks for a nonce as a
+   * resource server does — 401 with a `DPoP` challenge naming the error and
+   * the nonce in `DPoP-Nonce` — so clients retry as they do for any resource
+   * (openid-client's fetchProtectedResource retries only on this form).
+   */
+  useDpopNonceAtResource: (nonce: string) =>
+    new OAuthError(
+      "use_dpop_nonce",
+      "Resource server requires nonce in DPoP proof",
+      401,
+      Code.Unauthenticated,
+      {
+        headers: {
+          "dpop-nonce": nonce,
+          "www-authenticate":
+            'DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof"',
+        },
+      },
+    ),
+  /**
    * Row 23: a protected resource (the MFA API) got no usable access token.
    * RFC 6750 §3: 401 with a challenge naming the error; a client that used
    * the DPoP scheme is challenged in that scheme (RFC 9449 §7.1).

@@ -1,7 +1,7 @@
 import type { ProofMark } from "../store/store.js";
 import type { AccessTokenClaims, AccessTokenVerifier } from "../tokens/access-token-verifier.js";
 import { type DpopVerifier, dpopProofReplayed } from "./dpop.js";
-import { oauthErrors } from "./oauth-error.js";
+import { OAuthError, oauthErrors } from "./oauth-error.js";
 
 /**
  * How an access token reached a protected resource: in an `Authorization`
@@ -78,11 +78,19 @@ export async function authorizeAccessToken(
     if (presented.scheme === "Bearer" || request.dpopProof === undefined) {
       throw oauthErrors.invalidToken(scheme);
     }
-    const valid = await deps.dpop.verify(
-      request.dpopProof,
-      { htm: request.htm, htu: request.htu, accessToken: presented.token },
-      nowMs,
-    );
+    const valid = await deps.dpop
+      .verify(
+        request.dpopProof,
+        { htm: request.htm, htu: request.htu, accessToken: presented.token },
+        nowMs,
+      )
+      .catch((error: unknown) => {
+        // The token endpoint's nonce challenge (400) becomes a resource server's (401, RFC 9449 §9).
+        if (error instanceof OAuthError && error.error === "use_dpop_nonce") {
+          throw oauthErrors.useDpopNonceAtResource(error.headers["dpop-nonce"] ?? "");
+        }
+        throw error;
+      });
     if (valid === undefined) throw oauthErrors.invalidToken(scheme);
     if (valid.jkt !== claims.jkt) {
       throw oauthErrors.invalidDpopProof("DPoP proof key does not match the access token");

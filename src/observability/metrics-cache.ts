@@ -12,7 +12,10 @@ export interface MetricsText {
  * flood of scrapes (3,000 pipelined GET /metrics) stalled every other request
  * for seconds. Concurrent scrapes share one rendering.
  */
-export function createCachedMetrics(registry: Registry, ttlMs = 1_000): () => Promise<MetricsText> {
+export function createCachedMetrics(
+  registry: Pick<Registry, "metrics" | "contentType">,
+  ttlMs = 1_000,
+): () => Promise<MetricsText> {
   let cached: { at: number; text: Promise<MetricsText> } | undefined;
   return () => {
     const now = performance.now();

@@ -1,26 +1,55 @@
-import { type DescFile, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import { type DescFile, toBinary } from "@bufbuild/protobuf";
 import { nestedTypes } from "@bufbuild/protobuf/reflect";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { Code, type ServiceImpl } from "@connectrpc/connect";
-import { grpcReflectionV1 } from "@token-service/client";
-
-const { ServerReflection } = grpcReflectionV1;
-type Request = grpcReflectionV1.ServerReflectionRequest;
-type Answer = MessageInitShape<
-  typeof grpcReflectionV1.ServerReflectionResponseSchema
->["messageResponse"];
+import type { grpcReflectionV1, grpcReflectionV1alpha } from "@token-service/client";
 
 /**
- * grpc.reflection.v1.ServerReflection over the descriptors protobuf-es embeds
- * in the generated code (no npm package does this for connect-node).
- * `files` are the files whose services the server serves; their imports are
- * found through `DescFile.dependencies`. As in grpc-go, a file descriptor
- * response holds the requested file followed by those of its transitive
- * dependencies not yet sent on this stream.
+ * What one request asks, in the shape both protocol versions share
+ * (grpc.reflection.v1alpha is v1 under another package name, field for field).
  */
-export function createReflectionServiceImpl(
-  files: DescFile[],
-): ServiceImpl<typeof ServerReflection> {
+interface Request {
+  messageRequest:
+    | {
+        case: "fileByFilename" | "fileContainingSymbol" | "allExtensionNumbersOfType";
+        value: string;
+      }
+    | { case: "listServices"; value: string }
+    | {
+        case: "fileContainingExtension";
+        value: { containingType: string; extensionNumber: number };
+      }
+    | { case: undefined; value?: undefined };
+}
+/** The answer, assignable to the v1 and the v1alpha response alike. */
+type Answer =
+  | { case: "fileDescriptorResponse"; value: { fileDescriptorProto: Uint8Array[] } }
+  | { case: "listServicesResponse"; value: { service: { name: string }[] } }
+  | { case: "errorResponse"; value: { errorCode: number; errorMessage: string } }
+  | {
+      case: "allExtensionNumbersResponse";
+      value: { baseTypeName: string; extensionNumber: number[] };
+    };
+
+export interface ReflectionServiceImpls {
+  v1: ServiceImpl<typeof grpcReflectionV1.ServerReflection>;
+  /**
+   * The same answers under grpc.reflection.v1alpha, which many clients still
+   * ask first or only (grpc-go's and grpc-js's reflection clients, grpcurl
+   * before 1.9): SPEC §2 serves both.
+   */
+  v1alpha: ServiceImpl<typeof grpcReflectionV1alpha.ServerReflection>;
+}
+
+/**
+ * grpc.reflection.v1.ServerReflection (and v1alpha) over the descriptors
+ * protobuf-es embeds in the generated code (no npm package does this for
+ * connect-node). `files` are the files whose services the server serves;
+ * their imports are found through `DescFile.dependencies`. As in grpc-go, a
+ * file descriptor response holds the requested file followed by those of its
+ * transitive dependencies not yet sent on this stream.
+ */
+export function createReflectionServiceImpls(files: DescFile[]): ReflectionServiceImpls {
   const byName = new Map<string, DescFile>();
   const bySymbol = new Map<string, DescFile>();
   const messageNames = new Set<string>();
@@ -95,15 +124,29 @@ export function createReflectionServiceImpl(
   }
 
   return {
-    async *serverReflectionInfo(requests) {
-      const sent = new Set<string>();
-      for await (const request of requests) {
-        yield {
-          validHost: request.host,
-          originalRequest: request,
-          messageResponse: answer(request, sent),
-        };
-      }
+    v1: {
+      async *serverReflectionInfo(requests) {
+        const sent = new Set<string>();
+        for await (const request of requests) {
+          yield {
+            validHost: request.host,
+            originalRequest: request,
+            messageResponse: answer(request, sent),
+          };
+        }
+      },
+    },
+    v1alpha: {
+      async *serverReflectionInfo(requests) {
+        const sent = new Set<string>();
+        for await (const request of requests) {
+          yield {
+            validHost: request.host,
+            originalRequest: request,
+            messageResponse: answer(request, sent),
+          };
+        }
+      },
     },
   };
 }

@@ -8,6 +8,7 @@ import type { HttpRequest, HttpResponse } from "../server/http-types.js";
 import { withCallRecord } from "./call-record.js";
 import { correctDecodeFailure } from "./decode-failures.js";
 import type { ServeWithConnect, UnaryFastPath } from "./unary-fast-path.js";
+import { grpcContentTypeOf, sendUnknownGrpcMethod } from "./unknown-grpc-method.js";
 
 /** Serves every RPC; `rpcPaths` names them (e.g. `/token.v1.TokenService/VerifyMfaOtp`). */
 export type ConnectAdapter = ((req: HttpRequest, res: HttpResponse) => void) & {
@@ -20,6 +21,9 @@ export type ConnectAdapter = ((req: HttpRequest, res: HttpResponse) => void) & {
  * that is not protobuf and compressed envelopes without an encoding are
  * `InvalidArgument`; a JSON parameter named twice is `invalid_request`
  * "Duplicate parameter: …", as on REST).
+ *
+ * A gRPC or gRPC-Web call to a path no service answers is UNIMPLEMENTED
+ * (unknown-grpc-method.ts); any other unknown path goes to `notFound`.
  *
  * `fastPaths` serve the plain form of their RPC first (unary-fast-path.ts);
  * whatever they decline, or cannot decode, reaches connect-es.
@@ -36,12 +40,16 @@ export function createConnectAdapter(
   const router = createConnectRouter(options);
   options.routes(router);
   const handlers = new Map(router.handlers.map((handler) => [handler.requestPath, handler]));
+  const services = new Set(router.handlers.map((handler) => handler.service.typeName));
   const fast = new Map(fastPaths.map((path) => [path.path, path]));
 
   const serveWithConnect: ServeWithConnect = (req, res, body) => {
     const handler = handlers.get(pathOf(req.url ?? ""));
     if (handler === undefined) {
-      notFound(req, res);
+      // gRPC clients expect a gRPC status, Connect and REST callers row 19's 404.
+      const grpcType = grpcContentTypeOf(req);
+      if (grpcType === undefined) notFound(req, res);
+      else sendUnknownGrpcMethod(req, res, grpcType, services);
       return;
     }
     const request = universalRequestFromNodeRequest(

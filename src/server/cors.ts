@@ -2,10 +2,32 @@ import { cors as connectCors } from "@connectrpc/connect";
 import type { ClientRegistry, RegisteredClient } from "../oauth/client-registry.js";
 import type { HttpRequest, HttpResponse } from "./http-types.js";
 
+/**
+ * Auth0's browser SDK (auth0-spa-js, through auth0-auth-js) sends its name and
+ * version as `Auth0-Client` on every call and offers no way to stop it: without
+ * it in the preflight's allow list no SPA on its own origin can call (SPEC §2).
+ */
+const AUTH0_CLIENT = "auth0-client";
 /** Headers browsers may send besides Connect's and gRPC-Web's own. */
-const EXTRA_ALLOWED_HEADERS = ["authorization", "dpop", "x-request-id", "traceparent"];
-/** Headers browser scripts may read besides Connect's and gRPC-Web's own. */
-const EXTRA_EXPOSED_HEADERS = ["dpop-nonce", "www-authenticate", "retry-after", "x-request-id"];
+const EXTRA_ALLOWED_HEADERS = [
+  "authorization",
+  "dpop",
+  "x-request-id",
+  "traceparent",
+  AUTH0_CLIENT,
+];
+/**
+ * Headers browser scripts may read besides Connect's and gRPC-Web's own.
+ * `Auth0-Client` too, as SPEC §2 lists it with the exposed ones (the service
+ * never sends it; a proxy in front may).
+ */
+const EXTRA_EXPOSED_HEADERS = [
+  "dpop-nonce",
+  "www-authenticate",
+  "retry-after",
+  "x-request-id",
+  AUTH0_CLIENT,
+];
 const ALLOWED_METHODS = ["GET", "POST", "DELETE"];
 /** How long a browser may cache a preflight answer (seconds). */
 const PREFLIGHT_MAX_AGE = "7200";

@@ -154,10 +154,19 @@ export function createRestRoutes(deps: RestRoutesDeps): RestRoutes {
       htu: htuOf("/mfa/authenticators"),
     });
     const list = await services.listAuthenticators(credential);
+    // `type` is Auth0's optional field, present here because Auth0's browser
+    // SDK (auth0-spa-js's mfa.getAuthenticators) keeps only entries whose
+    // `type` matches the challenge types (SPEC §3); REST only, the proto
+    // message names it once (`authenticator_type`).
     sendJson(
       res,
       200,
-      list.map((a) => ({ id: a.id, authenticator_type: a.authenticatorType, active: a.active })),
+      list.map((a) => ({
+        id: a.id,
+        authenticator_type: a.authenticatorType,
+        active: a.active,
+        type: a.authenticatorType,
+      })),
     );
   });
 

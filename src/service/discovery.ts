@@ -31,9 +31,13 @@ export function buildDiscoveryDocument(
       "private_key_jwt",
       "none",
     ],
+    // EdDSA and its RFC 9864 name Ed25519 side by side (jose-algorithms.ts).
     token_endpoint_auth_signing_alg_values_supported: ASYMMETRIC_JWS_ALGORITHMS,
     response_types_supported: ["token"],
     subject_types_supported: ["public"],
+    // Exactly the keys' own names: an ID token's header names its key's `alg`,
+    // which relying parties match against the JWKS entry (a key published as
+    // EdDSA cannot be offered as Ed25519). SIGNING_KEYS_FILE takes either name.
     id_token_signing_alg_values_supported: [...new Set(keys.map((k) => k.alg))],
     // offline_access asks for a refresh token (OpenID Connect Core §11).
     scopes_supported: ["openid", "offline_access"],

@@ -23,6 +23,7 @@ function signatureOf(key: SigningKey, data: Buffer): Buffer {
     case "ES256":
       return sign("sha256", data, { key: key.privateKey, dsaEncoding: "ieee-p1363" });
     case "EdDSA":
+    case "Ed25519":
       return sign(null, data, key.privateKey);
     case "RS256":
       return sign("sha256", data, key.privateKey);

@@ -8,8 +8,13 @@ import {
   verify,
 } from "node:crypto";
 
-/** Algorithms a signing key may use (docs/api.md: ES256 default; EdDSA, RS256, PS256 allowed). */
-export const SIGNING_ALGORITHMS = ["ES256", "EdDSA", "RS256", "PS256"] as const;
+/**
+ * Algorithms a signing key may use (docs/api.md: ES256 default; EdDSA,
+ * Ed25519, RS256, PS256 allowed). `Ed25519` is RFC 9864's fully-specified
+ * name for EdDSA on Ed25519: tokens carry the key's own `alg`, which its
+ * published JWK names too (relying parties match the two).
+ */
+export const SIGNING_ALGORITHMS = ["ES256", "EdDSA", "Ed25519", "RS256", "PS256"] as const;
 export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
 
 export interface SigningKey {
@@ -24,6 +29,7 @@ export interface SigningKey {
 const EXPECTED_KEY: Record<SigningAlgorithm, { kty: string; crv?: string }> = {
   ES256: { kty: "EC", crv: "P-256" },
   EdDSA: { kty: "OKP", crv: "Ed25519" },
+  Ed25519: { kty: "OKP", crv: "Ed25519" },
   RS256: { kty: "RSA" },
   PS256: { kty: "RSA" },
 };
@@ -80,6 +86,7 @@ export function generateSigningPrivateKey(alg: SigningAlgorithm): KeyObject {
     case "ES256":
       return generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey;
     case "EdDSA":
+    case "Ed25519":
       return generateKeyPairSync("ed25519").privateKey;
     case "RS256":
     case "PS256":

@@ -262,6 +262,7 @@ describe("the recovery-code authenticator", () => {
         id: string;
         authenticator_type: string;
         active: boolean;
+        type: string;
       }[];
     };
     const first = await listRest();
@@ -286,6 +287,7 @@ describe("the recovery-code authenticator", () => {
       id: recoveryId,
       authenticator_type: "recovery-code",
       active: true,
+      type: "recovery-code",
     });
 
     // Deleting it is refused, on REST and RPC, even with a valid MFA API token.
@@ -430,7 +432,7 @@ describe("CORS for browser clients", () => {
       headers: {
         origin,
         "access-control-request-method": "POST",
-        "access-control-request-headers": "content-type, dpop",
+        "access-control-request-headers": "content-type, dpop, auth0-client",
       },
     });
 
@@ -442,6 +444,11 @@ describe("CORS for browser clients", () => {
       assert.match(allowed.headers["access-control-allow-methods"] ?? "", /POST/);
       assert.match(allowed.headers["access-control-allow-headers"] ?? "", /content-type/i);
       assert.match(allowed.headers["access-control-allow-headers"] ?? "", /dpop/i);
+      // Auth0's browser SDK sends Auth0-Client on every call (SPEC §2).
+      assert.match(
+        allowed.headers["access-control-allow-headers"] ?? "",
+        /(^|, )auth0-client(,|$)/,
+      );
       assert.match(
         allowed.headers["access-control-allow-headers"] ?? "",
         /connect-protocol-version/i,
@@ -494,6 +501,7 @@ describe("CORS for browser clients", () => {
     assert.equal(ok.status, 200);
     assert.equal(ok.headers["access-control-allow-origin"], BROWSER_ORIGIN);
     assert.match(ok.headers["access-control-expose-headers"] ?? "", /dpop-nonce/);
+    assert.match(ok.headers["access-control-expose-headers"] ?? "", /(^|, )auth0-client(,|$)/);
     // Another client that does not list it, or failed authentication: no header.
     const other = await post(body(CLIENTS.post, "000000", "garbage"));
     assert.equal(other.headers["access-control-allow-origin"], undefined);

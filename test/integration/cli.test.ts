@@ -42,6 +42,8 @@ before(async () => {
   for (const result of made) assert.equal(result.code, 0, result.stderr);
   production = {
     NODE_ENV: "production",
+    // Loopback plain http is the one http issuer production accepts (SPEC §6).
+    ISSUER_URL: "http://localhost:8080/",
     REDIS_URL: "redis://:hunter2-password@127.0.0.1:6379",
     SIGNING_KEYS_FILE: keysFile,
     CLIENTS_FILE: clientsFile,

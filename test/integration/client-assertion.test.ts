@@ -51,11 +51,16 @@ const ISSUER_URL = "http://issuer.test/";
 const TOKEN_ENDPOINT = "http://issuer.test/oauth/token";
 const UNAUTHORIZED = { error: "access_denied", error_description: "Unauthorized" };
 
-/** The registered keys of `jwt-client` (ES256 and EdDSA allowed; ES512 registered but not allowed). */
+/**
+ * The registered keys of `jwt-client` (ES256 and EdDSA allowed; ES512
+ * registered but not allowed; `edNamedEdDSA` registered with `"alg":"EdDSA"`
+ * but signing under RFC 9864's name Ed25519, as oauth4webapi does).
+ */
 interface Keys {
   es256: TestKey;
   eddsa: TestKey;
   es512: TestKey;
+  edNamedEdDSA: TestKey;
 }
 
 async function generateKeys(): Promise<Keys> {
@@ -63,6 +68,7 @@ async function generateKeys(): Promise<Keys> {
     es256: await generateTestKey("ES256", "k-es256"),
     eddsa: await generateTestKey("EdDSA", "k-eddsa"),
     es512: await generateTestKey("ES512", "k-es512"),
+    edNamedEdDSA: await generateTestKey("Ed25519", "k-ed-named-eddsa"),
   };
 }
 
@@ -75,6 +81,7 @@ async function startWithJwtClient(
     keys.es256.publicJwk,
     keys.eddsa.publicJwk,
     keys.es512.publicJwk,
+    { ...keys.edNamedEdDSA.publicJwk, alg: "EdDSA" },
   ]);
   try {
     return await startTestService({
@@ -160,6 +167,12 @@ describe("private_key_jwt on the memory store", () => {
         overrides: { claims: { aud: ["https://elsewhere.test/", ISSUER_URL] } },
       },
       { name: "signed with the registered EdDSA key", key: "eddsa" },
+      {
+        name: "signed as Ed25519 (RFC 9864's name) with the registered Ed25519 key",
+        key: "eddsa",
+        overrides: { header: { alg: "Ed25519" } },
+      },
+      { name: "signed as Ed25519 with a key registered as EdDSA", key: "edNamedEdDSA" },
       { name: "no client_id parameter (the client is named by sub)", withoutClientId: true },
       { name: "no kid in the header", overrides: { header: { kid: undefined } } },
       { name: "no iat (optional)", overrides: { claims: { iat: undefined } } },

@@ -327,6 +327,28 @@ test("examples/quickstart.mjs logs in end to end from the installed package", {
     noKey.stderr,
     /^quickstart: no internal key: pass --key <INTERNAL_API_KEY> or set INTERNAL_API_KEY/,
   );
+
+  // --help: the usage on stdout, exit 0, no call made; an unknown flag: usage on stderr, exit 2.
+  const help = await run(process.execPath, [shipped, "--help"], { cwd: consumer, env: baseEnv() });
+  assert.equal(help.stderr, "");
+  assert.match(
+    help.stdout,
+    /^Usage: node quickstart\.mjs --key <INTERNAL_API_KEY> \[--url <url>\]/,
+  );
+  assert.match(help.stdout, /^ {2}-h, --help {15}this help$/m);
+  const unknown = await run(process.execPath, [shipped, "--nope"], {
+    cwd: consumer,
+    env: baseEnv(),
+  }).then(
+    () => assert.fail("an unknown flag exits non-zero"),
+    (error: { code: number; stdout: string; stderr: string }) => error,
+  );
+  assert.equal(unknown.code, 2);
+  assert.equal(unknown.stdout, "");
+  assert.match(
+    unknown.stderr,
+    /^quickstart: Unknown option '--nope'\n\nUsage: node quickstart\.mjs/,
+  );
 });
 
 test("inside the repository, gen/examples/quickstart.mjs runs on the built package", {

@@ -16,7 +16,7 @@ import { wrongCode } from "../support/flows.js";
 import { startTestService, type TestService } from "../support/test-service.js";
 
 const SCREENSHOT = fileURLToPath(new URL("../../.tmp/demo-page.png", import.meta.url));
-const skip = await chromiumSkipReason();
+const skip = chromiumSkipReason();
 
 describe("the demo page in headless Chromium", { skip }, () => {
   let service: TestService;

@@ -41,7 +41,7 @@ async function associateOk(mfaToken: string): Promise<Associated> {
 async function list(mfaToken: string) {
   const result = await rest(service(), "GET", "/mfa/authenticators", { mfaToken });
   assert.equal(result.status, 200);
-  return result.body as { id: string; authenticator_type: string; active: boolean }[];
+  return result.body as { id: string; authenticator_type: string; active: boolean; type: string }[];
 }
 
 async function requirementOf(userId: string): Promise<string> {
@@ -76,13 +76,13 @@ test("associate creates a pending OTP authenticator", async () => {
   assert.match(authenticator?.id ?? "", /^totp\|.+/);
   assert.deepEqual(
     { ...authenticator, id: "" },
-    { id: "", authenticator_type: "otp", active: false },
+    { id: "", authenticator_type: "otp", active: false, type: "otp" },
   );
   // The first association stored a recovery code: Auth0 lists it after the OTP authenticator.
   assert.match(recoveryCode?.id ?? "", /^recovery-code\|.+/);
   assert.deepEqual(
     { ...recoveryCode, id: "" },
-    { id: "", authenticator_type: "recovery-code", active: true },
+    { id: "", authenticator_type: "recovery-code", active: true, type: "recovery-code" },
   );
   assert.equal(await requirementOf(userId), "enroll");
 });

@@ -1,4 +1,4 @@
-// grpc.health.v1 and grpc.reflection.v1 on the one port (docs/api.md): real clients over gRPC (h2c), and `buf curl` without --schema.
+// grpc.health.v1 and grpc.reflection.v1 / v1alpha on the one port (docs/api.md): real clients over gRPC (h2c), and `buf curl` without --schema.
 
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -8,8 +8,8 @@ import { promisify } from "node:util";
 import { create, fromBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, file_google_protobuf_api } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type HandlerContext } from "@connectrpc/connect";
-import { grpcHealthV1, grpcReflectionV1 } from "@token-service/client";
-import { createReflectionServiceImpl } from "../../src/observability/reflection.js";
+import { grpcHealthV1, grpcReflectionV1, grpcReflectionV1alpha } from "@token-service/client";
+import { createReflectionServiceImpls } from "../../src/observability/reflection.js";
 import { createMemoryStore } from "../../src/store/memory-store.js";
 import type { Store } from "../../src/store/store.js";
 import { transportFor, uniqueUserId } from "../support/flows.js";
@@ -150,6 +150,7 @@ describe("grpc.reflection.v1.ServerReflection", () => {
     assert.deepEqual(names, [
       "grpc.health.v1.Health",
       "grpc.reflection.v1.ServerReflection",
+      "grpc.reflection.v1alpha.ServerReflection",
       "token.v1.MfaService",
       "token.v1.MfaTokenService",
       "token.v1.TokenService",
@@ -180,7 +181,7 @@ describe("grpc.reflection.v1.ServerReflection", () => {
 
   test("transitive dependencies, each sent once per stream", async () => {
     // google/protobuf/api.proto imports source_context.proto and type.proto (→ any.proto).
-    const impl = createReflectionServiceImpl([file_google_protobuf_api]);
+    const impl = createReflectionServiceImpls([file_google_protobuf_api]).v1;
     async function* requests() {
       for (const value of ["google.protobuf.Api", "google.protobuf.Type"]) {
         yield create(ServerReflectionRequestSchema, {
@@ -218,6 +219,54 @@ describe("grpc.reflection.v1.ServerReflection", () => {
       assert.equal(response.messageResponse.value.errorCode, Code.NotFound);
     }
     assert.equal(responses[2]?.messageResponse.case, "listServicesResponse");
+  });
+
+  test("v1alpha gives the same answers as v1 (clients that ask only v1alpha)", async () => {
+    const requests: ReflectionRequest[] = [
+      { case: "listServices", value: "" },
+      { case: "fileContainingSymbol", value: "token.v1.TokenService.VerifyMfaOtp" },
+      { case: "fileByFilename", value: "token/v1/mfa_service.proto" },
+      { case: "fileContainingSymbol", value: "token.v1.Nope" },
+    ];
+    const v1 = await reflect(service, requests);
+    const client = createClient(
+      grpcReflectionV1alpha.ServerReflection,
+      transportFor(service.baseUrl, "grpc"),
+    );
+    async function* send() {
+      // The same string-valued requests, typed as v1alpha's (the oneof is field for field v1's).
+      for (const messageRequest of requests) {
+        yield {
+          messageRequest:
+            messageRequest as grpcReflectionV1alpha.ServerReflectionRequest["messageRequest"],
+        };
+      }
+    }
+    const v1alpha = [];
+    for await (const response of client.serverReflectionInfo(send())) v1alpha.push(response);
+    assert.equal(v1alpha.length, v1.length);
+    v1alpha.forEach((response, i) => {
+      assert.equal(response.$typeName, "grpc.reflection.v1alpha.ServerReflectionResponse");
+      assert.deepEqual(response.messageResponse.case, v1[i]?.messageResponse.case);
+      const strip = (value: unknown) =>
+        JSON.parse(JSON.stringify(value, (k, v) => (k === "$typeName" ? undefined : v)));
+      assert.deepEqual(strip(response.messageResponse.value), strip(v1[i]?.messageResponse.value));
+    });
+    assert.equal(v1alpha[3]?.messageResponse.case, "errorResponse");
+  });
+
+  test("buf curl over v1alpha reflection lists the services", async () => {
+    const listed = await run(BUF, [
+      "curl",
+      "--list-services",
+      "--protocol",
+      "grpc",
+      "--reflect-protocol",
+      "grpc-v1alpha",
+      service.baseUrl,
+    ]);
+    assert.match(listed.stdout, /^token\.v1\.MfaService$/m);
+    assert.match(listed.stdout, /^grpc\.reflection\.v1alpha\.ServerReflection$/m);
   });
 
   test("buf curl --list-services, and a call without --schema (reflection)", async () => {

@@ -44,6 +44,17 @@ interface Started {
   key: string;
   port: number;
   exited: Promise<void>;
+  /** What it printed on stdout so far. */
+  stdout(): string;
+}
+
+/** Stops npm, its shell and node together (their process group). */
+async function stopStarted(started: Started): Promise<void> {
+  if (started.child.exitCode !== null) return;
+  process.kill(-(started.child.pid as number), "SIGTERM");
+  const timer = setTimeout(() => process.kill(-(started.child.pid as number), "SIGKILL"), 10_000);
+  await started.exited;
+  clearTimeout(timer);
 }
 
 /** `npm start` in its own process group, so that npm, its shell and node stop together. */
@@ -83,7 +94,7 @@ async function startAsReadmeSays(port: number): Promise<Started> {
       reject(new Error(`npm start exited (${code}):\n${stdout}${stderr}`));
     });
   });
-  return { child, key, port, exited };
+  return { child, key, port, exited, stdout: () => stdout };
 }
 
 /** The session: the blocks in order, each followed by a marker line that splits the output. */
@@ -268,13 +279,27 @@ before(async () => {
   work = await mkdtemp(join(tmpdir(), "token-service-walkthrough-"));
 });
 after(async () => {
-  if (service !== undefined && service.child.exitCode === null) {
-    process.kill(-(service.child.pid as number), "SIGTERM");
-    const timer = setTimeout(() => process.kill(-(service.child.pid as number), "SIGKILL"), 10_000);
-    await service.exited;
-    clearTimeout(timer);
-  }
+  if (service !== undefined) await stopStarted(service);
   await rm(work, { recursive: true, force: true });
+});
+
+test("npm start prints the service's URL and the demo page's address", async () => {
+  const port = await freePort();
+  const started = await startAsReadmeSays(port);
+  try {
+    // Printed right after the key, possibly in a later chunk of the pipe.
+    for (let i = 0; i < 100 && !started.stdout().includes("The demo page"); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.match(
+      started.stdout(),
+      new RegExp(
+        `\ntoken-service is listening on http://localhost:${port}/ \\(another port: PORT=9090 npm start\\)\nThe demo page: http://localhost:${port}/demo\n`,
+      ),
+    );
+  } finally {
+    await stopStarted(started);
+  }
 });
 
 test("the README starts the service with npm start", () => {

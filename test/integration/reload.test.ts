@@ -11,6 +11,7 @@ import { decodeProtectedHeader } from "jose";
 import { generateSigningJwk } from "../../src/cli/keys-generate.js";
 import { h1Request, jsonOf } from "../support/http-clients.js";
 import { type RedisServerHandle, startRedisServer } from "../support/redis-server.js";
+import { runBin } from "../support/run-process.js";
 import { type ServiceProcess, startServiceProcess } from "../support/service-process.js";
 
 const MFA_OTP_GRANT = "http://auth0.com/oauth/grant-type/mfa-otp";
@@ -146,6 +147,25 @@ describe("SIGHUP with one process", () => {
     await reload(service, "reload_failed");
     assert.deepEqual(await kids(service), before);
     assert.equal(await accessTokenKid(service, "app-2"), "es-2");
+  });
+
+  test("the same rotation with the commands: keys generate --add-to, keys promote, keys retire", async () => {
+    writeKeys([es2, rs1]);
+    await reload(service, "reloaded");
+    const env = { SIGNING_KEYS_FILE: keysFile };
+    const step = async (args: string[]) => {
+      const result = await runBin(args, env);
+      assert.equal(result.code, 0, result.stderr);
+      await reload(service, "reloaded");
+    };
+    await step(["keys", "generate", "--alg", "ES256", "--kid", "es-3", "--add-to", keysFile]);
+    assert.deepEqual(await kids(service), ["es-2", "rs-1", "es-3"]);
+    assert.equal(await accessTokenKid(service, "app-1"), "es-2");
+    await step(["keys", "promote", "es-3"]);
+    assert.deepEqual(await kids(service), ["es-3", "es-2", "rs-1"]);
+    assert.equal(await accessTokenKid(service, "app-1"), "es-3");
+    await step(["keys", "retire", "es-2"]);
+    assert.deepEqual(await kids(service), ["es-3", "rs-1"]);
   });
 });
 

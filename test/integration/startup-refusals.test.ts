@@ -69,7 +69,7 @@ describe("configuration refusals: exit 78 with one message", () => {
     assert.equal(result.code, 78);
     assert.equal(
       result.stderr,
-      "Invalid configuration:\n  - NODE_ENV=production refuses development defaults: the in-process memory store (set REDIS_URL, REDIS_CLUSTER_NODES or DATABASE_URL); an ephemeral signing key (set SIGNING_KEYS_FILE); the demo client (recognised by its public secret wherever the file lives; set CLIENTS_FILE to your own clients); a missing SECRETS_KEY; a missing INTERNAL_API_KEY\n",
+      "Invalid configuration:\n  - NODE_ENV=production refuses development defaults: the in-process memory store (set REDIS_URL, REDIS_CLUSTER_NODES or DATABASE_URL); an ephemeral signing key (set SIGNING_KEYS_FILE; write one with `token-service keys generate --add-to signing-keys.json`); the demo client (recognised by its public secret wherever the file lives; set CLIENTS_FILE to your own clients: `token-service client new --id <id> --add-to clients.json`); a missing SECRETS_KEY (`token-service secrets-key`); a missing INTERNAL_API_KEY (`token-service internal-api-key`); a missing ISSUER_URL (set it to the https:// URL clients reach, e.g. ISSUER_URL=https://auth.example.com/)\n",
     );
     assert.equal(result.stdout, "");
   });
@@ -79,6 +79,7 @@ describe("configuration refusals: exit 78 with one message", () => {
     copyFileSync(DEMO_CLIENTS_FILE, copied);
     const result = await runMain({
       NODE_ENV: "production",
+      ISSUER_URL: "https://auth.example.test/",
       REDIS_URL: "redis://127.0.0.1:6379",
       CLIENTS_FILE: copied,
       SIGNING_KEYS_FILE: keysFile,
@@ -88,8 +89,26 @@ describe("configuration refusals: exit 78 with one message", () => {
     assert.equal(result.code, 78);
     assert.equal(
       result.stderr,
-      "Invalid configuration:\n  - NODE_ENV=production refuses development defaults: the demo client (recognised by its public secret wherever the file lives; set CLIENTS_FILE to your own clients)\n",
+      "Invalid configuration:\n  - NODE_ENV=production refuses development defaults: the demo client (recognised by its public secret wherever the file lives; set CLIENTS_FILE to your own clients: `token-service client new --id <id> --add-to clients.json`)\n",
     );
+  });
+
+  test("production with a plain-http issuer on a network host (SPEC §6)", async () => {
+    const result = await runMain({
+      NODE_ENV: "production",
+      ISSUER_URL: "http://auth.example.test/",
+      REDIS_URL: "redis://127.0.0.1:6379",
+      CLIENTS_FILE: FIXTURE_CLIENTS_FILE,
+      SIGNING_KEYS_FILE: keysFile,
+      SECRETS_KEY: TEST_SECRETS_KEY,
+      INTERNAL_API_KEY: TEST_INTERNAL_API_KEY,
+    });
+    assert.equal(result.code, 78);
+    assert.equal(
+      result.stderr,
+      'Invalid configuration:\n  - NODE_ENV=production refuses development defaults: a plain-http ISSUER_URL ("http://auth.example.test/": http:// only for a loopback host, 127.0.0.0/8, [::1] or localhost; use https://)\n',
+    );
+    assert.equal(result.stdout, "");
   });
 });
 

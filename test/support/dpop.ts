@@ -14,7 +14,7 @@ import { enrolledUser, issueMfaToken } from "./flows.js";
 import { FIXTURE_CLIENTS_FILE, type TestService } from "./test-service.js";
 
 /** The JWS algorithms the service must accept (the issue's allow-list). */
-export const ALLOWED_ALGS = ["ES256", "ES384", "EdDSA", "RS256", "PS256"] as const;
+export const ALLOWED_ALGS = ["ES256", "ES384", "EdDSA", "Ed25519", "RS256", "PS256"] as const;
 
 export const JWT_BEARER_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 export const JWT_CLIENT_ID = "jwt-client";

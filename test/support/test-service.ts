@@ -60,6 +60,11 @@ export interface TestServiceOptions {
   storeOverride?: Store;
   /** Passed to createApp: false serves every RPC through connect-es (the differential test). */
   rpcFastPath?: boolean;
+  /**
+   * Listen on this port instead of a free one (a client that discovers the
+   * issuer needs ISSUER_URL to name the port before the service starts).
+   */
+  port?: number;
 }
 
 /**
@@ -123,7 +128,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     logger,
     rpcFastPath: options.rpcFastPath,
   });
-  const { port } = await app.listen(0);
+  const { port } = await app.listen(options.port ?? 0);
   return {
     app,
     baseUrl: `http://127.0.0.1:${port}`,

@@ -32,6 +32,7 @@ const FILES: Record<string, string> = {
 /** A production configuration with no development default left. */
 const PRODUCTION = {
   NODE_ENV: "production",
+  ISSUER_URL: "https://auth.example.test/",
   REDIS_URL: "redis://redis.internal:6379",
   CLIENTS_FILE: "/etc/token/clients.json",
   SIGNING_KEYS_FILE: "/etc/token/keys.json",

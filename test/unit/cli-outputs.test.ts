@@ -58,7 +58,7 @@ async function fails(code: number, pattern: RegExp, ...args: string[]): Promise<
   assert.match(run.err, pattern);
 }
 
-const ALGS = ["ES256", "EdDSA", "RS256", "PS256"] as const;
+const ALGS = ["ES256", "EdDSA", "Ed25519", "RS256", "PS256"] as const;
 
 describe("outputs the loader accepts", () => {
   test("a key of each algorithm, a secrets key, an internal key and clients: production starts and signs", async () => {
@@ -110,6 +110,7 @@ describe("outputs the loader accepts", () => {
     writeFileSync(clientsFile, JSON.stringify({ clients: [post, basic, spa, jwt] }));
     const config = loadConfig({
       NODE_ENV: "production",
+      ISSUER_URL: "https://auth.example.test/",
       REDIS_URL: "redis://127.0.0.1:6379",
       SIGNING_KEYS_FILE: keysFile,
       CLIENTS_FILE: clientsFile,
@@ -260,7 +261,10 @@ describe("--add-to", () => {
 describe("usage errors: one line, exit 64", () => {
   const cases: [string[], RegExp][] = [
     [["nope"], /unknown command "nope"/],
-    [["keys", "generate", "--alg", "HS256"], /--alg must be one of ES256, EdDSA, RS256, PS256/],
+    [
+      ["keys", "generate", "--alg", "HS256"],
+      /--alg must be one of ES256, EdDSA, Ed25519, RS256, PS256/,
+    ],
     [["keys", "generate", "--bits", "4096"], /unknown option '--bits'/],
     [["keys", "generate", "--alg", "ES256", "--alg", "RS256", "--kid", "k"], /--kid names one key/],
     [["keys", "generate", "--alg"], /argument missing/],

@@ -34,6 +34,7 @@ const KEYS = JSON.stringify({
 
 const PRODUCTION: Env = {
   NODE_ENV: "production",
+  ISSUER_URL: "https://auth.example.test/",
   REDIS_URL: "redis://redis.internal:6379",
   CLIENTS_FILE: "/etc/token/clients.json",
   SIGNING_KEYS_FILE: "/etc/token/keys.json",
@@ -97,7 +98,7 @@ describe("a persistent store without SECRETS_KEY", () => {
   test("production names it among the refused defaults, once", () => {
     const { SECRETS_KEY: _omitted, ...env } = PRODUCTION;
     assert.deepEqual(problemsOf(env), [
-      "NODE_ENV=production refuses development defaults: a missing SECRETS_KEY",
+      "NODE_ENV=production refuses development defaults: a missing SECRETS_KEY (`token-service secrets-key`)",
     ]);
   });
 
@@ -117,7 +118,7 @@ describe("a persistent store without SECRETS_KEY", () => {
 
 describe("the demo client in production", () => {
   const DEMO_REFUSAL =
-    "NODE_ENV=production refuses development defaults: the demo client (recognised by its public secret wherever the file lives; set CLIENTS_FILE to your own clients)";
+    "NODE_ENV=production refuses development defaults: the demo client (recognised by its public secret wherever the file lives; set CLIENTS_FILE to your own clients: `token-service client new --id <id> --add-to clients.json`)";
 
   test("the secret the code recognises is the example file's", () => {
     const secrets = (
@@ -162,5 +163,56 @@ describe("the demo client in production", () => {
     const config = load(PRODUCTION);
     assert.deepEqual([...config.clients.keys()], ["web-app"]);
     assert.equal(config.devDefaults.demoClients, false);
+  });
+});
+
+describe("the production issuer (SPEC §6)", () => {
+  const { ISSUER_URL: _omitted, ...withoutIssuer } = PRODUCTION;
+  const PREFIX = "NODE_ENV=production refuses development defaults: ";
+
+  test("a missing ISSUER_URL is refused, naming what to set", () => {
+    assert.deepEqual(problemsOf(withoutIssuer), [
+      `${PREFIX}a missing ISSUER_URL (set it to the https:// URL clients reach, e.g. ISSUER_URL=https://auth.example.com/)`,
+    ]);
+  });
+
+  test("plain http is refused on any host but a loopback one", () => {
+    for (const issuer of [
+      "http://auth.example.test/",
+      "http://10.0.0.1:8080/",
+      "http://[::2]/",
+      "http://128.0.0.1/",
+      "http://localhost.example.test/",
+    ]) {
+      assert.deepEqual(
+        problemsOf({ ...PRODUCTION, ISSUER_URL: issuer }),
+        [
+          `${PREFIX}a plain-http ISSUER_URL ("${issuer}": http:// only for a loopback host, 127.0.0.0/8, [::1] or localhost; use https://)`,
+        ],
+        issuer,
+      );
+    }
+  });
+
+  test("https anywhere, and http on 127.0.0.0/8, [::1] and localhost, are accepted", () => {
+    for (const issuer of [
+      "https://auth.example.test/",
+      "https://10.0.0.1:8443/base/",
+      "http://127.0.0.1:8080/",
+      "http://127.255.0.9/",
+      "http://[::1]:8080/",
+      "http://localhost:8080/",
+    ]) {
+      assert.equal(load({ ...PRODUCTION, ISSUER_URL: issuer }).issuerUrl, issuer);
+    }
+  });
+
+  test("outside production a missing or plain-http issuer is the development default", () => {
+    const { NODE_ENV: _production, ...development } = withoutIssuer;
+    assert.equal(load(development).issuerUrl, "http://localhost:8080/");
+    assert.equal(
+      load({ ...development, ISSUER_URL: "http://auth.example.test" }).issuerUrl,
+      "http://auth.example.test/",
+    );
   });
 });

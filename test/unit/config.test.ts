@@ -34,6 +34,7 @@ const SECRETS_KEY = Buffer.alloc(32, 1).toString("base64");
 
 const PRODUCTION_ENV: Env = {
   NODE_ENV: "production",
+  ISSUER_URL: "https://auth.example.test/",
   REDIS_URL: "redis://redis.internal:6379",
   CLIENTS_FILE: "/etc/token/clients.json",
   SIGNING_KEYS_FILE: "/etc/token/keys.json",
@@ -273,7 +274,7 @@ describe("NODE_ENV=production", () => {
     const { SECRETS_KEY: _secrets, ...withoutSecretsKey } = PRODUCTION_ENV;
     assertOneProblem(
       withoutSecretsKey,
-      /^NODE_ENV=production refuses development defaults: a missing SECRETS_KEY$/,
+      /^NODE_ENV=production refuses development defaults: a missing SECRETS_KEY \(`token-service secrets-key`\)$/,
     );
   });
 
@@ -355,7 +356,7 @@ describe("SIGNING_KEYS_FILE", () => {
     });
     assert.deepEqual(problems, [
       'SIGNING_KEYS_FILE keys[0]: "kid" is required',
-      'SIGNING_KEYS_FILE keys[1]: "alg" must be one of ES256, EdDSA, RS256, PS256',
+      'SIGNING_KEYS_FILE keys[1]: "alg" must be one of ES256, EdDSA, Ed25519, RS256, PS256',
       "SIGNING_KEYS_FILE keys[2]: alg ES256 needs kty EC and crv P-256",
       'SIGNING_KEYS_FILE keys[3]: not a private key (no "d")',
       "SIGNING_KEYS_FILE keys[4]: not a valid ES256 private key",
@@ -381,7 +382,7 @@ describe("SIGNING_KEYS_FILE", () => {
   test("a client's ID-token algorithm without a key is refused with one message", () => {
     // The demo client asks for RS256 (the default); the file has ES256 keys only.
     assert.deepEqual(keysProblems({ keys: [es256Jwk("only")] }), [
-      'CLIENTS_FILE: client "demo-app" has id_token_signed_response_alg RS256, but no signing key has that alg (add a RS256 key to SIGNING_KEYS_FILE, or set the client\'s id_token_signed_response_alg to one of ES256)',
+      'CLIENTS_FILE: client "demo-app" has id_token_signed_response_alg RS256, but no signing key has that alg (add one with `token-service keys generate --alg RS256 --add-to <SIGNING_KEYS_FILE>`, or set the client\'s id_token_signed_response_alg to one of ES256)',
     ]);
     const config = load(
       { SIGNING_KEYS_FILE: "/keys.json", CLIENTS_FILE: "/clients.json" },
@@ -421,7 +422,7 @@ describe("CLIENTS_FILE", () => {
         ],
       }),
       [
-        'CLIENTS_FILE: clients[0]: "id_token_signed_response_alg" must be one of ES256, EdDSA, RS256, PS256',
+        'CLIENTS_FILE: clients[0]: "id_token_signed_response_alg" must be one of ES256, EdDSA, Ed25519, RS256, PS256',
         'CLIENTS_FILE: clients[0]: "allowed_origins" must be an array of origins such as "https://app.example.com" (scheme, host and port only)',
       ],
     );

@@ -36,6 +36,7 @@ const FILES: Record<string, string> = {
 /** Production without any development default: only DEMO itself can be refused. */
 const PRODUCTION: Env = {
   NODE_ENV: "production",
+  ISSUER_URL: "https://auth.example.test/",
   REDIS_URL: "redis://redis.internal:6379",
   CLIENTS_FILE: "/etc/token/clients.json",
   SIGNING_KEYS_FILE: "/etc/token/keys.json",

@@ -89,6 +89,24 @@ describe("embedded-JWK JWS verifier", () => {
     }
   });
 
+  test("EdDSA and Ed25519 (RFC 9864) name one algorithm: a jwk naming either verifies both", async () => {
+    const verifier = newVerifier();
+    const key = await keyFor("Ed25519");
+    for (const [proofAlg, jwkAlg] of [
+      ["Ed25519", "EdDSA"],
+      ["EdDSA", "Ed25519"],
+      ["Ed25519", "Ed25519"],
+    ] as const) {
+      const named = { ...key, jwk: { ...key.jwk, alg: jwkAlg } };
+      const { jws } = await sign(proofAlg, { jti: `${proofAlg}-${jwkAlg}`, iat: NOW }, {}, named);
+      assert.equal(typeof (await verifier.verify(jws, NOW_MS)), "object", `${proofAlg}/${jwkAlg}`);
+    }
+    // A jwk that names another algorithm is still refused.
+    const wrong = { ...key, jwk: { ...key.jwk, alg: "ES256" } };
+    const { jws } = await sign("Ed25519", { jti: "x", iat: NOW }, {}, wrong);
+    assert.equal(await verifier.verify(jws, NOW_MS), "signature");
+  });
+
   const refusals: { rule: string; expected: string; jws: () => Promise<string> }[] = [
     {
       rule: "typ other than dpop+jwt",

@@ -1,5 +1,5 @@
 // The hand-written JWS signer (src/tokens/jwt-signer.ts) checked with jose, for every
-// algorithm SIGNING_KEYS_FILE allows (docs/api.md: ES256 default; EdDSA, RS256, PS256).
+// algorithm SIGNING_KEYS_FILE allows (docs/api.md: ES256 default; EdDSA, Ed25519, RS256, PS256).
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
@@ -34,7 +34,7 @@ const PAYLOAD = {
 };
 
 describe("signJwt", () => {
-  for (const alg of ["ES256", "EdDSA", "RS256", "PS256"] as const) {
+  for (const alg of ["ES256", "EdDSA", "Ed25519", "RS256", "PS256"] as const) {
     test(`${alg}: verifies with jose against the published JWK`, async () => {
       const key = signingKey(alg);
       const token = signJwt(key, "at+jwt", PAYLOAD);
