@@ -34,6 +34,7 @@ import { createConnectAdapter } from "./rpc/connect-adapter.js";
 import { createMfaServiceImpl } from "./rpc/mfa-service-impl.js";
 import { createMfaTokenServiceImpl } from "./rpc/mfa-token-service-impl.js";
 import { createOAuthErrorInterceptor } from "./rpc/oauth-error-interceptor.js";
+import { createServerStreamLimits, type ServerStreamLimits } from "./rpc/server-stream-limits.js";
 import { createTokenServiceImpl } from "./rpc/token-service-impl.js";
 import { createTraceContextInterceptor } from "./rpc/trace-context-interceptor.js";
 import { createUnaryFastPath, type UnaryFastPath } from "./rpc/unary-fast-path.js";
@@ -82,7 +83,16 @@ export interface App {
    * port and on the management port; resolves with the actual public port.
    */
   listen(port?: number): Promise<{ port: number }>;
-  /** Drains both listeners, then closes the stores. */
+  /** Long-lived server streams (Watch): their budget and lifetime. */
+  serverStreams: ServerStreamLimits;
+  /**
+   * SPEC §6 "Stopping": readiness turns 503 / NOT_SERVING at once; for
+   * `delayMs` both listeners keep serving, each answer closing its
+   * connection; then they stop accepting, close idle connections and give
+   * requests in flight `timeoutMs` to finish; then the stores close.
+   */
+  stop(options: { delayMs: number; timeoutMs: number }): Promise<void>;
+  /** stop() without the delay: drains both listeners, then closes the stores. */
   close(graceMs?: number): Promise<void>;
 }
 
@@ -141,6 +151,16 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   const mfaTokenService = createMfaTokenServiceImpl(services);
   const tokenService = createTokenServiceImpl(services, config.issuerUrl, corsFor);
   const clientAddressOf = createClientAddressOf(config.clientAddress.trustProxyHops);
+  // Every server stream (grpc.health.v1.Health/Watch) shares one budget; one
+  // address gets a tenth of it while addresses are counted (SPEC §6).
+  const serverStreams = createServerStreamLimits({
+    maxOpen: config.streams.maxOpen,
+    maxOpenPerAddress:
+      config.http.maxConnectionsPerAddress > 0
+        ? Math.max(1, Math.floor(config.streams.maxOpen / 10))
+        : 0,
+    maxMs: config.streams.maxSeconds * 1000,
+  });
   const rpcOptions: ConnectNodeAdapterOptions = {
     routes(router) {
       router.service(TokenService, tokenService);
@@ -164,7 +184,11 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         ]),
       );
     },
-    interceptors: [createTraceContextInterceptor(), createOAuthErrorInterceptor(logger, metrics)],
+    interceptors: [
+      createTraceContextInterceptor(),
+      createOAuthErrorInterceptor(logger, metrics),
+      serverStreams.interceptor,
+    ],
     // Per call: the client's address (the token RPCs throttle by it).
     contextValues: callValuesOf(clientAddressOf),
     readMaxBytes: MAX_BODY_BYTES,
@@ -191,6 +215,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   const connect = createConnectAdapter(rpcOptions, fastPaths, sendNotFound);
   const limits = {
     maxConnections: config.http.maxConnections,
+    maxConnectionsPerAddress: config.http.maxConnectionsPerAddress,
     idleTimeoutMs: config.http.idleTimeoutSeconds * 1000,
     headersTimeoutMs: config.http.headersTimeoutSeconds * 1000,
     sniffTimeoutMs: config.http.headersTimeoutSeconds * 1000,
@@ -240,6 +265,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     },
     storeHealth,
     rpcFastPaths: fastPaths,
+    serverStreams,
     async listen(port = config.port) {
       await storeHealth.start();
       const listening = await server.listen(port, config.host);
@@ -261,13 +287,23 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       }
       return listening;
     },
-    async close(graceMs) {
-      shutdown.abort();
-      storeHealth.stop();
-      await Promise.all([server.close(graceMs), management.close(graceMs)]);
-      accessLog?.flush();
-      await sessions.close();
-      await store.close();
-    },
+    stop,
+    close: (graceMs) => stop({ delayMs: 0, timeoutMs: graceMs ?? 10_000 }),
   };
+
+  async function stop({ delayMs, timeoutMs }: { delayMs: number; timeoutMs: number }) {
+    // Readiness first: /readyz answers 503 and grpc.health.v1 NOT_SERVING
+    // (Watch streams get it and end), so load balancers stop sending.
+    shutdown.abort();
+    storeHealth.stop();
+    if (delayMs > 0) {
+      server.closeAfterEachAnswer();
+      management.closeAfterEachAnswer();
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+    await Promise.all([server.close(timeoutMs), management.close(timeoutMs)]);
+    accessLog?.flush();
+    await sessions.close();
+    await store.close();
+  }
 }

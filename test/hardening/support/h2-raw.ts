@@ -97,8 +97,19 @@ export interface H2RawConnection {
 }
 
 /** Opens a TCP connection; frames are counted as they arrive; the server's SETTINGS are ACKed. */
-export async function connectH2Raw(port: number, host = "127.0.0.1"): Promise<H2RawConnection> {
-  const socket = net.connect(port, host);
+export async function connectH2Raw(
+  port: number,
+  host = "127.0.0.1",
+  localAddress?: string,
+  /** Called with the socket at once, before it connects (to destroy a connect that hangs). */
+  onSocket?: (socket: net.Socket) => void,
+): Promise<H2RawConnection> {
+  const socket = net.connect({
+    port,
+    host,
+    ...(localAddress !== undefined ? { localAddress } : {}),
+  });
+  onSocket?.(socket);
   socket.setNoDelay(true);
   const openedAt = Date.now();
   const stats: H2RawStats = {
