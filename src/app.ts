@@ -1,8 +1,4 @@
-import {
-  type ConnectNodeAdapterOptions,
-  compressionBrotli,
-  compressionGzip,
-} from "@connectrpc/connect-node";
+import { type ConnectNodeAdapterOptions, compressionGzip } from "@connectrpc/connect-node";
 import {
   file_token_v1_errors,
   file_token_v1_mfa_service,
@@ -192,9 +188,12 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     // Per call: the client's address (the token RPCs throttle by it).
     contextValues: callValuesOf(clientAddressOf),
     readMaxBytes: MAX_BODY_BYTES,
-    // connect-node's connectNodeAdapter default, set here once: the adapter
-    // and the fast path must negotiate from the same list.
-    acceptCompression: [compressionGzip, compressionBrotli],
+    // Set here once: the adapter and the fast path must negotiate from the
+    // same list. gzip only (connect-node's default adds brotli): a 27-byte
+    // brotli request that inflates to 16 MiB cost about 13 ms of CPU and a
+    // 16 MiB window before the 64 KiB limit could stop it; gzip's stops at
+    // the limit (SECURITY.md, "Bounded work per request").
+    acceptCompression: [compressionGzip],
   };
   const fastPaths: UnaryFastPath[] =
     options.rpcFastPath === false

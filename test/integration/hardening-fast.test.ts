@@ -509,4 +509,48 @@ describe("parsing rules on every surface", () => {
     assert.match(grpcWeb.bytes.subarray(5).toString("latin1"), /grpc-status: 3\r\n/);
     assert.equal(grpcWeb.bytes[0], 0x80);
   });
+
+  test("JSON nested 17 deep is refused before parsing: REST, Connect (fast path and connect-es), gRPC-Web", async () => {
+    const deep = (depth: number) => `${'{"a":'.repeat(depth)}1${"}".repeat(depth)}`;
+    const rest = await h1Request(service.baseUrl, {
+      method: "POST",
+      path: "/oauth/token",
+      headers: { "content-type": "application/json" },
+      body: deep(17),
+    });
+    assert.deepEqual(jsonOf(rest), {
+      error: "invalid_request",
+      error_description: "JSON body nests too deeply",
+    });
+    for (const path of [VERIFY, "/token.v1.MfaService/Challenge"]) {
+      const connect = await h1Request(service.baseUrl, {
+        method: "POST",
+        path,
+        headers: { "content-type": "application/json" },
+        body: `{${clientFields},"x":${deep(16)}}`,
+      });
+      assert.equal(connect.status, 400, connect.text);
+      const body = jsonOf(connect) as { code: string; message: string };
+      assert.deepEqual([body.code, body.message], ["invalid_argument", "JSON nests too deeply"]);
+    }
+    const message = Buffer.from(`{${clientFields},"x":${deep(16)}}`);
+    const envelope = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), message]);
+    envelope.writeUInt32BE(message.length, 1);
+    const grpcWeb = await h1Request(service.baseUrl, {
+      method: "POST",
+      path: VERIFY,
+      headers: { "content-type": "application/grpc-web+json" },
+      body: envelope,
+    });
+    assert.match(grpcWeb.bytes.toString("latin1"), /grpc-status: 3\r\n/);
+    assert.match(grpcWeb.bytes.toString("latin1"), /grpc-message: JSON%20nests%20too%20deeply/);
+    // 15 levels inside the message (16 with it) are within the bound: another answer.
+    const within = await h1Request(service.baseUrl, {
+      method: "POST",
+      path: VERIFY,
+      headers: { "content-type": "application/json" },
+      body: `{${clientFields},"x":${deep(15)}}`,
+    });
+    assert.notEqual((jsonOf(within) as { message?: string }).message, "JSON nests too deeply");
+  });
 });
