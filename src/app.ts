@@ -1,4 +1,4 @@
-import { type ConnectNodeAdapterOptions, compressionGzip } from "@connectrpc/connect-node";
+import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import {
   file_token_v1_errors,
   file_token_v1_mfa_service,
@@ -24,6 +24,7 @@ import { createReflectionServiceImpl } from "./observability/reflection.js";
 import { observeRequests } from "./observability/request-observer.js";
 import { createStoreHealth, type StoreHealth } from "./observability/store-health.js";
 import { countVerifyOutcomes } from "./observability/verify-outcomes.js";
+import { boundedGzip } from "./rpc/bounded-gzip.js";
 import { type CorsForClient, callValuesOf } from "./rpc/call-headers.js";
 import { callRecordOf } from "./rpc/call-record.js";
 import { createConnectAdapter } from "./rpc/connect-adapter.js";
@@ -191,9 +192,9 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     // Set here once: the adapter and the fast path must negotiate from the
     // same list. gzip only (connect-node's default adds brotli): a 27-byte
     // brotli request that inflates to 16 MiB cost about 13 ms of CPU and a
-    // 16 MiB window before the 64 KiB limit could stop it; gzip's stops at
-    // the limit (SECURITY.md, "Bounded work per request").
-    acceptCompression: [compressionGzip],
+    // 16 MiB window before the 64 KiB limit could stop it; gzip stops at the
+    // limit (rpc/bounded-gzip.ts; SECURITY.md, "Bounded work per request").
+    acceptCompression: [boundedGzip],
   };
   const fastPaths: UnaryFastPath[] =
     options.rpcFastPath === false

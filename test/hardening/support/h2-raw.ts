@@ -155,7 +155,13 @@ export async function connectH2Raw(
       resolve();
     });
   });
-  await once(socket, "connect");
+  // A socket destroyed while connecting emits 'close' without an 'error'.
+  await Promise.race([
+    once(socket, "connect"),
+    closed.then(() => {
+      throw new Error("closed before connecting");
+    }),
+  ]);
   return {
     socket,
     stats,

@@ -74,6 +74,24 @@ const HALF_HEADERS = "POST /oauth/token HTTP/1.1\r\nHost: x\r\nContent-Type: app
 const HALF_BODY =
   "POST /oauth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\ngrant_type";
 
+/**
+ * Whether `emitter` connected before it closed. (events.once alone would wait
+ * forever for a connection destroyed while connecting: no 'error' comes.)
+ */
+async function connected(
+  emitter: net.Socket | http2.ClientHttp2Session,
+  event: string,
+  closed: Promise<void>,
+): Promise<boolean> {
+  return Promise.race([
+    once(emitter, event).then(
+      () => true,
+      () => false,
+    ),
+    closed.then(() => false),
+  ]);
+}
+
 /** Resolves on 'close' (events.once would reject on an earlier 'error'). */
 function closeOf(emitter: net.Socket | http2.ClientHttp2Session): Promise<void> {
   return new Promise((resolve) => emitter.once("close", () => resolve()));
@@ -117,9 +135,7 @@ export function holdConnections(options: HoldOptions): Holder {
     const closed = closeOf(socket);
     pending.add(socket);
     void closed.then(() => pending.delete(socket));
-    try {
-      await once(socket, "connect");
-    } catch {
+    if (!(await connected(socket, "connect", closed))) {
       result.connectErrors++;
       return;
     }
@@ -166,9 +182,7 @@ export function holdConnections(options: HoldOptions): Holder {
     const closed = closeOf(session);
     pending.add(session);
     void closed.then(() => pending.delete(session));
-    try {
-      await once(session, "connect");
-    } catch {
+    if (!(await connected(session, "connect", closed))) {
       result.connectErrors++;
       return;
     }
