@@ -217,7 +217,8 @@ export async function openStreams(
     }
     if (connection.socket.destroyed) break;
     if (!connection.write(Buffer.concat(frames))) {
-      await Promise.race([once(connection.socket, "drain"), connection.closed]);
+      // An abrupt close (EPIPE) rejects the wait: the socket is gone either way.
+      await Promise.race([once(connection.socket, "drain").catch(() => {}), connection.closed]);
     }
     written += frames.length;
     await new Promise((resolve) => setImmediate(resolve));
