@@ -1,8 +1,4 @@
-import {
-  type ConnectNodeAdapterOptions,
-  compressionBrotli,
-  compressionGzip,
-} from "@connectrpc/connect-node";
+import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import {
   file_token_v1_errors,
   file_token_v1_mfa_service,
@@ -33,12 +29,14 @@ import { createReflectionServiceImpls } from "./observability/reflection.js";
 import { observeRequests } from "./observability/request-observer.js";
 import { createStoreHealth, type StoreHealth } from "./observability/store-health.js";
 import { countVerifyOutcomes } from "./observability/verify-outcomes.js";
+import { boundedGzip } from "./rpc/bounded-gzip.js";
 import { type CorsForClient, callValuesOf } from "./rpc/call-headers.js";
 import { callRecordOf } from "./rpc/call-record.js";
 import { createConnectAdapter } from "./rpc/connect-adapter.js";
 import { createMfaServiceImpl } from "./rpc/mfa-service-impl.js";
 import { createMfaTokenServiceImpl } from "./rpc/mfa-token-service-impl.js";
 import { createOAuthErrorInterceptor } from "./rpc/oauth-error-interceptor.js";
+import { createServerStreamLimits, type ServerStreamLimits } from "./rpc/server-stream-limits.js";
 import { createTokenServiceImpl } from "./rpc/token-service-impl.js";
 import { createTraceContextInterceptor } from "./rpc/trace-context-interceptor.js";
 import { createUnaryFastPath, type UnaryFastPath } from "./rpc/unary-fast-path.js";
@@ -87,7 +85,16 @@ export interface App {
    * port and on the management port; resolves with the actual public port.
    */
   listen(port?: number): Promise<{ port: number }>;
-  /** Drains both listeners, then closes the stores. */
+  /** Long-lived server streams (Watch): their budget and lifetime. */
+  serverStreams: ServerStreamLimits;
+  /**
+   * SPEC §6 "Stopping": readiness turns 503 / NOT_SERVING at once; for
+   * `delayMs` both listeners keep serving, each answer closing its
+   * connection; then they stop accepting, close idle connections and give
+   * requests in flight `timeoutMs` to finish; then the stores close.
+   */
+  stop(options: { delayMs: number; timeoutMs: number }): Promise<void>;
+  /** stop() without the delay: drains both listeners, then closes the stores. */
   close(graceMs?: number): Promise<void>;
 }
 
@@ -158,6 +165,16 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   const mfaTokenService = createMfaTokenServiceImpl(services);
   const tokenService = createTokenServiceImpl(services, config.issuerUrl, corsFor);
   const clientAddressOf = createClientAddressOf(config.clientAddress.trustProxyHops);
+  // Every server stream (grpc.health.v1.Health/Watch) shares one budget; one
+  // address gets a tenth of it while addresses are counted (SPEC §6).
+  const serverStreams = createServerStreamLimits({
+    maxOpen: config.streams.maxOpen,
+    maxOpenPerAddress:
+      config.http.maxConnectionsPerAddress > 0
+        ? Math.max(1, Math.floor(config.streams.maxOpen / 10))
+        : 0,
+    maxMs: config.streams.maxSeconds * 1000,
+  });
   const rpcOptions: ConnectNodeAdapterOptions = {
     routes(router) {
       router.service(TokenService, tokenService);
@@ -181,13 +198,20 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       router.service(grpcReflectionV1.ServerReflection, reflection.v1);
       router.service(grpcReflectionV1alpha.ServerReflection, reflection.v1alpha);
     },
-    interceptors: [createTraceContextInterceptor(), createOAuthErrorInterceptor(logger, metrics)],
+    interceptors: [
+      createTraceContextInterceptor(),
+      createOAuthErrorInterceptor(logger, metrics),
+      serverStreams.interceptor,
+    ],
     // Per call: the client's address (the token RPCs throttle by it).
     contextValues: callValuesOf(clientAddressOf),
     readMaxBytes: MAX_BODY_BYTES,
-    // connect-node's connectNodeAdapter default, set here once: the adapter
-    // and the fast path must negotiate from the same list.
-    acceptCompression: [compressionGzip, compressionBrotli],
+    // Set here once: the adapter and the fast path must negotiate from the
+    // same list. gzip only (connect-node's default adds brotli): a 27-byte
+    // brotli request that inflates to 16 MiB cost about 13 ms of CPU and a
+    // 16 MiB window before the 64 KiB limit could stop it; gzip stops at the
+    // limit (rpc/bounded-gzip.ts; SECURITY.md, "Bounded work per request").
+    acceptCompression: [boundedGzip],
   };
   const fastPaths: UnaryFastPath[] =
     options.rpcFastPath === false
@@ -208,6 +232,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   const connect = createConnectAdapter(rpcOptions, fastPaths, sendNotFound);
   const limits = {
     maxConnections: config.http.maxConnections,
+    maxConnectionsPerAddress: config.http.maxConnectionsPerAddress,
     idleTimeoutMs: config.http.idleTimeoutSeconds * 1000,
     headersTimeoutMs: config.http.headersTimeoutSeconds * 1000,
     sniffTimeoutMs: config.http.headersTimeoutSeconds * 1000,
@@ -259,6 +284,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     },
     storeHealth,
     rpcFastPaths: fastPaths,
+    serverStreams,
     async listen(port = config.port) {
       // E.g. PostgreSQL refuses an older schema here, before anything is served.
       await built.startupCheck?.();
@@ -286,13 +312,23 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       }
       return listening;
     },
-    async close(graceMs) {
-      shutdown.abort();
-      storeHealth.stop();
-      await Promise.all([server.close(graceMs), management.close(graceMs)]);
-      accessLog?.flush();
-      await sessions.close();
-      await store.close();
-    },
+    stop,
+    close: (graceMs) => stop({ delayMs: 0, timeoutMs: graceMs ?? 10_000 }),
   };
+
+  async function stop({ delayMs, timeoutMs }: { delayMs: number; timeoutMs: number }) {
+    // Readiness first: /readyz answers 503 and grpc.health.v1 NOT_SERVING
+    // (Watch streams get it and end), so load balancers stop sending.
+    shutdown.abort();
+    storeHealth.stop();
+    if (delayMs > 0) {
+      server.closeAfterEachAnswer();
+      management.closeAfterEachAnswer();
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+    await Promise.all([server.close(timeoutMs), management.close(timeoutMs)]);
+    accessLog?.flush();
+    await sessions.close();
+    await store.close();
+  }
 }

@@ -48,6 +48,10 @@ export interface Config {
   dpop: { iatSkewSeconds: number; requireNonce: boolean; nonceWindowSeconds: number };
   /** Connection and request limits of the public port (docs/limits.md). */
   http: HttpLimits;
+  /** Long-lived server streams (grpc.health.v1.Health/Watch): a budget and a lifetime. */
+  streams: StreamLimits;
+  /** SPEC §6 "Stopping": the SIGTERM sequence. */
+  shutdown: ShutdownConfig;
   /** The operations listener: /metrics, /healthz, /readyz (port 0 picks a free one). */
   /**
    * `explicit`: MANAGEMENT_PORT was set. A default port that is taken (a
@@ -84,8 +88,13 @@ export interface ClientAddressConfig {
 }
 
 export interface HttpLimits {
-  /** Open connections per process; more are closed on accept, before anything is read. */
+  /** Open connections per process; at the cap idle ones are closed first, then new ones refused. */
   maxConnections: number;
+  /**
+   * Open connections per peer address (0: off). Default 100 while TRUST_PROXY
+   * is 0 (never more than half of maxConnections), off behind a proxy.
+   */
+  maxConnectionsPerAddress: number;
   /** HTTP/1.1 keep-alive idle time; an HTTP/2 session with no open stream is closed after it too. */
   idleTimeoutSeconds: number;
   /** HTTP/1.1: time to receive the request headers. */
@@ -98,6 +107,20 @@ export interface HttpLimits {
   http2MaxStreamsAwaitingBody: number;
   /** HTTP/2: such streams in the whole process; more are refused. */
   http2MaxStreamsAwaitingBodyTotal: number;
+}
+
+export interface StreamLimits {
+  /** WATCH_MAX_SECONDS: a server stream ends after this long (the client re-opens it). */
+  maxSeconds: number;
+  /** MAX_WATCH_STREAMS: server streams open at once per process; more are ResourceExhausted. */
+  maxOpen: number;
+}
+
+export interface ShutdownConfig {
+  /** SHUTDOWN_DELAY_SECONDS: keep serving (each answer closing its connection) after SIGTERM. */
+  delaySeconds: number;
+  /** SHUTDOWN_TIMEOUT_SECONDS: then how long requests in flight may take to finish. */
+  timeoutSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -328,9 +351,32 @@ export function loadConfig(
   if (!["true", "false", "1", "0"].includes(publicMetricsRaw)) {
     problems.push(`PUBLIC_METRICS must be true or false (got "${publicMetricsRaw}")`);
   }
+  const maxConnections = integer("MAX_CONNECTIONS", 1_000, 1, 1_000_000);
+  // Per address: 100 by default (at most half the process cap, so one address
+  // never holds every connection); off behind a proxy, whose address every
+  // client shares. An explicit value must stay below MAX_CONNECTIONS.
+  const perAddressDefault =
+    clientAddress.trustProxyHops > 0 ? 0 : Math.min(100, Math.floor(maxConnections / 2));
+  const maxConnectionsPerAddress = integer(
+    "MAX_CONNECTIONS_PER_ADDRESS",
+    perAddressDefault,
+    0,
+    1_000_000,
+  );
+  if (
+    value("MAX_CONNECTIONS_PER_ADDRESS") !== undefined &&
+    maxConnectionsPerAddress >= maxConnections
+  ) {
+    problems.push(
+      `MAX_CONNECTIONS_PER_ADDRESS (${maxConnectionsPerAddress}) must be below MAX_CONNECTIONS (${maxConnections}): one address could hold every connection (0 turns the per-address cap off)`,
+    );
+  }
   const http: HttpLimits = {
-    maxConnections: integer("MAX_CONNECTIONS", 1_000, 1, 1_000_000),
-    idleTimeoutSeconds: integer("HTTP_IDLE_TIMEOUT_SECONDS", 5, 1, 3_600),
+    maxConnections,
+    maxConnectionsPerAddress,
+    // Longer than the 60 s idle timeout of common load balancers, so a proxy
+    // never reuses a connection the service has just closed (a 502).
+    idleTimeoutSeconds: integer("HTTP_IDLE_TIMEOUT_SECONDS", 65, 1, 3_600),
     headersTimeoutSeconds: integer("HTTP_HEADERS_TIMEOUT_SECONDS", 10, 1, 600),
     requestTimeoutSeconds: integer("HTTP_REQUEST_TIMEOUT_SECONDS", 10, 1, 600),
     http2MaxConcurrentStreams: integer("HTTP2_MAX_CONCURRENT_STREAMS", 100, 1, 10_000),
@@ -341,6 +387,14 @@ export function loadConfig(
       1,
       1_000_000,
     ),
+  };
+  const streams: StreamLimits = {
+    maxSeconds: integer("WATCH_MAX_SECONDS", 60, 1, 86_400),
+    maxOpen: integer("MAX_WATCH_STREAMS", 1_000, 1, 1_000_000),
+  };
+  const shutdown: ShutdownConfig = {
+    delaySeconds: integer("SHUTDOWN_DELAY_SECONDS", production ? 5 : 0, 0, 3_600),
+    timeoutSeconds: integer("SHUTDOWN_TIMEOUT_SECONDS", 10, 0, 3_600),
   };
   const managementPort = integer("MANAGEMENT_PORT", 9464, 0, 65535);
   if (managementPort !== 0 && managementPort === port) {
@@ -441,6 +495,8 @@ export function loadConfig(
       nonceWindowSeconds: integer("DPOP_NONCE_WINDOW_SECONDS", 300, 10, 86_400),
     },
     http,
+    streams,
+    shutdown,
     management: {
       port: managementPort,
       explicit: value("MANAGEMENT_PORT") !== undefined,

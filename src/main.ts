@@ -51,8 +51,15 @@ function runPrimary(config: Config, logger: Logger): void {
     // Also the status of a natural exit: the primary's loop empties once the workers are gone.
     process.exitCode = exitCode;
     const exitWhenNoneLeft = () => {
-      if (Object.values(cluster.workers ?? {}).every((w) => w?.isDead())) process.exit(exitCode);
+      if (!Object.values(cluster.workers ?? {}).every((w) => w?.isDead())) return;
+      const code = Number(process.exitCode ?? exitCode);
+      if (code === 0) logger.info({ event: "stopped", workers: config.workers }, "stopped");
+      process.exit(code);
     };
+    // A worker that could not stop cleanly makes the primary's stop unclean too.
+    cluster.on("exit", (_worker, code) => {
+      if (code !== 0 && exitCode === 0) process.exitCode = 1;
+    });
     cluster.on("exit", exitWhenNoneLeft);
     void management.stop();
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill("SIGTERM");
@@ -120,10 +127,21 @@ async function runService(config: Config, logger: Logger): Promise<void> {
     announceAddress(config, port);
   }
   onStopSignal(() => {
-    logger.info({ event: "draining" }, "shutting down");
-    app.close().then(
+    // SPEC §6 "Stopping": readiness off at once, serve for the delay with each
+    // answer closing its connection, then drain (src/app.ts stop()).
+    const { delaySeconds, timeoutSeconds } = config.shutdown;
+    const started = performance.now();
+    logger.info({ event: "draining", delaySeconds, timeoutSeconds }, "shutting down");
+    app.stop({ delayMs: delaySeconds * 1000, timeoutMs: timeoutSeconds * 1000 }).then(
       // Then the spans still queued go out (tracing on); a failed export does not block the exit.
-      () => tracing.shutdown().finally(() => process.exit(0)),
+      () =>
+        tracing.shutdown().finally(() => {
+          // One line per service; a cluster worker's names itself, the primary's comes last.
+          const event = cluster.isWorker ? "worker_stopped" : "stopped";
+          const durationMs = Math.round(performance.now() - started);
+          logger.info({ event, pid: process.pid, durationMs }, "stopped");
+          process.exit(0);
+        }),
       (error: unknown) => {
         logger.error({ event: "shutdown_failed", message: String(error) }, "shutdown failed");
         process.exit(1);

@@ -1,4 +1,5 @@
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from "../tokens/signing-keys.js";
+import { publicKeyProblem } from "./key-policy.js";
 import {
   parseRefreshTokenSettings,
   type RefreshTokenSettings,
@@ -85,6 +86,17 @@ export function parseClients(
     const keys = (jwks as { keys?: unknown } | undefined)?.keys;
     if (authMethod === "private_key_jwt" && (!Array.isArray(keys) || keys.length === 0)) {
       problems.push(`${at}: "jwks" with at least one key is required for private_key_jwt`);
+    }
+    // SPEC §4: every key the service verifies with has a bounded cost (key-policy.ts).
+    if (Array.isArray(keys)) {
+      keys.forEach((key: unknown, i) => {
+        const problem = publicKeyProblem(key);
+        if (problem !== undefined) {
+          problems.push(
+            `${at}: "jwks" keys[${i}] is refused (${problem}): keys must be RSA of 2048 to 4096 bits with exponent 65537, EC on P-256 or P-384, or Ed25519`,
+          );
+        }
+      });
     }
     const idTokenSigningAlg = id_token_signed_response_alg ?? "RS256";
     if (!(SIGNING_ALGORITHMS as readonly unknown[]).includes(idTokenSigningAlg)) {

@@ -63,6 +63,7 @@ const JWS_FAILURE_REASONS: Record<JwsFailure, string> = {
   alg: "DPoP proof alg is not supported",
   jwk: "DPoP proof has no jwk",
   public: "DPoP proof jwk must be a public key",
+  key: "DPoP proof jwk is not an accepted key for its alg",
   signature: "DPoP proof signature is invalid",
 };
 

@@ -1,6 +1,7 @@
 import { constants, createPublicKey, type KeyObject, verify } from "node:crypto";
 import { calculateJwkThumbprint } from "jose";
 import { jwsAlgorithmNames } from "./jose-algorithms.js";
+import { MIN_RSA_MODULUS_BITS, publicKeyProblem } from "./key-policy.js";
 
 /**
  * Verifies a compact JWS against the public JWK in its own protected header
@@ -14,9 +15,12 @@ import { jwsAlgorithmNames } from "./jose-algorithms.js";
  * protected header once and keeps the key object and its RFC 7638 thumbprint
  * (computed with jose) in a small LRU cache. Everything jose checked is
  * checked here too: the algorithm allow-list, the key type and curve that
- * fit the algorithm (RSA ≥ 2048 bits, RFC 7518 §3.3), a public key only,
+ * fit the algorithm, a public key only,
  * no `crit` extensions (RFC 7515 §4.1.11: unknown ones MUST be refused),
  * a JSON-object payload, and `exp`/`nbf` when present (RFC 7519 §4.1.4–5).
+ * Before any of that work, the jwk must pass the key policy (key-policy.ts:
+ * RSA 2,048–4,096 bits with e = 65537, EC on the alg's curve, Ed25519), so a
+ * proof's cost is bounded whatever key it carries (SPEC §4).
  */
 
 /** How one JWS `alg` is verified with node:crypto. */
@@ -49,13 +53,14 @@ const ALGORITHMS: Record<string, AlgorithmSpec> = {
   },
 };
 
-/** RFC 7518 §3.3 and §3.5: "A key of size 2048 bits or larger MUST be used". */
-const MIN_RSA_BITS = 2048;
 /** JWK members that only a private or symmetric key has (RFC 7518 §6.2.2, §6.3.2, §6.4). */
 const PRIVATE_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
-/** Why a JWS was refused; the caller turns it into its own error. */
-export type JwsFailure = "header" | "typ" | "alg" | "jwk" | "public" | "signature";
+/**
+ * Why a JWS was refused; the caller turns it into its own error. `key`: the
+ * jwk is outside the key policy (key-policy.ts), refused before any import.
+ */
+export type JwsFailure = "header" | "typ" | "alg" | "jwk" | "public" | "key" | "signature";
 
 export interface VerifiedJws {
   header: Record<string, unknown>;
@@ -122,6 +127,9 @@ export function createEmbeddedJwkJwsVerifier(
     ) {
       return "signature";
     }
+    // Bounded cost first (SPEC §4): nothing is imported, hashed or verified
+    // with a key outside the policy.
+    if (publicKeyProblem(members, alg) !== undefined) return "key";
     let key: KeyObject;
     let jkt: string;
     try {
@@ -189,7 +197,7 @@ function keyFits(key: KeyObject, spec: AlgorithmSpec): boolean {
   if (key.type !== "public" || key.asymmetricKeyType !== spec.keyType) return false;
   const details = key.asymmetricKeyDetails;
   if (spec.curve !== undefined) return details?.namedCurve === spec.curve;
-  if (spec.keyType === "rsa") return (details?.modulusLength ?? 0) >= MIN_RSA_BITS;
+  if (spec.keyType === "rsa") return (details?.modulusLength ?? 0) >= MIN_RSA_MODULUS_BITS;
   return true;
 }
 

@@ -5,6 +5,7 @@ import {
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
 import type { HttpRequest, HttpResponse } from "../server/http-types.js";
+import { createJsonShapeScanner } from "../util/json-shape.js";
 import { withCallRecord } from "./call-record.js";
 import { correctDecodeFailure } from "./decode-failures.js";
 import type { ServeWithConnect, UnaryFastPath } from "./unary-fast-path.js";
@@ -58,7 +59,13 @@ export function createConnectAdapter(
       undefined,
       withCallRecord(options.contextValues?.(req) ?? createContextValues(), res),
     );
-    handler(body === undefined ? request : { ...request, body })
+    const raw = body ?? request.body;
+    const wire = jsonWireOf(req);
+    const bounded =
+      wire !== undefined && isAsyncIterable(raw)
+        ? withJsonShapeBound(raw, wire === "enveloped")
+        : body;
+    handler(bounded === undefined ? request : { ...request, body: bounded })
       .then((response) => correctDecodeFailure(response, options.jsonOptions))
       .then((response) => universalResponseToNodeResponse(response, res as never))
       .catch((reason: unknown) => {
@@ -74,6 +81,82 @@ export function createConnectAdapter(
     serveWithConnect(req, res);
   };
   return Object.assign(serve, { rpcPaths: new Set(handlers.keys()) });
+}
+
+/** Connect unary JSON ("raw"), or Connect streaming, gRPC and gRPC-Web with the JSON codec ("enveloped"). */
+function jsonWireOf(req: HttpRequest): "raw" | "enveloped" | undefined {
+  const type = String(req.headers["content-type"] ?? "").toLowerCase();
+  // A compressed body is not scanned (see SECURITY.md: its JSON is at most
+  // the 64 KiB every message is decompressed to).
+  const encoding = req.headers["content-encoding"];
+  if (type.startsWith("application/json")) {
+    return encoding === undefined || encoding === "identity" ? "raw" : undefined;
+  }
+  if (
+    type.startsWith("application/connect+json") ||
+    type.startsWith("application/grpc+json") ||
+    type.startsWith("application/grpc-web+json")
+  ) {
+    return "enveloped";
+  }
+  return undefined;
+}
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<Uint8Array> {
+  return typeof value === "object" && value !== null && Symbol.asyncIterator in value;
+}
+
+/** The 5-byte envelope header of the enveloped protocols: a flag and a 32-bit length. */
+const ENVELOPE_HEADER = 5;
+
+/**
+ * The body, refused as it arrives once a JSON message nests too deeply or
+ * names too many members (util/json-shape.ts): JSON.parse would spend
+ * milliseconds on it. Enveloped bodies are scanned message by message,
+ * envelope headers skipped.
+ */
+async function* withJsonShapeBound(
+  body: AsyncIterable<Uint8Array>,
+  enveloped: boolean,
+): AsyncIterable<Uint8Array> {
+  let scanner = createJsonShapeScanner();
+  /** Enveloped: header bytes still expected, the header so far, message bytes still expected. */
+  let header: number[] = [];
+  let messageLeft = 0;
+  let scanning = true;
+  for await (const chunk of body) {
+    let at = 0;
+    while (at < chunk.length) {
+      let part = chunk;
+      if (enveloped) {
+        if (messageLeft === 0) {
+          header.push(chunk[at] as number);
+          at += 1;
+          if (header.length === ENVELOPE_HEADER) {
+            messageLeft = Buffer.from(header).readUInt32BE(1);
+            // A compressed message (flag bit 0) is not JSON until decompressed: not scanned.
+            scanning = ((header[0] as number) & 1) === 0;
+            header = [];
+            scanner = createJsonShapeScanner();
+          }
+          continue;
+        }
+        part = chunk.subarray(at, Math.min(chunk.length, at + messageLeft));
+        messageLeft -= part.length;
+        at += part.length;
+      } else {
+        at = chunk.length;
+      }
+      const problem = scanning ? scanner.feed(part) : undefined;
+      if (problem !== undefined) {
+        throw new ConnectError(
+          problem === "depth" ? "JSON nests too deeply" : "Too many parameters",
+          Code.InvalidArgument,
+        );
+      }
+    }
+    yield chunk;
+  }
 }
 
 function pathOf(url: string): string {

@@ -20,6 +20,7 @@ import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import type { HttpRequest, HttpResponse } from "../server/http-types.js";
 import { readWholeBody } from "../server/read-body.js";
+import { jsonShapeProblem } from "../util/json-shape.js";
 import type { CallHeaders } from "./call-headers.js";
 import { withCallRecord } from "./call-record.js";
 import { type CallWrapper, FAST_PATH_WRAPPER } from "./oauth-error-interceptor.js";
@@ -258,6 +259,11 @@ export function createUnaryFastPath<I extends DescMessage, O extends DescMessage
         tooLarge: (readSoFar) => handOver(replay(readSoFar, req)),
         failed: () => res.destroy(),
         complete: (body) => {
+          // Too deep or too wide to parse cheaply: connect-es refuses it (connect-adapter.ts).
+          if (wire === "connect-json" && jsonShapeProblem(body) !== undefined) {
+            handOver(replay([body]));
+            return;
+          }
           let message: MessageShape<I>;
           try {
             message = serialization

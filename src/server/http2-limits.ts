@@ -13,13 +13,16 @@
 //   measures the request only: a stream whose request is complete may
 //   respond for as long as it likes (grpc.health.v1 Watch streams for hours);
 // - streams awaiting their body: at most `maxStreamsAwaitingBody` incomplete
-//   requests per session and `maxStreamsAwaitingBodyTotal` in the process; a
-//   stream beyond either is refused with RST_STREAM REFUSED_STREAM (RFC 9113
+//   requests per session, `maxStreamsAwaitingBodyPerAddress` per peer address
+//   (when given) and `maxStreamsAwaitingBodyTotal` in the process; a stream
+//   beyond any of them is refused with RST_STREAM REFUSED_STREAM (RFC 9113
 //   §8.7: not processed, safe for the client to retry) before the handler
 //   runs. The per-session cap defaults to the concurrent-streams limit:
 //   clients (node:http2, grpc-js) send the HEADERS of a burst of calls before
 //   their bodies, so a lower cap refuses legitimate bursts. The process-wide
-//   cap is what bounds the memory many connections can hold;
+//   cap is what bounds the memory many connections can hold; the per-address
+//   share keeps one address from taking all of it (SPEC §6: one address's
+//   open streams must not make another's requests fail);
 // - idle timeout: a session with no open stream for `idleTimeoutMs` gets
 //   GOAWAY and is closed (destroyed a second later if the client lingers).
 //   Client PINGs and SETTINGS do not count as activity, so they cannot keep
@@ -42,13 +45,19 @@ export interface Http2LimitOptions {
   maxStreamsAwaitingBody: number;
   /** Incomplete requests in the whole process (all sessions). */
   maxStreamsAwaitingBodyTotal: number;
+  /** Incomplete requests of all sessions from one address (0: no per-address share). */
+  maxStreamsAwaitingBodyPerAddress?: number;
+  /** Called when a session's last open stream closes (it is idle from then on). */
+  onSessionIdle?: (session: http2.ServerHttp2Session) => void;
   /** Sweep period (default: a quarter of the shortest timeout, 50 ms to 1 s). */
   checkIntervalMs?: number;
 }
 
 export interface Http2Limits {
-  /** Starts tracking a new session. */
-  addSession(session: http2.ServerHttp2Session): void;
+  /** Starts tracking a new session from `address` (the key of the per-address share). */
+  addSession(session: http2.ServerHttp2Session, address?: string): void;
+  /** True while `session` has no open stream. */
+  isIdle(session: http2.ServerHttp2Session): boolean;
   /**
    * Call first for every request. Returns false when the stream was refused
    * (the handler must not run).
@@ -63,6 +72,8 @@ export interface Http2Limits {
 }
 
 interface SessionState {
+  /** The session (a closed stream no longer names it). */
+  session: http2.ServerHttp2Session;
   /** Streams opened and not yet closed. */
   open: number;
   /** performance.now() when `open` last dropped to 0. */
@@ -71,6 +82,15 @@ interface SessionState {
   awaiting: Map<http2.ServerHttp2Stream, number>;
   /** Set once GOAWAY was sent for idleness. */
   goawayAt?: number;
+  /** The peer address's count of incomplete requests (shared by its sessions). */
+  share?: AddressShare;
+}
+
+/** Incomplete requests of one address, across its sessions. */
+interface AddressShare {
+  address: string;
+  awaiting: number;
+  sessions: number;
 }
 
 const kState = Symbol("http2Limits.session");
@@ -81,6 +101,8 @@ type TrackedStream = http2.ServerHttp2Stream & { [kState]?: SessionState; [kAwai
 export function createHttp2Limits(options: Http2LimitOptions): Http2Limits {
   const { idleTimeoutMs, requestTimeoutMs, maxStreamsAwaitingBody, maxStreamsAwaitingBodyTotal } =
     options;
+  const perAddress = options.maxStreamsAwaitingBodyPerAddress ?? 0;
+  const shares = new Map<string, AddressShare>();
   const checkIntervalMs =
     options.checkIntervalMs ??
     Math.min(1_000, Math.max(50, Math.floor(Math.min(idleTimeoutMs, requestTimeoutMs) / 4)));
@@ -91,13 +113,20 @@ export function createHttp2Limits(options: Http2LimitOptions): Http2Limits {
   let awaitingTotal = 0;
 
   function onSessionClose(this: http2.ServerHttp2Session): void {
+    const share = sessions.get(this)?.share;
     sessions.delete(this);
+    if (share !== undefined) {
+      share.sessions -= 1;
+      if (share.sessions === 0) shares.delete(share.address);
+    }
   }
 
   function onRequestEnd(this: TrackedStream): void {
     if (this[kAwaiting] !== true) return;
     this[kAwaiting] = false;
     awaitingTotal -= 1;
+    const share = this[kState]?.share;
+    if (share !== undefined) share.awaiting -= 1;
   }
 
   function onStreamClose(this: TrackedStream): void {
@@ -106,7 +135,10 @@ export function createHttp2Limits(options: Http2LimitOptions): Http2Limits {
     if (state === undefined) return;
     state.awaiting.delete(this);
     state.open -= 1;
-    if (state.open === 0) state.idleSince = performance.now();
+    if (state.open === 0) {
+      state.idleSince = performance.now();
+      options.onSessionIdle?.(state.session);
+    }
   }
 
   /** The client has sent END_STREAM (read or not by the handler yet). */
@@ -160,14 +192,30 @@ export function createHttp2Limits(options: Http2LimitOptions): Http2Limits {
     counts,
     awaitingBody: () => awaitingTotal,
 
-    addSession(session) {
+    addSession(session, address) {
+      let share: AddressShare | undefined;
+      if (perAddress > 0 && address !== undefined) {
+        share = shares.get(address);
+        if (share === undefined) {
+          share = { address, awaiting: 0, sessions: 0 };
+          shares.set(address, share);
+        }
+        share.sessions += 1;
+      }
       sessions.set(session, {
+        session,
         open: 0,
         idleSince: performance.now(),
         awaiting: new Map(),
+        ...(share !== undefined ? { share } : {}),
       });
       session.once("close", onSessionClose);
       if (sweep === undefined) sweep = setInterval(check, checkIntervalMs).unref();
+    },
+
+    isIdle(session) {
+      const state = sessions.get(session);
+      return state === undefined || state.open === 0;
     },
 
     admit(req) {
@@ -176,9 +224,11 @@ export function createHttp2Limits(options: Http2LimitOptions): Http2Limits {
       if (state === undefined) return true;
       if (!stream.endAfterHeaders) {
         if (state.awaiting.size >= maxStreamsAwaitingBody) purgeComplete(state);
+        const share = state.share;
         if (
           state.awaiting.size >= maxStreamsAwaitingBody ||
-          awaitingTotal >= maxStreamsAwaitingBodyTotal
+          awaitingTotal >= maxStreamsAwaitingBodyTotal ||
+          (share !== undefined && share.awaiting >= perAddress)
         ) {
           counts.refused += 1;
           stream.close(NGHTTP2_REFUSED_STREAM);
@@ -186,6 +236,7 @@ export function createHttp2Limits(options: Http2LimitOptions): Http2Limits {
         }
         state.awaiting.set(stream, performance.now());
         awaitingTotal += 1;
+        if (share !== undefined) share.awaiting += 1;
         stream[kAwaiting] = true;
         stream.once("end", onRequestEnd);
       }

@@ -22,6 +22,7 @@ import { Buffer } from "node:buffer";
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
+import { type ConnectionLimits, createConnectionLimits } from "./connection-limits.js";
 import { createHttp2Limits, type Http2Limits } from "./http2-limits.js";
 
 export type OnePortRequest = http.IncomingMessage | http2.Http2ServerRequest;
@@ -41,11 +42,21 @@ export interface OnePortServerOptions {
   requestTimeoutMs?: number;
   /**
    * Idle time before a connection is closed: HTTP/1.1 keep-alive
-   * (`keepAliveTimeout`), an HTTP/2 session without open streams. Default 5 000 ms.
+   * (`keepAliveTimeout`), an HTTP/2 session without open streams. Default 65 000 ms.
    */
   idleTimeoutMs?: number;
-  /** Open connections; more are closed as they are accepted, before a byte is read (default 1 000). */
+  /**
+   * Open connections; at the cap a new one first closes the connection idle
+   * the longest and is refused only when none is idle (connection-limits.ts).
+   * Default 1 000.
+   */
   maxConnections?: number;
+  /**
+   * Open connections per peer address, with the same idle-first rule; 0 turns
+   * it off (behind a proxy). Default 0. While it is on, one address may also
+   * hold at most a tenth of the process's incomplete HTTP/2 requests.
+   */
+  maxConnectionsPerAddress?: number;
   /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS (default 100). */
   http2MaxConcurrentStreams?: number;
   /** HTTP/2: incomplete requests per session; more are refused (default 100). */
@@ -60,6 +71,15 @@ export interface OnePortServer {
   /** Listens on `host:port` (port 0 picks a free port) and resolves with the actual port. */
   listen(port: number, host: string): Promise<{ port: number }>;
   /**
+   * The first step of a graceful stop (SPEC §6 "Stopping"): keep accepting
+   * and serving, but every answer closes its connection gracefully — an
+   * HTTP/1.1 response says `Connection: close`, a request on an HTTP/2
+   * session sends GOAWAY (the session ends once its open streams are done).
+   * Idle connections are left alone: a client may still send on them, and is
+   * answered. Idempotent; `close()` follows.
+   */
+  closeAfterEachAnswer(): void;
+  /**
    * Graceful shutdown: stop accepting, close idle HTTP/1.1 keep-alive connections and
    * connections not yet classified, send GOAWAY to HTTP/2 sessions, let in-flight
    * requests finish for up to `graceMs` (default 10 000 ms), then destroy what is left.
@@ -73,8 +93,10 @@ export interface OnePortServer {
   awaitingBody(): number;
   /** What the limits did so far (tests, metrics). */
   readonly counts: {
-    /** Connections closed on accept because `maxConnections` were open. */
+    /** Connections refused on accept (a cap reached and no idle connection to close). */
     droppedConnections: number;
+    /** Idle connections closed to make room for a new one. */
+    evictedConnections: number;
   } & Http2Limits["counts"];
 }
 
@@ -85,7 +107,7 @@ const PREFACE_LENGTH = H2_PREFACE.length; // 24
 const DEFAULT_SNIFF_TIMEOUT_MS = 10_000;
 const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
 const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
-const DEFAULT_IDLE_TIMEOUT_MS = 5_000;
+const DEFAULT_IDLE_TIMEOUT_MS = 65_000;
 const DEFAULT_MAX_CONNECTIONS = 1_000;
 const DEFAULT_MAX_CONCURRENT_STREAMS = 100;
 /**
@@ -101,6 +123,9 @@ const DRAIN_POLL_MS = 25;
 /** Bytes of a connection whose first chunk(s) matched only a prefix of the preface. */
 const kSniffed = Symbol("onePortServer.sniffed");
 type SniffSocket = net.Socket & { [kSniffed]?: Buffer };
+/** The socket of an HTTP/1.1 response (`res.socket` is gone by its 'close' event). */
+const kSocket = Symbol("onePortServer.socket");
+type TrackedResponse = http.ServerResponse & { [kSocket]?: net.Socket };
 
 export function createOnePortServer(
   handler: OnePortHandler,
@@ -112,12 +137,28 @@ export function createOnePortServer(
   const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   const maxStreamsAwaitingBody =
     options.http2MaxStreamsAwaitingBody ?? DEFAULT_MAX_CONCURRENT_STREAMS;
+  const maxStreamsAwaitingBodyTotal = options.http2MaxStreamsAwaitingBodyTotal ?? 5_000;
+  const maxConnectionsPerAddress = options.maxConnectionsPerAddress ?? 0;
   const limits = createHttp2Limits({
     idleTimeoutMs,
     requestTimeoutMs,
     maxStreamsAwaitingBody,
-    maxStreamsAwaitingBodyTotal: options.http2MaxStreamsAwaitingBodyTotal ?? 5_000,
+    maxStreamsAwaitingBodyTotal,
+    // One address's share of the incomplete requests, while addresses are counted.
+    maxStreamsAwaitingBodyPerAddress:
+      maxConnectionsPerAddress > 0
+        ? Math.max(
+            Math.min(maxStreamsAwaitingBody, maxStreamsAwaitingBodyTotal),
+            Math.floor(maxStreamsAwaitingBodyTotal / 10),
+          )
+        : 0,
+    onSessionIdle: (session) => connections.sessionIdle(session),
     checkIntervalMs: options.checkIntervalMs,
+  });
+  const connections: ConnectionLimits = createConnectionLimits({
+    maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+    maxConnectionsPerAddress,
+    sessionIsIdle: (session) => limits.isIdle(session),
   });
   // Node checks HTTP/1.1 header and request deadlines every 30 s by default,
   // which let a slow body live ~330 s; check as often as HTTP/2's sweep.
@@ -131,6 +172,8 @@ export function createOnePortServer(
     connectionsCheckingInterval: checkIntervalMs,
   });
   h1.keepAliveTimeout = idleTimeoutMs;
+  // Before the handler: the connection is busy until this response ends.
+  h1.on("request", onHttp1Request);
   h1.on("request", handler);
 
   const h2 = http2.createServer({
@@ -140,24 +183,31 @@ export function createOnePortServer(
     },
   });
   h2.on("request", (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
-    if (limits.admit(req, res)) handler(req, res);
+    if (!limits.admit(req, res)) return;
+    // Stopping: GOAWAY names this stream as the last one processed; the client
+    // opens a new connection for its next request (RFC 9113 §6.8).
+    if (draining) req.stream.session?.close();
+    handler(req, res);
   });
 
   // allowHalfOpen stays false (net's default) while sniffing, so a client that sends
   // FIN before classifying is closed right away; the HTTP/1 path switches it on
   // (as http.Server does) and lets the http server handle the end of input.
+  // No `maxConnections` here: net.Server would refuse at its cap whatever is
+  // idle; connection-limits.ts decides instead, as each connection is accepted.
   const outer = net.createServer({ noDelay: true });
-  // net.Server closes a connection over the cap as it accepts it ('drop'),
-  // before a byte is read or a sniff timer is set.
-  outer.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
-  const counts = Object.assign(limits.counts, { droppedConnections: 0 });
-  outer.on("drop", () => {
-    counts.droppedConnections += 1;
-  });
+  const counts = Object.defineProperties(limits.counts, {
+    droppedConnections: { enumerable: true, get: () => connections.counts.refusedConnections },
+    evictedConnections: { enumerable: true, get: () => connections.counts.evictedConnections },
+  }) as OnePortServer["counts"];
 
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
+  /** The socket being handed to the HTTP/2 server (its 'session' event comes synchronously). */
+  let handingOff: net.Socket | undefined;
   let closing = false;
+  /** Set by closeAfterEachAnswer(): every answer closes its connection. */
+  let draining = false;
   let closed: Promise<void> | undefined;
 
   function onSocketClose(this: net.Socket): void {
@@ -175,6 +225,17 @@ export function createOnePortServer(
     this.destroy();
   }
 
+  function onHttp1Request(req: http.IncomingMessage, res: http.ServerResponse): void {
+    connections.requestStarted(req.socket);
+    (res as TrackedResponse)[kSocket] = req.socket;
+    res.once("close", onHttp1ResponseClose);
+  }
+
+  function onHttp1ResponseClose(this: TrackedResponse): void {
+    const socket = this[kSocket];
+    if (socket !== undefined) connections.responseEnded(socket);
+  }
+
   function handOff(socket: SniffSocket, bytes: Buffer, isH2: boolean): void {
     // Stop flowing before anything else: more chunks may already sit in the socket's
     // buffer and must not be emitted while nobody listens.
@@ -189,8 +250,12 @@ export function createOnePortServer(
       // Do NOT resume: http2 consumes the native handle and, on the next tick, drains
       // what is buffered in the JS stream (our unshifted bytes) with socket.read().
       // Resuming would emit those bytes as 'data' events with no listener: lost.
+      // The server creates the session and emits 'session' synchronously.
+      handingOff = socket;
       h2.emit("connection", socket);
+      handingOff = undefined;
     } else {
+      connections.servedAsHttp1(socket);
       socket.allowHalfOpen = true;
       h1.emit("connection", socket);
       // http reads the native handle directly from now on; the unshifted bytes reach
@@ -221,6 +286,7 @@ export function createOnePortServer(
       socket.destroy();
       return;
     }
+    if (!connections.admit(socket)) return;
     sockets.add(socket);
     socket.once("close", onSocketClose);
     socket.on("error", onSniffError);
@@ -244,7 +310,9 @@ export function createOnePortServer(
   }
   h2.on("session", (session: http2.ServerHttp2Session) => {
     sessions.add(session);
-    limits.addSession(session);
+    const socket = handingOff;
+    if (socket !== undefined) connections.servedAsHttp2(socket, session);
+    limits.addSession(session, socket === undefined ? undefined : connections.addressOf(socket));
     session.once("close", onSessionClose);
     if (closing) session.close();
   });
@@ -273,6 +341,12 @@ export function createOnePortServer(
       });
     },
 
+    closeAfterEachAnswer(): void {
+      if (draining) return;
+      draining = true;
+      h1.prependListener("request", markConnectionClose);
+    },
+
     close(graceMs: number = DEFAULT_GRACE_MS): Promise<void> {
       if (closed !== undefined) return closed;
       closing = true;
@@ -290,7 +364,10 @@ export function createOnePortServer(
           resolve();
         });
 
-        h1.prependListener("request", markConnectionClose);
+        if (!draining) {
+          draining = true;
+          h1.prependListener("request", markConnectionClose);
+        }
         // Closes idle keep-alive connections and stops the timeout checker.
         h1.close();
         h2.close();

@@ -18,7 +18,8 @@ export interface OpsRoutesOptions {
  * /metrics unless PUBLIC_METRICS=true) on the public port:
  * - GET /healthz: liveness, always 200 while the process serves;
  * - GET /readyz: 200 while the store answered its last background ping, else
- *   503 (store-health.ts): reading a flag, so probes cost nothing;
+ *   503 with `Retry-After` (store-health.ts; also from the moment a stop
+ *   begins): reading a flag, so probes cost nothing;
  * - GET /metrics: Prometheus text, rendered at most once a second.
  */
 export function createOpsRoutes(options: OpsRoutesOptions): OpsRoutes {
@@ -29,7 +30,8 @@ export function createOpsRoutes(options: OpsRoutesOptions): OpsRoutes {
       GET: async (_req, res) =>
         readiness.ready
           ? sendJson(res, 200, { status: "ready" }, {})
-          : sendJson(res, 503, { status: "unavailable" }, {}),
+          : // SPEC §6: every 503 carries Retry-After (the next background ping is a second away).
+            sendJson(res, 503, { status: "unavailable" }, { "retry-after": "1" }),
     },
   };
   if (metrics !== undefined) {

@@ -403,11 +403,34 @@ describe("DPoP on the memory store", () => {
         },
       },
       {
-        rule: "signature: the jwk's key type does not fit alg (ES256 header, RSA jwk)",
-        reason: /signature/,
+        rule: "key policy: the jwk's key type does not fit alg (ES256 header, RSA jwk)",
+        reason: /not an accepted key for its alg/,
         dpop: async () => {
           const rsa = await generateKeyPair("RS256", { extractable: true });
           return proof(undefined, { header: { jwk: await exportJWK(rsa.publicKey) } });
+        },
+      },
+      {
+        // SPEC §4: refused before any signature work (a 3,064-bit exponent cost ~10 ms).
+        rule: "key policy: an RSA jwk with a huge public exponent",
+        reason: /not an accepted key for its alg/,
+        dpop: async () => {
+          const rsa = await generateKeyPair("RS256", { extractable: true });
+          const jwk = {
+            ...(await exportJWK(rsa.publicKey)),
+            e: Buffer.alloc(383, 0xff).toString("base64url"),
+          };
+          const header = { alg: "RS256", typ: "dpop+jwt", jwk };
+          return rawJws(header, proofClaims(service, TOKEN_ENDPOINT), "A".repeat(342));
+        },
+      },
+      {
+        rule: "key policy: an RSA jwk with a 8192-bit modulus",
+        reason: /not an accepted key for its alg/,
+        dpop: async () => {
+          const jwk = { kty: "RSA", n: Buffer.alloc(1024, 0xff).toString("base64url"), e: "AQAB" };
+          const header = { alg: "RS256", typ: "dpop+jwt", jwk };
+          return rawJws(header, proofClaims(service, TOKEN_ENDPOINT), "A".repeat(1366));
         },
       },
       {

@@ -171,7 +171,13 @@ describe("HTTP/2: incomplete requests in the whole process, and legitimate burst
   let service: TestService;
   before(async () => {
     service = await startTestService({
-      env: { ...ONE_SECOND_LIMITS, HTTP2_MAX_STREAMS_AWAITING_BODY_TOTAL: "8" },
+      // The process-wide cap alone: every connection here comes from one
+      // address, whose share (connection-limits.test.ts) is tested apart.
+      env: {
+        ...ONE_SECOND_LIMITS,
+        HTTP2_MAX_STREAMS_AWAITING_BODY_TOTAL: "8",
+        MAX_CONNECTIONS_PER_ADDRESS: "0",
+      },
     });
   });
   after(() => service.close());
@@ -235,7 +241,9 @@ describe("HTTP/2: incomplete requests in the whole process, and legitimate burst
 describe("HTTP/1.1 limits and the connection cap", () => {
   let service: TestService;
   before(async () => {
-    service = await startTestService({ env: { ...ONE_SECOND_LIMITS, MAX_CONNECTIONS: "10" } });
+    service = await startTestService({
+      env: { ...ONE_SECOND_LIMITS, MAX_CONNECTIONS: "10", MAX_CONNECTIONS_PER_ADDRESS: "0" },
+    });
   });
   after(() => service.close());
 
@@ -253,18 +261,23 @@ describe("HTTP/1.1 limits and the connection cap", () => {
     }
   });
 
-  test("connections over MAX_CONNECTIONS are closed as they are accepted", async () => {
-    const dropped = service.app.server.counts.droppedConnections;
-    const { sockets, release } = await openTcpConnections(service.port, 15);
-    await Promise.race([Promise.all(sockets.slice(10).map((s) => s.closed)), sleep(2_000)]);
-    const closedAtOnce = sockets.filter((s) => s.closedAfterMs !== undefined);
-    assert.equal(closedAtOnce.length, 5);
-    for (const s of closedAtOnce) assert.equal(Buffer.concat(s.received).length, 0);
-    assert.equal(service.app.server.counts.droppedConnections - dropped, 5);
-    release();
-    await sleep(100);
+  test("at MAX_CONNECTIONS, connections that sent nothing are closed to make room, oldest first", async () => {
+    const { evictedConnections, droppedConnections } = service.app.server.counts;
+    const sockets = [];
+    for (let i = 0; i < 15; i++) {
+      sockets.push(...(await openTcpConnections(service.port, 1)).sockets);
+      await sleep(20);
+    }
+    await Promise.race([Promise.all(sockets.slice(0, 5).map((s) => s.closed)), sleep(2_000)]);
+    const closed = sockets.map((s) => s.closedAfterMs !== undefined);
+    assert.deepEqual(closed, [...Array(5).fill(true), ...Array(10).fill(false)]);
+    for (const s of sockets) assert.equal(Buffer.concat(s.received).length, 0);
+    assert.equal(service.app.server.counts.evictedConnections - evictedConnections, 5);
+    assert.equal(service.app.server.counts.droppedConnections - droppedConnections, 0);
+    // A client still gets in: the oldest silent one makes room.
     const [status] = await timedRequest({ port: service.port, path: "/healthz" });
     assert.equal(status, 200);
+    for (const s of sockets) s.socket.destroy();
   });
 });
 
@@ -495,5 +508,49 @@ describe("parsing rules on every surface", () => {
     });
     assert.match(grpcWeb.bytes.subarray(5).toString("latin1"), /grpc-status: 3\r\n/);
     assert.equal(grpcWeb.bytes[0], 0x80);
+  });
+
+  test("JSON nested 17 deep is refused before parsing: REST, Connect (fast path and connect-es), gRPC-Web", async () => {
+    const deep = (depth: number) => `${'{"a":'.repeat(depth)}1${"}".repeat(depth)}`;
+    const rest = await h1Request(service.baseUrl, {
+      method: "POST",
+      path: "/oauth/token",
+      headers: { "content-type": "application/json" },
+      body: deep(17),
+    });
+    assert.deepEqual(jsonOf(rest), {
+      error: "invalid_request",
+      error_description: "JSON body nests too deeply",
+    });
+    for (const path of [VERIFY, "/token.v1.MfaService/Challenge"]) {
+      const connect = await h1Request(service.baseUrl, {
+        method: "POST",
+        path,
+        headers: { "content-type": "application/json" },
+        body: `{${clientFields},"x":${deep(16)}}`,
+      });
+      assert.equal(connect.status, 400, connect.text);
+      const body = jsonOf(connect) as { code: string; message: string };
+      assert.deepEqual([body.code, body.message], ["invalid_argument", "JSON nests too deeply"]);
+    }
+    const message = Buffer.from(`{${clientFields},"x":${deep(16)}}`);
+    const envelope = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), message]);
+    envelope.writeUInt32BE(message.length, 1);
+    const grpcWeb = await h1Request(service.baseUrl, {
+      method: "POST",
+      path: VERIFY,
+      headers: { "content-type": "application/grpc-web+json" },
+      body: envelope,
+    });
+    assert.match(grpcWeb.bytes.toString("latin1"), /grpc-status: 3\r\n/);
+    assert.match(grpcWeb.bytes.toString("latin1"), /grpc-message: JSON%20nests%20too%20deeply/);
+    // 15 levels inside the message (16 with it) are within the bound: another answer.
+    const within = await h1Request(service.baseUrl, {
+      method: "POST",
+      path: VERIFY,
+      headers: { "content-type": "application/json" },
+      body: `{${clientFields},"x":${deep(15)}}`,
+    });
+    assert.notEqual((jsonOf(within) as { message?: string }).message, "JSON nests too deeply");
   });
 });

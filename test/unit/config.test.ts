@@ -324,6 +324,12 @@ describe("NODE_ENV=production", () => {
     assert.deepEqual(config.secretsKey, Buffer.alloc(32, 1));
     assert.deepEqual(Object.values(config.devDefaults), [false, false, false, false, false]);
   });
+
+  test("waits 5 s after SIGTERM before it stops accepting (SHUTDOWN_DELAY_SECONDS)", () => {
+    assert.deepEqual(load(PRODUCTION_ENV).shutdown, { delaySeconds: 5, timeoutSeconds: 10 });
+    const now = load({ ...PRODUCTION_ENV, SHUTDOWN_DELAY_SECONDS: "0" });
+    assert.deepEqual(now.shutdown, { delaySeconds: 0, timeoutSeconds: 10 });
+  });
 });
 
 describe("SIGNING_KEYS_FILE", () => {

@@ -73,3 +73,43 @@ test("an empty body is no parameters only where allowed", () => {
   assert.deepEqual(parseParams(undefined, Buffer.alloc(0), true), {});
   assertBadBody(() => parseParams("application/json", Buffer.alloc(0)), 400, "Malformed JSON body");
 });
+
+// Bounded work before parsing (src/util/json-shape.ts, SECURITY.md): both sides of each bound.
+const nested = (depth: number) => `${'{"a":'.repeat(depth)}1${"}".repeat(depth)}`;
+const members = (n: number) =>
+  JSON.stringify(Object.fromEntries(Array.from({ length: n }, (_, i) => [`p${i}`, ""])));
+
+test("JSON: nested 16 deep is parsed, 17 deep is refused unparsed", () => {
+  assert.equal(typeof parseParams("application/json", body(nested(16))).a, "object");
+  assertBadBody(
+    () => parseParams("application/json", body(nested(17))),
+    400,
+    "JSON body nests too deeply",
+  );
+  const arrays = `{"a":${"[".repeat(16)}${"]".repeat(16)}}`;
+  assertBadBody(
+    () => parseParams("application/json", body(arrays)),
+    400,
+    "JSON body nests too deeply",
+  );
+});
+
+test("JSON: 100 members are parsed, 101 are refused unparsed", () => {
+  assert.equal(Object.keys(parseParams("application/json", body(members(100)))).length, 100);
+  assertBadBody(
+    () => parseParams("application/json", body(members(101))),
+    400,
+    "Too many parameters",
+  );
+});
+
+test("JSON: brackets, commas and escaped quotes inside strings are not structure", () => {
+  const text = JSON.stringify({ a: '[[[[{{{{,,,,\\"]]]]', b: ",".repeat(200), c: "{".repeat(40) });
+  assert.deepEqual(Object.keys(parseParams("application/json", body(text))), ["a", "b", "c"]);
+});
+
+test("form: 100 parameters are parsed, 101 are refused unparsed", () => {
+  const form = (n: number) => Array.from({ length: n }, (_, i) => `p${i}=v`).join("&");
+  assert.equal(Object.keys(parseParams(FORM, body(form(100)))).length, 100);
+  assertBadBody(() => parseParams(FORM, body(form(101))), 400, "Too many parameters");
+});

@@ -162,15 +162,20 @@ export async function halfSentH2Headers(
   };
 }
 
-interface RawSocket {
+export interface RawSocket {
   socket: net.Socket;
   closed: Promise<void>;
   closedAfterMs?: number;
   received: Buffer[];
 }
 
-async function rawSocket(port: number): Promise<RawSocket> {
-  const socket = net.connect(port, "127.0.0.1");
+/** A TCP connection to the service from `localAddress` (default: the system's choice), recording what it receives. */
+export async function rawSocket(port: number, localAddress?: string): Promise<RawSocket> {
+  const socket = net.connect({
+    port,
+    host: "127.0.0.1",
+    ...(localAddress !== undefined ? { localAddress } : {}),
+  });
   const openedAt = Date.now();
   const raw: RawSocket = { socket, closed: Promise.resolve(), received: [] };
   raw.closed = new Promise((resolve) =>
@@ -222,8 +227,11 @@ export async function slowH1Requests(
 export async function openTcpConnections(
   port: number,
   count: number,
+  localAddress?: string,
 ): Promise<{ sockets: RawSocket[]; release: () => void }> {
-  const sockets = await Promise.all(Array.from({ length: count }, () => rawSocket(port)));
+  const sockets = await Promise.all(
+    Array.from({ length: count }, () => rawSocket(port, localAddress)),
+  );
   return {
     sockets,
     release: () => {

@@ -97,8 +97,19 @@ export interface H2RawConnection {
 }
 
 /** Opens a TCP connection; frames are counted as they arrive; the server's SETTINGS are ACKed. */
-export async function connectH2Raw(port: number, host = "127.0.0.1"): Promise<H2RawConnection> {
-  const socket = net.connect(port, host);
+export async function connectH2Raw(
+  port: number,
+  host = "127.0.0.1",
+  localAddress?: string,
+  /** Called with the socket at once, before it connects (to destroy a connect that hangs). */
+  onSocket?: (socket: net.Socket) => void,
+): Promise<H2RawConnection> {
+  const socket = net.connect({
+    port,
+    host,
+    ...(localAddress !== undefined ? { localAddress } : {}),
+  });
+  onSocket?.(socket);
   socket.setNoDelay(true);
   const openedAt = Date.now();
   const stats: H2RawStats = {
@@ -144,7 +155,13 @@ export async function connectH2Raw(port: number, host = "127.0.0.1"): Promise<H2
       resolve();
     });
   });
-  await once(socket, "connect");
+  // A socket destroyed while connecting emits 'close' without an 'error'.
+  await Promise.race([
+    once(socket, "connect"),
+    closed.then(() => {
+      throw new Error("closed before connecting");
+    }),
+  ]);
   return {
     socket,
     stats,
@@ -200,7 +217,8 @@ export async function openStreams(
     }
     if (connection.socket.destroyed) break;
     if (!connection.write(Buffer.concat(frames))) {
-      await Promise.race([once(connection.socket, "drain"), connection.closed]);
+      // An abrupt close (EPIPE) rejects the wait: the socket is gone either way.
+      await Promise.race([once(connection.socket, "drain").catch(() => {}), connection.closed]);
     }
     written += frames.length;
     await new Promise((resolve) => setImmediate(resolve));
