@@ -6,6 +6,7 @@ import {
 } from "../oauth/client-registry.js";
 import { MFA_OTP_GRANT } from "../oauth/grants/mfa-otp.js";
 import { MFA_RECOVERY_CODE_GRANT } from "../oauth/grants/mfa-recovery-code.js";
+import { ACCEPTED_PUBLIC_KEYS, publicKeyProblem } from "../oauth/key-policy.js";
 import { CliError, type CliIo, EXIT, usageError } from "./cli-io.js";
 import { readJsonFileIfExists, writeJsonFileAtomically } from "./json-file.js";
 import { parseCommandArgs } from "./parse-command-args.js";
@@ -163,6 +164,15 @@ function publicJwks(jwks: unknown): { keys: Record<string, unknown>[] } {
         createPublicKey({ key: publicKey as JsonWebKey, format: "jwk" });
       } catch {
         throw new CliError(`--jwks keys[${i}] is not a valid public key`, EXIT.dataErr);
+      }
+      // The service refuses such a clients file at load (bounded key cost):
+      // say so now, with the same rule, rather than write a file it refuses.
+      const problem = publicKeyProblem(publicKey);
+      if (problem !== undefined) {
+        throw new CliError(
+          `--jwks keys[${i}] is refused (${problem}): ${ACCEPTED_PUBLIC_KEYS}`,
+          EXIT.dataErr,
+        );
       }
       return publicKey;
     }),

@@ -1,5 +1,5 @@
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from "../tokens/signing-keys.js";
-import { publicKeyProblem } from "./key-policy.js";
+import { ACCEPTED_PUBLIC_KEYS, publicKeyProblem } from "./key-policy.js";
 import {
   parseRefreshTokenSettings,
   type RefreshTokenSettings,
@@ -93,7 +93,7 @@ export function parseClients(
         const problem = publicKeyProblem(key);
         if (problem !== undefined) {
           problems.push(
-            `${at}: "jwks" keys[${i}] is refused (${problem}): keys must be RSA of 2048 to 4096 bits with exponent 65537, EC on P-256 or P-384, or Ed25519`,
+            `${at}: "jwks" keys[${i}] is refused (${problem}): ${ACCEPTED_PUBLIC_KEYS}`,
           );
         }
       });

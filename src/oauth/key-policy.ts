@@ -52,6 +52,10 @@ export const MAX_RSA_MODULUS_BITS = 4096;
 const RSA_EXPONENT_65537 = "AQAB";
 /** Coordinate (EC) or key (OKP) size in bytes per curve. */
 const CURVE_BYTES: Readonly<Record<string, number>> = { "P-256": 32, "P-384": 48, Ed25519: 32 };
+/** The rule in one sentence, for refusals that name it (clients file, CLI). */
+export const ACCEPTED_PUBLIC_KEYS =
+  "keys must be RSA of 2048 to 4096 bits with exponent 65537, EC on P-256 or P-384, or Ed25519";
+
 /** JWK members that only a private or symmetric key has (RFC 7518 §6.2.2, §6.3.2, §6.4). */
 const PRIVATE_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 const BASE64URL = /^[A-Za-z0-9_-]*$/;

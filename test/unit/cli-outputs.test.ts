@@ -5,6 +5,7 @@
 // test/integration/cli.test.ts.
 
 import assert from "node:assert/strict";
+import { generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -255,6 +256,32 @@ describe("--add-to", () => {
     assert.deepEqual([...config.clients.keys()], ["one", "two"]);
     assert.equal(config.clients.get("one")?.clientSecret, entry.client_secret);
     await fails(65, /already has a client "one"/, "client", "new", "--id", "one", "--add-to", file);
+  });
+
+  test("client new --jwks refuses a key the service would refuse at load (exit 65)", async () => {
+    // An RSA key with a huge public exponent: each signature check would cost
+    // milliseconds, so the key policy refuses it (bounded key cost).
+    const { publicKey } = generateKeyPairSync("rsa", {
+      modulusLength: 2048,
+      publicExponent: 65539,
+    });
+    const file = join(dir, "weak-client-key.json");
+    writeFileSync(
+      file,
+      JSON.stringify({ keys: [{ ...publicKey.export({ format: "jwk" }), alg: "RS256" }] }),
+    );
+    await fails(
+      65,
+      /^token-service: client new: --jwks keys\[0\] is refused \(RSA public exponent must be 65537\): keys must be RSA of 2048 to 4096 bits with exponent 65537, EC on P-256 or P-384, or Ed25519\n$/,
+      "client",
+      "new",
+      "--id",
+      "weak",
+      "--auth-method",
+      "private_key_jwt",
+      "--jwks",
+      file,
+    );
   });
 });
 
