@@ -39,7 +39,7 @@ const PRODUCTION: Env = {
   CLIENTS_FILE: "/etc/token/clients.json",
   SIGNING_KEYS_FILE: "/etc/token/keys.json",
   SECRETS_KEY,
-  INTERNAL_API_KEY: "internal-api-key-0123456789",
+  INTERNAL_API_KEY: "internal-api-key-0123456789-abcdef",
 };
 
 function load(env: Env, files: Record<string, string> = {}): Config {
