@@ -555,3 +555,65 @@ export function isWeakInternalApiKey(key: string): boolean {
 }
 
 export type { LogLevel, StoreConfig };
+
+/** Where `token-service users …` reaches the running service's internal API, and with what key. */
+export interface AdminClientConfig {
+  /** The internal listener (INTERNAL_HOST:INTERNAL_PORT) when set, else the public port (HOST:PORT). */
+  url: string;
+  internalApiKey: string;
+}
+
+/**
+ * The part of the configuration the administrator's commands read: the same
+ * variables, defaults and checks as the service's, so a command run with
+ * the service's environment calls that service. Throws a ConfigError.
+ */
+export function loadAdminClientConfig(
+  env: Readonly<Record<string, string | undefined>>,
+  /** `--url`: names the service instead of the listen variables. */
+  url?: string,
+): AdminClientConfig {
+  const problems: string[] = [];
+  const value = (name: string): string | undefined => {
+    const v = env[name];
+    return v === undefined || v.trim() === "" ? undefined : v.trim();
+  };
+  const port = (name: string, fallback: number): number => {
+    const raw = value(name);
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!/^\d+$/.test(raw) || n > 65535) {
+      problems.push(`${name} must be an integer from 0 to 65535 (got "${raw}")`);
+    }
+    return n;
+  };
+  const internal = value("INTERNAL_PORT") !== undefined;
+  const chosenPort =
+    url !== undefined ? -1 : internal ? port("INTERNAL_PORT", 0) : port("PORT", 8080);
+  const host = (internal ? value("INTERNAL_HOST") : value("HOST")) ?? "127.0.0.1";
+  if (url !== undefined && !(URL.canParse(url) && /^https?:$/.test(new URL(url).protocol))) {
+    problems.push(`--url must be an http(s) URL (got "${url}")`);
+  }
+  if (chosenPort === 0) {
+    problems.push(
+      `${internal ? "INTERNAL_PORT" : "PORT"} is 0 (a free port chosen at start-up): pass --url with the port the service printed`,
+    );
+  }
+  const internalApiKey = value("INTERNAL_API_KEY");
+  if (internalApiKey === undefined) {
+    problems.push("INTERNAL_API_KEY is not set: the service's internal API needs it");
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  if (url !== undefined)
+    return { url: url.replace(/\/+$/, ""), internalApiKey: internalApiKey ?? "" };
+  // A wildcard listen address is reached on loopback.
+  const reachable =
+    host === "0.0.0.0"
+      ? "127.0.0.1"
+      : host === "::"
+        ? "[::1]"
+        : host.includes(":")
+          ? `[${host}]`
+          : host;
+  return { url: `http://${reachable}:${chosenPort}`, internalApiKey: internalApiKey ?? "" };
+}
