@@ -1,4 +1,4 @@
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { type CallOptions, Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { MfaTokenService, OAuthErrorSchema } from "@token-service/client";
 import { type AdminClientConfig, ConfigError, loadAdminClientConfig } from "../config.js";
@@ -12,8 +12,8 @@ const ACTIONS = {
     does: `removes the user's OTP authenticator (active or pending) and recovery code,
 and revokes every session (the help desk's "lost phone" path: the user's next
 login enrolls afresh).`,
-    async call(client: AdminClient, userId: string, headers: HeadersInit) {
-      const reset = await client.resetUserMfa({ userId }, { headers });
+    async call(client: AdminClient, userId: string, options: CallOptions) {
+      const reset = await client.resetUserMfa({ userId }, options);
       const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
       return `user ${JSON.stringify(userId)}: ${plural(reset.authenticatorsRemoved, "authenticator")} removed, ${plural(reset.sessionsRevoked, "session")} revoked`;
     },
@@ -22,8 +22,8 @@ login enrolls afresh).`,
     rpc: "UnlockUser",
     does: `refills the user's failure bucket: a user locked out by wrong codes
 (too_many_attempts) may try again at once.`,
-    async call(client: AdminClient, userId: string, headers: HeadersInit) {
-      await client.unlockUser({ userId }, { headers });
+    async call(client: AdminClient, userId: string, options: CallOptions) {
+      await client.unlockUser({ userId }, options);
       return `user ${JSON.stringify(userId)} unlocked`;
     },
   },
@@ -32,8 +32,8 @@ login enrolls afresh).`,
     does: `erases everything the service stores about the user (authenticator,
 recovery code, sessions, failure bucket, consumed mfa_tokens): afterwards no
 record names the user. It cannot be undone.`,
-    async call(client: AdminClient, userId: string, headers: HeadersInit) {
-      await client.deleteUserData({ userId }, { headers });
+    async call(client: AdminClient, userId: string, options: CallOptions) {
+      await client.deleteUserData({ userId }, options);
       return `user ${JSON.stringify(userId)}: every record deleted`;
     },
   },
@@ -42,7 +42,7 @@ record names the user. It cannot be undone.`,
 type AdminClient = ReturnType<typeof createClient<typeof MfaTokenService>>;
 export type UsersAction = keyof typeof ACTIONS;
 
-/** Seconds a command waits for the service's answer. */
+/** Milliseconds a command waits for the service's answer (a bounded wait: a silent service is an error). */
 const TIMEOUT_MS = 30_000;
 
 export function usersHelp(action: UsersAction): string {
@@ -85,9 +85,12 @@ export function usersCommand(action: UsersAction) {
       MfaTokenService,
       createConnectTransport({ baseUrl: target.url, httpVersion: "1.1" }),
     );
-    const headers = { authorization: `Bearer ${target.internalApiKey}` };
+    const options = {
+      headers: { authorization: `Bearer ${target.internalApiKey}` },
+      timeoutMs: TIMEOUT_MS,
+    };
     try {
-      io.out(`${await ACTIONS[action].call(client, userId, headers)}\n`);
+      io.out(`${await ACTIONS[action].call(client, userId, options)}\n`);
     } catch (error) {
       throw refusal(error, target.url);
     }
