@@ -295,6 +295,20 @@ describe("the service as operators run it, and token-service users", () => {
   });
 });
 
+describe("config check names the internal listener", () => {
+  it("INTERNAL_PORT and INTERNAL_HOST appear in the summary line", async () => {
+    const checked = await runBin(["config", "check"], {
+      INTERNAL_PORT: "9090",
+      INTERNAL_HOST: "10.0.3.7",
+    });
+    assert.equal(checked.code, 0, checked.stderr);
+    assert.match(
+      checked.stdout,
+      /, listening on 127\.0\.0\.1:8080, internal API \(MfaTokenService\) on 10\.0\.3\.7:9090, 1 worker,/,
+    );
+  });
+});
+
 describe("production refuses a weak INTERNAL_API_KEY", () => {
   const WEAK =
     "INTERNAL_API_KEY is too weak for NODE_ENV=production: it needs at least 32 characters and at least 8 distinct ones (generate one with `token-service internal-api-key`)";
