@@ -284,6 +284,10 @@ describe("the service as operators run it, and token-service users", () => {
         "token-service: users reset: INTERNAL_API_KEY is not set: the service's internal API needs it\n",
       ],
     );
+    const help = await runBin(["users", "delete", "--help"], {});
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /^Usage: token-service users delete <user_id> \[--url <url>\]\n/);
+    assert.match(help.stdout, /token\.v1\.MfaTokenService\/DeleteUserData/);
     const noUser = await runBin(["users", "reset"], env);
     assert.deepEqual(
       [noUser.code, noUser.stderr],
