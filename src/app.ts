@@ -1,3 +1,5 @@
+import type { DescFile } from "@bufbuild/protobuf";
+import type { ConnectRouter } from "@connectrpc/connect";
 import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import {
   file_token_v1_errors,
@@ -42,6 +44,7 @@ import { createTraceContextInterceptor } from "./rpc/trace-context-interceptor.j
 import { createUnaryFastPath, type UnaryFastPath } from "./rpc/unary-fast-path.js";
 import { createClientAddressOf } from "./server/client-address.js";
 import { createCors } from "./server/cors.js";
+import { createInternalRequestHandler } from "./server/internal-server.js";
 import { createManagementServer } from "./server/management-server.js";
 import { createOnePortServer, type OnePortServer } from "./server/one-port-server.js";
 import { createOpsRoutes } from "./server/ops-routes.js";
@@ -76,6 +79,14 @@ export interface App {
   management: OnePortServer;
   /** Its port once listening (MANAGEMENT_PORT=0 picks a free one). */
   readonly managementPort: number | undefined;
+  /**
+   * The internal listener (INTERNAL_PORT): token.v1.MfaTokenService with
+   * health and reflection, absent from the public port. Undefined when
+   * INTERNAL_PORT is not set (MfaTokenService is then on the public port).
+   */
+  internal: OnePortServer | undefined;
+  /** Its port once listening (INTERNAL_PORT=0 picks a free one). */
+  readonly internalPort: number | undefined;
   /** The store's reachability, refreshed in the background; readiness reads it. */
   storeHealth: StoreHealth;
   /** The RPCs served without connect-es (empty with `rpcFastPath: false`). */
@@ -175,28 +186,47 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         : 0,
     maxMs: config.streams.maxSeconds * 1000,
   });
+  // With INTERNAL_PORT, MfaTokenService (the internal key's RPCs) is served
+  // only on the internal listener: the public port answers its paths as
+  // unknown routes and leaves it out of its health names and reflection.
+  const internalListener = config.internal !== undefined;
+  /** gRPC health and server reflection (buf curl --list-services, calls without --schema). */
+  const serveHealthAndReflection = (
+    router: ConnectRouter,
+    files: DescFile[],
+    healthNames: readonly string[],
+  ) => {
+    // They throw ConnectErrors only, which the OAuth error interceptor passes through.
+    router.service(
+      grpcHealthV1.Health,
+      createHealthServiceImpl(storeHealth, { shutdown: shutdown.signal, services: healthNames }),
+    );
+    const reflection = createReflectionServiceImpls([
+      ...files,
+      file_token_v1_errors,
+      grpcHealthV1.file_grpc_health_v1_health,
+      grpcReflectionV1.file_grpc_reflection_v1_reflection,
+      grpcReflectionV1alpha.file_grpc_reflection_v1alpha_reflection,
+    ]);
+    router.service(grpcReflectionV1.ServerReflection, reflection.v1);
+    router.service(grpcReflectionV1alpha.ServerReflection, reflection.v1alpha);
+  };
+  const publicFiles = [file_token_v1_token_service, file_token_v1_mfa_service];
+  const publicNames = ["", TokenService.typeName, MfaService.typeName];
+  const internalNames = ["", MfaTokenService.typeName];
   const rpcOptions: ConnectNodeAdapterOptions = {
     routes(router) {
       router.service(TokenService, tokenService);
-      router.service(MfaTokenService, mfaTokenService);
+      if (!internalListener) router.service(MfaTokenService, mfaTokenService);
       router.service(MfaService, createMfaServiceImpl(services, config.issuerUrl, corsFor));
-      // gRPC health and server reflection (buf curl --list-services, calls without --schema).
-      // They throw ConnectErrors only, which the OAuth error interceptor passes through.
-      router.service(
-        grpcHealthV1.Health,
-        createHealthServiceImpl(storeHealth, { shutdown: shutdown.signal }),
-      );
-      const reflection = createReflectionServiceImpls([
-        file_token_v1_token_service,
-        file_token_v1_mfa_service,
-        file_token_v1_mfa_token_service,
-        file_token_v1_errors,
-        grpcHealthV1.file_grpc_health_v1_health,
-        grpcReflectionV1.file_grpc_reflection_v1_reflection,
-        grpcReflectionV1alpha.file_grpc_reflection_v1alpha_reflection,
-      ]);
-      router.service(grpcReflectionV1.ServerReflection, reflection.v1);
-      router.service(grpcReflectionV1alpha.ServerReflection, reflection.v1alpha);
+      if (internalListener) serveHealthAndReflection(router, publicFiles, publicNames);
+      else {
+        serveHealthAndReflection(
+          router,
+          [...publicFiles, file_token_v1_mfa_token_service],
+          [...publicNames, MfaTokenService.typeName],
+        );
+      }
     },
     interceptors: [
       createTraceContextInterceptor(),
@@ -213,23 +243,33 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     // limit (rpc/bounded-gzip.ts; SECURITY.md, "Bounded work per request").
     acceptCompression: [boundedGzip],
   };
-  const fastPaths: UnaryFastPath[] =
-    options.rpcFastPath === false
-      ? []
-      : [
-          createUnaryFastPath(
-            rpcOptions,
-            TokenService.method.verifyMfaOtp,
-            tokenService.verifyMfaOtp,
-          ),
-          // Called on every login by the first-factor service (bench/RESULTS.md).
-          createUnaryFastPath(
-            rpcOptions,
-            MfaTokenService.method.issueMfaToken,
-            mfaTokenService.issueMfaToken,
-          ),
-        ];
-  const connect = createConnectAdapter(rpcOptions, fastPaths, sendNotFound);
+  const internalRpcOptions: ConnectNodeAdapterOptions | undefined = internalListener
+    ? {
+        ...rpcOptions,
+        routes(router) {
+          router.service(MfaTokenService, mfaTokenService);
+          serveHealthAndReflection(router, [file_token_v1_mfa_token_service], internalNames);
+        },
+      }
+    : undefined;
+  const fastPath = options.rpcFastPath !== false;
+  // Called on every login by the first-factor service (bench/RESULTS.md).
+  const issueFastPath = (over: ConnectNodeAdapterOptions) =>
+    createUnaryFastPath(over, MfaTokenService.method.issueMfaToken, mfaTokenService.issueMfaToken);
+  const publicFastPaths: UnaryFastPath[] = fastPath
+    ? [
+        createUnaryFastPath(
+          rpcOptions,
+          TokenService.method.verifyMfaOtp,
+          tokenService.verifyMfaOtp,
+        ),
+        ...(internalListener ? [] : [issueFastPath(rpcOptions)]),
+      ]
+    : [];
+  const internalFastPaths: UnaryFastPath[] =
+    fastPath && internalRpcOptions ? [issueFastPath(internalRpcOptions)] : [];
+  const fastPaths = [...publicFastPaths, ...internalFastPaths];
+  const connect = createConnectAdapter(rpcOptions, publicFastPaths, sendNotFound);
   const limits = {
     maxConnections: config.http.maxConnections,
     maxConnectionsPerAddress: config.http.maxConnectionsPerAddress,
@@ -274,6 +314,8 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     limits,
   );
   let managementPort: number | undefined;
+  const internal = internalRpcOptions && createInternalServer(internalRpcOptions);
+  let internalPort: number | undefined;
 
   return {
     ctx,
@@ -281,6 +323,10 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     management,
     get managementPort() {
       return managementPort;
+    },
+    internal,
+    get internalPort() {
+      return internalPort;
     },
     storeHealth,
     rpcFastPaths: fastPaths,
@@ -290,6 +336,14 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       await built.startupCheck?.();
       await storeHealth.start();
       const listening = await server.listen(port, config.host);
+      if (internal !== undefined && config.internal !== undefined) {
+        try {
+          internalPort = (await internal.listen(config.internal.port, config.internal.host)).port;
+        } catch (error) {
+          await server.close(0);
+          throw error;
+        }
+      }
       if (options.clusterWorker) {
         reportReadinessToPrimary(storeHealth);
         return listening;
@@ -316,6 +370,21 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     close: (graceMs) => stop({ delayMs: 0, timeoutMs: graceMs ?? 10_000 }),
   };
 
+  /** The internal listener: MfaTokenService, health and reflection, /healthz and /readyz. */
+  function createInternalServer(rpc: ConnectNodeAdapterOptions): OnePortServer {
+    const internalConnect = createConnectAdapter(rpc, internalFastPaths, sendNotFound);
+    const ops = createOpsRoutes({ readiness: storeHealth, metrics: undefined });
+    return createOnePortServer(
+      observeRequests(createInternalRequestHandler(ops, internalConnect), {
+        metrics,
+        accessLog,
+        restRouteOf: (path) => (Object.hasOwn(ops, path) ? path : undefined),
+        rpcPaths: internalConnect.rpcPaths,
+      }),
+      limits,
+    );
+  }
+
   async function stop({ delayMs, timeoutMs }: { delayMs: number; timeoutMs: number }) {
     // Readiness first: /readyz answers 503 and grpc.health.v1 NOT_SERVING
     // (Watch streams get it and end), so load balancers stop sending.
@@ -324,9 +393,14 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     if (delayMs > 0) {
       server.closeAfterEachAnswer();
       management.closeAfterEachAnswer();
+      internal?.closeAfterEachAnswer();
       await new Promise((resolve) => setTimeout(resolve, delayMs));
     }
-    await Promise.all([server.close(timeoutMs), management.close(timeoutMs)]);
+    await Promise.all([
+      server.close(timeoutMs),
+      management.close(timeoutMs),
+      internal?.close(timeoutMs),
+    ]);
     accessLog?.flush();
     await sessions.close();
     await store.close();

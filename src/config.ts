@@ -27,6 +27,12 @@ export interface Config {
   store: StoreConfig;
   clients: ClientRegistry;
   internalApiKey: string;
+  /**
+   * INTERNAL_PORT / INTERNAL_HOST: when set, token.v1.MfaTokenService is
+   * served only on this listener (port 0 picks a free one), never on the
+   * public port. Undefined: it is served on the public port.
+   */
+  internal: { port: number; host: string } | undefined;
   /** First key signs; all are published in the JWKS. */
   signingKeys: readonly SigningKey[];
   /** 32 bytes, AES-256-GCM key for secrets at rest (and mfa_tokens). */
@@ -318,8 +324,28 @@ export function loadConfig(
     problems.push(
       "INTERNAL_API_KEY must be at least 16 characters (generate one with `token-service internal-api-key`)",
     );
+  } else if (
+    production &&
+    internalApiKeyRaw !== undefined &&
+    isWeakInternalApiKey(internalApiKeyRaw)
+  ) {
+    // Never the key itself: only what is wrong with it.
+    problems.push(
+      `INTERNAL_API_KEY is too weak for NODE_ENV=production: it needs at least ${STRONG_KEY_LENGTH} characters and at least ${STRONG_KEY_DISTINCT} distinct ones (generate one with \`token-service internal-api-key\`)`,
+    );
   }
   const internalApiKey = internalApiKeyRaw ?? randomBytes(24).toString("base64url");
+
+  // The internal listener (SPEC §2): MfaTokenService off the public port.
+  const internalPortSet = value("INTERNAL_PORT") !== undefined;
+  const internalPort = integer("INTERNAL_PORT", 0, 0, 65535);
+  const internalHost = value("INTERNAL_HOST") ?? "127.0.0.1";
+  if (!internalPortSet && value("INTERNAL_HOST") !== undefined) {
+    problems.push("INTERNAL_HOST needs INTERNAL_PORT (the internal listener is off without it)");
+  }
+  if (internalPortSet && internalPort !== 0 && internalPort === port) {
+    problems.push("INTERNAL_PORT must differ from PORT (MfaTokenService would be public again)");
+  }
 
   const requireNonceRaw = (value("DPOP_REQUIRE_NONCE") ?? "false").toLowerCase();
   if (!["true", "false", "1", "0"].includes(requireNonceRaw)) {
@@ -400,6 +426,9 @@ export function loadConfig(
   if (managementPort !== 0 && managementPort === port) {
     problems.push("MANAGEMENT_PORT must differ from PORT");
   }
+  if (internalPortSet && internalPort !== 0 && internalPort === managementPort) {
+    problems.push("INTERNAL_PORT must differ from MANAGEMENT_PORT");
+  }
   // Node's http server refuses a headers timeout longer than the request timeout.
   if (http.headersTimeoutSeconds > http.requestTimeoutSeconds) {
     problems.push("HTTP_HEADERS_TIMEOUT_SECONDS must not exceed HTTP_REQUEST_TIMEOUT_SECONDS");
@@ -478,6 +507,7 @@ export function loadConfig(
     store,
     clients,
     internalApiKey,
+    internal: internalPortSet ? { port: internalPort, host: internalHost } : undefined,
     signingKeys,
     secretsKey,
     mfaTokenTtlSeconds: integer("MFA_TOKEN_TTL_SECONDS", 600, 1, 86_400),
@@ -510,4 +540,80 @@ export function loadConfig(
   return Object.freeze(config);
 }
 
+/** SPEC §2: production refuses an INTERNAL_API_KEY shorter than this… */
+const STRONG_KEY_LENGTH = 32;
+/** …or with fewer distinct characters (a hex key of 32 characters has up to 16). */
+const STRONG_KEY_DISTINCT = 8;
+
+/**
+ * A key a guesser or a typo could produce: too short, or too few distinct
+ * characters ("aaaa…", "abababab…"). `token-service internal-api-key` makes
+ * 43 characters of base64url.
+ */
+export function isWeakInternalApiKey(key: string): boolean {
+  return key.length < STRONG_KEY_LENGTH || new Set(key).size < STRONG_KEY_DISTINCT;
+}
+
 export type { LogLevel, StoreConfig };
+
+/** Where `token-service users …` reaches the running service's internal API, and with what key. */
+export interface AdminClientConfig {
+  /** The internal listener (INTERNAL_HOST:INTERNAL_PORT) when set, else the public port (HOST:PORT). */
+  url: string;
+  internalApiKey: string;
+}
+
+/**
+ * The part of the configuration the administrator's commands read: the same
+ * variables, defaults and checks as the service's, so a command run with
+ * the service's environment calls that service. Throws a ConfigError.
+ */
+export function loadAdminClientConfig(
+  env: Readonly<Record<string, string | undefined>>,
+  /** `--url`: names the service instead of the listen variables. */
+  url?: string,
+): AdminClientConfig {
+  const problems: string[] = [];
+  const value = (name: string): string | undefined => {
+    const v = env[name];
+    return v === undefined || v.trim() === "" ? undefined : v.trim();
+  };
+  const port = (name: string, fallback: number): number => {
+    const raw = value(name);
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!/^\d+$/.test(raw) || n > 65535) {
+      problems.push(`${name} must be an integer from 0 to 65535 (got "${raw}")`);
+    }
+    return n;
+  };
+  const internal = value("INTERNAL_PORT") !== undefined;
+  const chosenPort =
+    url !== undefined ? -1 : internal ? port("INTERNAL_PORT", 0) : port("PORT", 8080);
+  const host = (internal ? value("INTERNAL_HOST") : value("HOST")) ?? "127.0.0.1";
+  if (url !== undefined && !(URL.canParse(url) && /^https?:$/.test(new URL(url).protocol))) {
+    problems.push(`--url must be an http(s) URL (got "${url}")`);
+  }
+  if (chosenPort === 0) {
+    problems.push(
+      `${internal ? "INTERNAL_PORT" : "PORT"} is 0 (a free port chosen at start-up): pass --url with the port the service printed`,
+    );
+  }
+  const internalApiKey = value("INTERNAL_API_KEY");
+  if (internalApiKey === undefined) {
+    problems.push("INTERNAL_API_KEY is not set: the service's internal API needs it");
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  if (url !== undefined)
+    return { url: url.replace(/\/+$/, ""), internalApiKey: internalApiKey ?? "" };
+  // A wildcard listen address is reached on loopback.
+  const reachable =
+    host === "0.0.0.0"
+      ? "127.0.0.1"
+      : host === "::"
+        ? "[::1]"
+        : host.includes(":")
+          ? `[${host}]`
+          : host;
+  return { url: `http://${reachable}:${chosenPort}`, internalApiKey: internalApiKey ?? "" };
+}

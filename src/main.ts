@@ -117,6 +117,9 @@ async function runService(config: Config, logger: Logger): Promise<void> {
       host: config.host,
       managementPort: app.managementPort,
       managementHost: config.management.host,
+      ...(config.internal
+        ? { internalPort: app.internalPort, internalHost: config.internal.host }
+        : {}),
       store: config.store.kind,
       pid: process.pid,
     },

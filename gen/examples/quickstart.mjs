@@ -4,7 +4,9 @@
 //      asks for an mfa_token with the service's internal key;
 //   2. Associate (Connect): the user enrolls an authenticator;
 //   3. VerifyMfaOtp (gRPC): the user's 6-digit code buys the tokens;
-//   4. the same call again (gRPC): refused, with the typed OAuthError detail.
+//   4. the same call again (gRPC): refused, with the typed OAuthError detail;
+//   5. ResetUserMfa (Connect): an administrator's "lost phone" reset removes
+//      the user's authenticator and recovery code and ends their sessions.
 //
 //   node quickstart.mjs --key <INTERNAL_API_KEY> [--url http://localhost:8080]
 //                       [--client-id demo-app] [--client-secret demo-secret-change-me]
@@ -48,7 +50,8 @@ const USAGE = `Usage: node quickstart.mjs --key <INTERNAL_API_KEY> [--url <url>]
 
 A whole MFA login against a running token-service, with @token-service/client:
 IssueMfaToken (Connect), Associate, VerifyMfaOtp (gRPC) with the code an
-authenticator app would show, then the same call again (refused).
+authenticator app would show, then the same call again (refused), and an
+administrator's ResetUserMfa of the new user.
 
   --key <key>              the service's INTERNAL_API_KEY (env INTERNAL_API_KEY;
                            npm start prints it)
@@ -134,6 +137,15 @@ try {
   );
   if (replayed === undefined) throw new Error("the same mfa_token was accepted twice");
   console.log(`4. the same call again (gRPC): ${describe(replayed)}`);
+
+  // The help desk's "lost phone" path (also `token-service users reset <user_id>`).
+  const reset = await createClient(MfaTokenService, connect).resetUserMfa(
+    { userId },
+    { headers: { authorization: `Bearer ${internalKey}` } },
+  );
+  console.log(
+    `5. ResetUserMfa (Connect): ${reset.authenticatorsRemoved} authenticator removed, ${reset.sessionsRevoked} sessions revoked`,
+  );
 } catch (error) {
   // A failed call is one line; anything else (a bug) keeps its stack trace.
   if (!(error instanceof ConnectError)) throw error;

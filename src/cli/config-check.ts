@@ -42,6 +42,9 @@ export function summarize(config: Config, nodeEnv: string | undefined): string {
     `${config.clients.size} client${config.clients.size === 1 ? "" : "s"}`,
     `issuer ${config.issuerUrl}`,
     `listening on ${config.host}:${config.port}`,
+    ...(config.internal
+      ? [`internal API (MfaTokenService) on ${config.internal.host}:${config.internal.port}`]
+      : []),
     `${config.workers} worker${config.workers === 1 ? "" : "s"}`,
     nodeEnv ? `NODE_ENV=${nodeEnv}` : "NODE_ENV unset",
   ];

@@ -8,6 +8,7 @@ import { keysGenerate } from "./keys-generate.js";
 import { keysPromote, keysRetire } from "./keys-rotate.js";
 import { secretsKey } from "./secrets-key.js";
 import { totp } from "./totp-command.js";
+import { usersCommand } from "./users.js";
 
 interface Command {
   words: readonly string[];
@@ -66,6 +67,24 @@ const COMMANDS: readonly Command[] = [
     run: dbMigrate,
   },
   {
+    words: ["users", "reset"],
+    synopsis: "users reset <user_id> [--url <url>]",
+    summary: "remove a user's authenticator and recovery code, end their sessions (ResetUserMfa)",
+    run: usersCommand("reset"),
+  },
+  {
+    words: ["users", "unlock"],
+    synopsis: "users unlock <user_id> [--url <url>]",
+    summary: "refill a locked-out user's failure bucket (UnlockUser)",
+    run: usersCommand("unlock"),
+  },
+  {
+    words: ["users", "delete"],
+    synopsis: "users delete <user_id> [--url <url>]",
+    summary: "erase everything stored about a user (DeleteUserData)",
+    run: usersCommand("delete"),
+  },
+  {
     words: ["totp"],
     synopsis: "totp <base32-secret>",
     summary: "the current 6-digit code for a secret (an authenticator app's stand-in)",
@@ -76,8 +95,9 @@ const COMMANDS: readonly Command[] = [
 const HELP = `Usage: token-service <command> [options]
 
 The token service's starter kit: keys, secrets and clients for its
-configuration, a configuration check, the PostgreSQL schema, and an
-authenticator stand-in.
+configuration, a configuration check, the PostgreSQL schema, the
+administrator's tasks on one user (through the running service's internal
+API), and an authenticator stand-in.
 
 Commands:
 ${COMMANDS.map((c) => `  ${c.synopsis}\n      ${c.summary}`).join("\n")}

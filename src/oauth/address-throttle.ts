@@ -33,6 +33,11 @@ export interface AddressThrottleSettings {
 export interface AddressThrottle {
   /** The bucket a code verification by `client` from `request` is charged to. */
   bucketFor(request: RequestAddress, client: RegisteredClient): ThrottledAddress;
+  /**
+   * The same bucket for a call that names no client (a refused internal API
+   * key, SPEC §2): the network address alone.
+   */
+  bucketForAddress(clientAddress: string): ThrottledAddress;
 }
 
 /** Bucket ids: 132 bits of HMAC-SHA256, base64url. */
@@ -40,15 +45,18 @@ const ID_CHARS = 22;
 
 export function createAddressThrottle(settings: AddressThrottleSettings): AddressThrottle {
   const { policy, key } = settings;
+  const bucketOf = (address: string): ThrottledAddress => {
+    const id = createHmac("sha256", key)
+      .update(throttledNetwork(address), "utf8")
+      .digest("base64url")
+      .slice(0, ID_CHARS);
+    return { id, policy, network: logNetwork(address) };
+  };
   return {
     bucketFor(request, client) {
-      const address = effectiveAddress(request, client, settings.trustAuth0ForwardedFor);
-      const id = createHmac("sha256", key)
-        .update(throttledNetwork(address), "utf8")
-        .digest("base64url")
-        .slice(0, ID_CHARS);
-      return { id, policy, network: logNetwork(address) };
+      return bucketOf(effectiveAddress(request, client, settings.trustAuth0ForwardedFor));
     },
+    bucketForAddress: bucketOf,
   };
 }
 

@@ -16,6 +16,8 @@ export const HEALTH_SERVICE_NAMES: readonly string[] = [
 export interface HealthOptions {
   /** Aborted at shutdown: everything reports NOT_SERVING and Watch streams end. */
   shutdown?: AbortSignal;
+  /** The names this listener knows ("" first); default HEALTH_SERVICE_NAMES. */
+  services?: readonly string[];
 }
 
 /**
@@ -31,7 +33,8 @@ export function createHealthServiceImpl(
   options: HealthOptions = {},
 ): ServiceImpl<typeof Health> {
   const shutdown = options.shutdown;
-  const known = (service: string) => HEALTH_SERVICE_NAMES.includes(service);
+  const names = options.services ?? HEALTH_SERVICE_NAMES;
+  const known = (service: string) => names.includes(service);
 
   function status(): ServingStatus {
     if (shutdown?.aborted || !readiness.ready) return ServingStatus.NOT_SERVING;
@@ -64,7 +67,7 @@ export function createHealthServiceImpl(
     async list() {
       const current = status();
       const statuses: Record<string, { status: ServingStatus }> = {};
-      for (const name of HEALTH_SERVICE_NAMES) statuses[name] = { status: current };
+      for (const name of names) statuses[name] = { status: current };
       return { statuses };
     },
 

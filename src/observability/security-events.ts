@@ -2,7 +2,8 @@ import type { Logger } from "./logger.js";
 
 /** What happened to whom; never a secret (no code, token, secret or proof). */
 export interface SecurityEventFields {
-  userId: string;
+  /** Absent when the event names no user (e.g. a refused internal API key). */
+  userId?: string;
   clientId?: string;
   authenticatorId?: string;
   /** A short outcome word, e.g. "created", "activated", "deleted", "locked". */
@@ -19,7 +20,12 @@ export type SecurityEventName =
   | "user_locked_out"
   | "address_locked_out"
   | "refresh_token_reuse_detected"
-  | "user_sessions_revoked";
+  | "user_sessions_revoked"
+  | "sessions_revoked"
+  | "internal_key_refused"
+  | "user_mfa_reset"
+  | "user_unlocked"
+  | "user_data_deleted";
 
 /**
  * Security events: changes to a user's factors and sessions, lockouts and
@@ -38,7 +44,7 @@ export function createSecurityEvents(logger: Logger): SecurityEvents {
         {
           event,
           security: true,
-          user_id: userId,
+          ...(userId !== undefined ? { user_id: userId } : {}),
           ...(clientId !== undefined ? { client_id: clientId } : {}),
           ...(authenticatorId !== undefined ? { authenticator_id: authenticatorId } : {}),
           outcome: outcome ?? "ok",

@@ -8,12 +8,15 @@ import type {
 import { presentedFromHeader } from "../oauth/protected-resource.js";
 import { NO_STORE } from "../service/response-headers.js";
 import type { Services } from "../service/services.js";
-import { type CallHeaders, setResponseHeaders } from "./call-headers.js";
+import { type CallHeaders, CLIENT_ADDRESS, setResponseHeaders } from "./call-headers.js";
 
-/** The internal API key as the call presents it (`Authorization: Bearer`). */
-function apiKeyOf(context: CallHeaders): string | undefined {
+/** The internal API key as the call presents it (`Authorization: Bearer`), and where it comes from. */
+function callerOf(context: CallHeaders): { apiKey: string | undefined; clientAddress: string } {
   const presented = presentedFromHeader(context.requestHeader.get("authorization"));
-  return presented?.scheme === "Bearer" ? presented.token : undefined;
+  return {
+    apiKey: presented?.scheme === "Bearer" ? presented.token : undefined,
+    clientAddress: context.values.get(CLIENT_ADDRESS),
+  };
 }
 
 /**
@@ -21,7 +24,10 @@ function apiKeyOf(context: CallHeaders): string | undefined {
  * API key comes as `Authorization: Bearer`; the service checks it.
  */
 export function createMfaTokenServiceImpl(
-  services: Pick<Services, "issueMfaToken" | "revokeUserSessions">,
+  services: Pick<
+    Services,
+    "issueMfaToken" | "revokeUserSessions" | "resetUserMfa" | "unlockUser" | "deleteUserData"
+  >,
 ): ServiceImpl<typeof MfaTokenService> & {
   /** Needs only the call's headers: the unary fast path serves it too. */
   issueMfaToken(
@@ -32,7 +38,7 @@ export function createMfaTokenServiceImpl(
   return {
     async issueMfaToken(request: IssueMfaTokenRequest, context: CallHeaders) {
       const issued = await services.issueMfaToken({
-        apiKey: apiKeyOf(context),
+        ...callerOf(context),
         userId: request.userId,
         clientId: request.clientId,
         audience: request.audience,
@@ -50,11 +56,26 @@ export function createMfaTokenServiceImpl(
     },
     async revokeUserSessions(request, context) {
       const revoked = await services.revokeUserSessions({
-        apiKey: apiKeyOf(context),
+        ...callerOf(context),
         userId: request.userId,
       });
       setResponseHeaders(context, NO_STORE);
       return { revoked };
+    },
+    async resetUserMfa(request, context) {
+      const reset = await services.resetUserMfa({ ...callerOf(context), userId: request.userId });
+      setResponseHeaders(context, NO_STORE);
+      return reset;
+    },
+    async unlockUser(request, context) {
+      await services.unlockUser({ ...callerOf(context), userId: request.userId });
+      setResponseHeaders(context, NO_STORE);
+      return {};
+    },
+    async deleteUserData(request, context) {
+      await services.deleteUserData({ ...callerOf(context), userId: request.userId });
+      setResponseHeaders(context, NO_STORE);
+      return {};
     },
   };
 }

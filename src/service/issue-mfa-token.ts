@@ -4,11 +4,14 @@ import { MFA_OTP_GRANT } from "../oauth/grants/mfa-otp.js";
 import { oauthErrors } from "../oauth/oauth-error.js";
 import type { Store } from "../store/store.js";
 import type { Clock } from "../util/clock.js";
-import { createInternalUserCall, MAX_USER_ID_LENGTH } from "./internal-api-key.js";
+import {
+  createInternalUserCall,
+  type InternalCall,
+  type InternalKeyGate,
+  MAX_USER_ID_LENGTH,
+} from "./internal-api-key.js";
 
-export interface IssueMfaTokenRequest {
-  /** The bearer credential the caller presented (`INTERNAL_API_KEY`). */
-  apiKey: string | undefined;
+export interface IssueMfaTokenRequest extends InternalCall {
   userId: string;
   clientId: string;
   audience: string;
@@ -37,7 +40,8 @@ export const ISSUE_MFA_TOKEN_LIMITS = {
 } as const;
 
 export interface IssueMfaTokenDeps {
-  internalApiKey: string;
+  /** The internal API key's check (internal-api-key.ts). */
+  internalKey: InternalKeyGate;
   clients: () => ClientRegistry;
   mfaTokens: MfaTokenCodec;
   store: Pick<Store, "getAuthenticator">;
@@ -51,9 +55,9 @@ export interface IssueMfaTokenDeps {
  * user and client; the token is sealed, so issuing it writes nothing.
  */
 export function createIssueMfaToken(deps: IssueMfaTokenDeps) {
-  const checkCall = createInternalUserCall(deps.internalApiKey);
+  const checkCall = createInternalUserCall(deps.internalKey, "IssueMfaToken");
   return async function issueMfaToken(request: IssueMfaTokenRequest): Promise<IssuedMfaToken> {
-    checkCall(request);
+    await checkCall(request);
     if (request.clientId === "") throw oauthErrors.invalidRequest.missingParameter("client_id");
     checkLimits(request);
     const client = deps.clients().get(request.clientId);

@@ -2,16 +2,18 @@ import { revokeUserSessions } from "../oauth/sessions/revoke-refresh-token.js";
 import type { SessionDeps } from "../oauth/sessions/session-deps.js";
 import type { SecurityEvents } from "../observability/security-events.js";
 import type { Clock } from "../util/clock.js";
-import { createInternalUserCall } from "./internal-api-key.js";
+import {
+  createInternalUserCall,
+  type InternalCall,
+  type InternalKeyGate,
+} from "./internal-api-key.js";
 
-export interface RevokeUserSessionsRequest {
-  /** The bearer credential the caller presented (`INTERNAL_API_KEY`). */
-  apiKey: string | undefined;
+export interface RevokeUserSessionsRequest extends InternalCall {
   userId: string;
 }
 
 export interface RevokeUserSessionsDeps {
-  internalApiKey: string;
+  internalKey: InternalKeyGate;
   sessions: SessionDeps;
   events: SecurityEvents;
   clock: Clock;
@@ -24,9 +26,9 @@ export interface RevokeUserSessionsDeps {
  * issued are JWTs and stay valid until they expire.
  */
 export function createRevokeUserSessions(deps: RevokeUserSessionsDeps) {
-  const checkCall = createInternalUserCall(deps.internalApiKey);
+  const checkCall = createInternalUserCall(deps.internalKey, "RevokeUserSessions");
   return async function revokeAllSessions(request: RevokeUserSessionsRequest): Promise<number> {
-    checkCall(request);
+    await checkCall(request);
     const revoked = await revokeUserSessions(deps.sessions, {
       userId: request.userId,
       nowMs: deps.clock.nowMs(),

@@ -18,12 +18,16 @@ import type { Clock } from "../util/clock.js";
 import { createAssociate } from "./associate.js";
 import { createChallenge } from "./challenge.js";
 import { createDeleteAuthenticator } from "./delete-authenticator.js";
+import { createDeleteUserData } from "./delete-user-data.js";
+import { createInternalKeyGate } from "./internal-api-key.js";
 import { createIssueMfaToken } from "./issue-mfa-token.js";
 import { createListAuthenticators } from "./list-authenticators.js";
 import { createMfaApiAuthorizer, mfaApiAudience } from "./mfa-api-caller.js";
+import { createResetUserMfa } from "./reset-user-mfa.js";
 import { createRevokeToken } from "./revoke-token.js";
 import { createRevokeUserSessions } from "./revoke-user-sessions.js";
 import { createTokenEndpoint } from "./token-endpoint.js";
+import { createUnlockUser } from "./unlock-user.js";
 
 /** The domain objects the use cases are built from, made once at start-up (no key import per request). */
 export interface ServiceDeps {
@@ -78,6 +82,15 @@ export function createServices(deps: ServiceDeps) {
     resource: { accessTokens: deps.accessTokens, dpop: deps.dpop },
     audience: mfaApiAudience(deps.issuerUrl),
   });
+  // One gate for every internal RPC: the key, and the caller's address bucket.
+  const internalKey = createInternalKeyGate({
+    internalApiKey: deps.internalApiKey,
+    store,
+    clock,
+    events,
+    ...(deps.addressThrottle ? { addressThrottle: deps.addressThrottle } : {}),
+  });
+  const userAdmin = { internalKey, store, sessions, events, clock };
   return {
     grants,
     tokenEndpoint: createTokenEndpoint({
@@ -114,7 +127,7 @@ export function createServices(deps: ServiceDeps) {
       recoveryCodeKey: deps.recoveryCodeKey,
     }),
     issueMfaToken: createIssueMfaToken({
-      internalApiKey: deps.internalApiKey,
+      internalKey,
       clients: deps.clients,
       mfaTokens,
       store,
@@ -122,12 +135,10 @@ export function createServices(deps: ServiceDeps) {
       ttlSeconds: deps.mfaTokenTtlSeconds,
     }),
     revokeToken: createRevokeToken({ clientAuth: deps.clientAuth, sessions, clock }),
-    revokeUserSessions: createRevokeUserSessions({
-      internalApiKey: deps.internalApiKey,
-      sessions,
-      events,
-      clock,
-    }),
+    revokeUserSessions: createRevokeUserSessions({ internalKey, sessions, events, clock }),
+    resetUserMfa: createResetUserMfa(userAdmin),
+    unlockUser: createUnlockUser(userAdmin),
+    deleteUserData: createDeleteUserData(userAdmin),
   };
 }
 

@@ -71,6 +71,13 @@ class ExpiringMap<V> {
     this.entries.delete(key);
   }
 
+  /** Deletes every entry whose key starts with `prefix` (an administrator's erasure: O(entries)). */
+  deleteByPrefix(prefix: string): void {
+    for (const key of this.entries.keys()) {
+      if (key.startsWith(prefix)) this.entries.delete(key);
+    }
+  }
+
   get size(): number {
     return this.entries.size;
   }
@@ -89,8 +96,9 @@ const ms = (value: number): number => Math.floor(value);
 const markerExpiry = (token: MfaTokenRef, nowMs: number): number =>
   ms(nowMs) + Math.max(1, Math.ceil(token.expiresAtMs - nowMs));
 /** Unambiguous composite key (user ids and token ids may contain any character). */
-const markerKey = (token: MfaTokenRef): string =>
-  `${token.userId.length}:${token.userId}:${token.tokenId}`;
+const markerKey = (token: MfaTokenRef): string => `${markerPrefix(token.userId)}${token.tokenId}`;
+/** What every marker key of one user starts with (the length first: no user's is another's prefix). */
+const markerPrefix = (userId: string): string => `${userId.length}:${userId}:`;
 const onceMapKey = (scope: string, value: string): string => `${scope.length}:${scope}:${value}`;
 
 export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore {
@@ -268,6 +276,36 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore
       if (onceValues.get(key, now)) return false;
       onceValues.set(key, true, now + Math.max(1, Math.ceil(ttlMs)), now);
       return true;
+    },
+
+    async resetUserFactors(userId) {
+      const removed = authenticators.delete(userId) ? 1 : 0;
+      recoveryCodes.delete(userId);
+      return removed;
+    },
+
+    async unlockUser(userId) {
+      buckets.delete(userId);
+    },
+
+    async eraseUser(userId) {
+      authenticators.delete(userId);
+      recoveryCodes.delete(userId);
+      buckets.delete(userId);
+      markers.deleteByPrefix(markerPrefix(userId));
+    },
+
+    async takeAddressAttempt(address, nowMs) {
+      const now = ms(nowMs);
+      const fullAt = bucketFullAt(addressBuckets, address.id, now);
+      const wait = retryAfter(fullAt, now, address.policy);
+      if (wait === 0) takeAttempt(addressBuckets, address.id, fullAt, now, address.policy);
+      return wait;
+    },
+
+    async addressRetryAfter(address, nowMs) {
+      const now = ms(nowMs);
+      return retryAfter(bucketFullAt(addressBuckets, address.id, now), now, address.policy);
     },
 
     async ping() {},

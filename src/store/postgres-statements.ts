@@ -51,6 +51,32 @@ export const DELETE_AUTHENTICATOR = statement(
   "SELECT ts_delete_authenticator($1, $2) AS deleted",
 );
 
+// ---------------------------------------------------------------- the administrator's steps (0003-admin.sql)
+
+export const RESET_USER_FACTORS = statement(
+  "ts_reset_user_factors",
+  "SELECT ts_reset_user_factors($1) AS removed",
+);
+
+export const UNLOCK_USER = statement("ts_unlock_user", "SELECT ts_unlock_user($1)");
+
+export const ERASE_USER = statement("ts_erase_user", "SELECT ts_erase_user($1, $2) AS more");
+
+/**
+ * A refused internal API key: one attempt taken from the address's bucket
+ * unless it is empty (then its wait, nothing taken), in one statement.
+ */
+export const TAKE_ADDRESS_ATTEMPT = statement(
+  "ts_take_address_attempt",
+  `SELECT CASE WHEN ts_address_take($1, $2, $3, $4) IS NULL
+               THEN ts_address_wait($1, $2, $3, $4) ELSE 0 END AS wait`,
+);
+
+export const ADDRESS_WAIT = statement(
+  "ts_address_wait",
+  "SELECT ts_address_wait($1, $2, $3, $4) AS wait",
+);
+
 // ---------------------------------------------------------------- mfa_token marks
 
 export const IS_MFA_TOKEN_CONSUMED = statement(

@@ -22,17 +22,22 @@
 import type { Clock } from "../util/clock.js";
 import type { Database } from "./postgres-client.js";
 import {
+  ADDRESS_WAIT,
   ASSOCIATE_PENDING,
   BEGIN_VERIFY,
   COMMIT_OTP,
   DELETE_AUTHENTICATOR,
+  ERASE_USER,
   FIRST_USE,
   GET_AUTHENTICATOR,
   GET_FACTORS,
   IS_MFA_TOKEN_CONSUMED,
   PING,
   REDEEM_RECOVERY_CODE,
+  RESET_USER_FACTORS,
   singleUseKey,
+  TAKE_ADDRESS_ATTEMPT,
+  UNLOCK_USER,
 } from "./postgres-statements.js";
 import {
   type AddressBucket,
@@ -54,6 +59,9 @@ export interface PostgresStoreOptions {
   /** Also closes the database on close() (false: the caller owns it). */
   ownsDatabase?: boolean;
 }
+
+/** Rows of one table erased per eraseUser statement (DeleteUserData). */
+const ERASE_BATCH = 500;
 
 /** Times and durations go to the database as integer milliseconds. */
 const ms = (value: number): number => Math.floor(value);
@@ -253,6 +261,49 @@ export function createPostgresStore(db: Database, options: PostgresStoreOptions)
         db.query<{ deleted: boolean }>(DELETE_AUTHENTICATOR, [userId, authenticatorId]),
       );
       return row.deleted === true;
+    },
+
+    // ------------------------------------------------------------ the administrator's steps
+
+    async resetUserFactors(userId) {
+      const row = await one(db.query<{ removed: number }>(RESET_USER_FACTORS, [userId]));
+      return Number(row.removed);
+    },
+
+    async unlockUser(userId) {
+      await db.query(UNLOCK_USER, [userId]);
+    },
+
+    async eraseUser(userId) {
+      // Batches of ERASE_BATCH rows per table, each one short transaction.
+      for (;;) {
+        const row = await one(db.query<{ more: boolean }>(ERASE_USER, [userId, ERASE_BATCH]));
+        if (row.more !== true) return;
+      }
+    },
+
+    async takeAddressAttempt(address, nowMs) {
+      const row = await one(
+        db.query<{ wait: number }>(TAKE_ADDRESS_ATTEMPT, [
+          address.id,
+          ms(nowMs),
+          address.policy.capacity,
+          ms(address.policy.refillMs),
+        ]),
+      );
+      return Number(row.wait);
+    },
+
+    async addressRetryAfter(address, nowMs) {
+      const row = await one(
+        db.query<{ wait: number }>(ADDRESS_WAIT, [
+          address.id,
+          ms(nowMs),
+          address.policy.capacity,
+          ms(address.policy.refillMs),
+        ]),
+      );
+      return Number(row.wait);
     },
 
     // ------------------------------------------------------------ mfa_token marks

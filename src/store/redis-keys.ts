@@ -25,6 +25,12 @@ export function userTag(userId: string): string {
 }
 
 export interface UserKeys {
+  /**
+   * What every key naming the user starts with (sessions' keys too,
+   * session-keys.ts): the user's hash tag closes it, so no other user's
+   * keys share it. DeleteUserData erases what matches it.
+   */
+  prefix: string;
   /** Authenticator hash. */
   otp: string;
   /** Recovery-code hash. */
@@ -38,6 +44,7 @@ export interface UserKeys {
 export function userKeys(userId: string): UserKeys {
   const base = `${PREFIX}${userTag(userId)}:`;
   return {
+    prefix: base,
     otp: `${base}otp`,
     recoveryCode: `${base}rc`,
     failureBucket: `${base}fb`,

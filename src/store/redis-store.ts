@@ -24,6 +24,7 @@ import { guarded } from "./redis-errors.js";
 import { addressBucketKey, onceKey, type UserKeys, userKeys } from "./redis-keys.js";
 import { createProofMarks, defineScripts } from "./redis-script-runner.js";
 import { STORE_SCRIPTS, type StoreScriptName } from "./redis-scripts.js";
+import { createRedisUserAdmin } from "./redis-user-admin.js";
 import type {
   AddressBucket,
   AssociateResult,
@@ -382,6 +383,9 @@ export function createRedisStore(client: Redis | Cluster): Store {
         );
         return reply === "OK";
       }),
+
+    // ResetUserMfa, UnlockUser, DeleteUserData; the internal key's address bucket.
+    ...createRedisUserAdmin(client),
 
     ping: () =>
       guarded(async () => {

@@ -214,6 +214,35 @@ export interface Store {
    */
   rememberOnce(scope: string, value: string, ttlMs: number): Promise<boolean>;
 
+  /**
+   * The administrator's ResetUserMfa (SPEC §3), in one step: removes the
+   * user's OTP authenticator (active or pending) and recovery code. Returns
+   * how many authenticators were removed (0 for an unknown user).
+   */
+  resetUserFactors(userId: string): Promise<number>;
+
+  /** UnlockUser: the user's failure bucket is full again (its record deleted), in one step. */
+  unlockUser(userId: string): Promise<void>;
+
+  /**
+   * DeleteUserData: erases every record of this store that names the user
+   * (authenticator, recovery code, failure bucket, consumed mfa_token marks;
+   * sessions are the SessionStore's). The factors go first, in one step; the
+   * rest in bounded batches, so a user with many records never blocks the
+   * store. Afterwards nothing this store holds names the user.
+   */
+  eraseUser(userId: string): Promise<void>;
+
+  /**
+   * A refused internal API key (SPEC §2): takes one attempt from the
+   * address's failure bucket unless it is empty, in one step. Returns 0 when
+   * taken, else the whole seconds until one refills (nothing taken).
+   */
+  takeAddressAttempt(address: AddressBucket, nowMs: number): Promise<number>;
+
+  /** The address bucket's wait in whole seconds, read only (0: not empty). */
+  addressRetryAfter(address: AddressBucket, nowMs: number): Promise<number>;
+
   /** Throws when the store is unreachable (readiness). */
   ping(): Promise<void>;
 

@@ -9,12 +9,14 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { Code } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { MfaTokenService } from "@token-service/client";
 import {
   associate,
   clientsFor,
   codeAt,
-  issueMfaToken,
+  internalAuth,
   otpGrantParams,
   otpRpcRequest,
   type Protocol,
@@ -29,11 +31,29 @@ import { CLIENTS, startTestService, type TestService } from "../support/test-ser
 
 const LOCKED = "Too many failed attempts. Try again later.";
 
+/**
+ * An mfa_token as the first-factor service asks for it, from its own address
+ * (127.0.0.2): internal calls share the per-address bucket that wrong codes
+ * drain (SPEC §2), and the users' codes here come from 127.0.0.1.
+ */
+async function issueFromBackend(service: TestService, userId: string, clientId: string) {
+  const transport = createConnectTransport({
+    baseUrl: service.baseUrl,
+    httpVersion: "1.1",
+    nodeOptions: { localAddress: "127.0.0.2" },
+  });
+  const issued = await createClient(MfaTokenService, transport).issueMfaToken(
+    { userId, clientId, audience: "https://api.example.test", scope: "openid profile" },
+    internalAuth,
+  );
+  return issued.mfaToken;
+}
+
 /** A user with a pending authenticator and a live mfa_token of `clientId`. */
 async function pendingUser(service: TestService, clientId: string = CLIENTS.post.id) {
   const userId = uniqueUserId("addr");
-  const secret = await associate(service, await issueMfaToken(service, userId, { clientId }));
-  const mfaToken = await issueMfaToken(service, userId, { clientId });
+  const secret = await associate(service, await issueFromBackend(service, userId, clientId));
+  const mfaToken = await issueFromBackend(service, userId, clientId);
   return { userId, secret, mfaToken };
 }
 

@@ -262,10 +262,10 @@ test("gen/README.md's example runs as written and prints what the README shows",
   assert.equal(result.stdout, output?.code);
 });
 
-/** examples/quickstart.mjs's four lines (three numbered steps and the recovery code). */
+/** examples/quickstart.mjs's lines (five numbered steps and the recovery code). */
 function assertQuickstartOutput(stdout: string): void {
   const lines = stdout.trimEnd().split("\n");
-  assert.equal(lines.length, 5, stdout);
+  assert.equal(lines.length, 6, stdout);
   assert.equal(lines[0], "1. IssueMfaToken (Connect): an mfa_token for 600 s; enroll: otp");
   assert.match(lines[1] as string, /^2\. Associate \(Connect\): secret [A-Z2-7]{32}$/);
   assert.match(lines[2] as string, /^ {3}recovery code \(shown once, keep it\): [0-9A-Z]{24}$/);
@@ -277,6 +277,7 @@ function assertQuickstartOutput(stdout: string): void {
     lines[4],
     '4. the same call again (gRPC): FailedPrecondition: expired_token "mfa_token is expired"',
   );
+  assert.equal(lines[5], "5. ResetUserMfa (Connect): 1 authenticator removed, 0 sessions revoked");
 }
 
 test("examples/quickstart.mjs logs in end to end from the installed package", {

@@ -32,6 +32,13 @@ import { startServiceProcess } from "../support/service-process.js";
 import { TEST_SECRETS_KEY } from "../support/test-service.js";
 
 const REQUIRED = requiredSchemaVersion();
+/** Every migration as schema_migrations records it ("1 store", "2 sessions", …). */
+const VERSIONS = listMigrations().map((m) => `${m.version} ${m.name}`);
+/** The newest migration's file name without `.sql` (e.g. 0003-admin). */
+const LAST = listMigrations()
+  .slice(-1)
+  .map((m) => `${String(m.version).padStart(4, "0")}-${m.name}`)
+  .join("");
 const refusal = (found: number) =>
   `token-service: start-up failed: the database schema is at version ${found}, this release needs version ${REQUIRED}: run \`token-service db migrate\`\n`;
 const ALL = listMigrations()
@@ -54,7 +61,7 @@ const versionsOf = (url: string) =>
 
 describe("token-service db migrate", () => {
   test("from an empty schema: the service refuses, migrate applies every version, then nothing", async () => {
-    assert.equal(REQUIRED, 2);
+    assert.equal(REQUIRED, VERSIONS.length);
     const url = await postgres.freshDatabase({ migrateTo: 0 });
     const extensions = () =>
       withClient(url, async (c) => (await c.query("SELECT extname FROM pg_extension")).rows);
@@ -73,7 +80,7 @@ describe("token-service db migrate", () => {
       [again.code, again.stdout, again.stderr],
       [0, `schema is current (version ${REQUIRED})\n`, ""],
     );
-    assert.deepEqual(await versionsOf(url), ["1 store", "2 sessions"]);
+    assert.deepEqual(await versionsOf(url), VERSIONS);
 
     // The schema's owner is the service's role, which needs no extension.
     assert.deepEqual(await extensions(), before);
@@ -101,12 +108,12 @@ describe("token-service db migrate", () => {
       `schema is current (version ${REQUIRED})\n`,
       `schema migrated from version 0 to ${REQUIRED} (${ALL})\n`,
     ]);
-    assert.deepEqual(await versionsOf(url), ["1 store", "2 sessions"]);
+    assert.deepEqual(await versionsOf(url), VERSIONS);
   });
 
   test("from the previous version: refused, migrated, and the user enrolled before logs in", async () => {
     const url = await postgres.freshDatabase({ migrateTo: REQUIRED - 1 });
-    // A user enrolled and active under version 1, written by version 1's own functions.
+    // A user enrolled and active under the previous version, written by its own functions.
     const userId = `migrated-${randomUUID()}`;
     const secret = generateTotpSecret();
     const raw = decodeBase32Secret(secret);
@@ -128,7 +135,7 @@ describe("token-service db migrate", () => {
     const migrated = await runBin(["db", "migrate"], { DATABASE_URL: url });
     assert.deepEqual(
       [migrated.code, migrated.stdout, migrated.stderr],
-      [0, `schema migrated from version 1 to 2 (0002-sessions)\n`, ""],
+      [0, `schema migrated from version ${REQUIRED - 1} to ${REQUIRED} (${LAST})\n`, ""],
     );
 
     const service = await startServiceProcess(fixtureEnv({ DATABASE_URL: url }));

@@ -17,6 +17,8 @@ export interface ServiceProcess {
   port: number;
   /** The management listener's port, when it listens. */
   managementPort?: number;
+  /** The internal listener's port (INTERNAL_PORT), when it listens. */
+  internalPort?: number;
   baseUrl: string;
   /** Every stdout line so far, parsed when JSON. */
   lines(): Array<Record<string, unknown>>;
@@ -144,6 +146,7 @@ export async function startServiceProcess(
     pid,
     port,
     ...(typeof first.managementPort === "number" ? { managementPort: first.managementPort } : {}),
+    ...(typeof first.internalPort === "number" ? { internalPort: first.internalPort } : {}),
     baseUrl: `http://127.0.0.1:${port}`,
     lines: () => parsed,
     output: () => [...text],

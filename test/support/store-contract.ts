@@ -802,5 +802,113 @@ export function defineStoreContract(name: string, makeHarness: () => Promise<Sto
         assert.equal(results.filter(Boolean).length, 1);
       });
     });
+
+    describe("the administrator's steps (SPEC §3) and the internal key's address bucket", () => {
+      /** A user with an active authenticator, a recovery code, consumed tokens and a used bucket. */
+      async function busyUser() {
+        const user = await active(1000);
+        // One wrong attempt: the bucket holds one attempt taken.
+        await store.beginVerify(user.token(), user.t0, POLICY);
+        return user;
+      }
+
+      it("resetUserFactors removes an active authenticator and the recovery code: 1", async () => {
+        const user = await busyUser();
+        assert.equal(await store.resetUserFactors(user.userId), 1);
+        assert.deepEqual(await store.getFactors(user.userId), {
+          otp: null,
+          hasRecoveryCode: false,
+        });
+        // The user may enroll again at once, with a new recovery code.
+        assert.deepEqual(await store.associatePending(user.userId, authenticator(), "rc-2"), {
+          kind: "pending_created",
+          recoveryCodeStored: true,
+        });
+      });
+
+      it("resetUserFactors removes a pending authenticator: 1; an unknown user: 0", async () => {
+        const user = await enrolled();
+        assert.equal(await store.resetUserFactors(user.userId), 1);
+        assert.equal(await store.getAuthenticator(user.userId), null);
+        assert.equal(await store.resetUserFactors(newUser().userId), 0);
+      });
+
+      it("unlockUser refills an empty bucket; other users' buckets stay", async () => {
+        const user = await enrolled();
+        const other = await enrolled();
+        for (const u of [user, other]) {
+          for (let i = 0; i < POLICY.capacity; i++) {
+            assert.equal((await store.beginVerify(u.token(), u.t0, POLICY)).kind, "ready");
+          }
+          assert.equal((await store.beginVerify(u.token(), u.t0, POLICY)).kind, "locked");
+        }
+        await store.unlockUser(user.userId);
+        assert.equal((await store.beginVerify(user.token(), user.t0, POLICY)).kind, "ready");
+        assert.equal((await store.beginVerify(other.token(), other.t0, POLICY)).kind, "locked");
+        await store.unlockUser(newUser().userId); // an unknown user: nothing to do
+      });
+
+      it("eraseUser leaves nothing of the user (markers, bucket, factors), and others' data alone", async () => {
+        const user = await busyUser();
+        const other = await busyUser();
+        const consumed = user.token();
+        await store.redeemRecoveryCode(consumed, "rc-hash-1", "rc-hash-2", user.t0, POLICY);
+        const otherConsumed = other.token();
+        await store.redeemRecoveryCode(otherConsumed, "rc-hash-1", "rc-hash-2", other.t0, POLICY);
+        assert.equal(await store.isMfaTokenConsumed(consumed), true);
+
+        await store.eraseUser(user.userId);
+        assert.deepEqual(await store.getFactors(user.userId), {
+          otp: null,
+          hasRecoveryCode: false,
+        });
+        assert.equal(await store.isMfaTokenConsumed(consumed), false);
+        // A full bucket again: capacity attempts before the lockout.
+        for (let i = 0; i < POLICY.capacity; i++) {
+          assert.equal((await store.beginVerify(user.token(), user.t0, POLICY)).kind, "ready");
+        }
+        assert.equal((await store.beginVerify(user.token(), user.t0, POLICY)).kind, "locked");
+
+        assert.equal((await store.getFactors(other.userId)).hasRecoveryCode, true);
+        assert.equal((await store.getAuthenticator(other.userId))?.active, true);
+        assert.equal(await store.isMfaTokenConsumed(otherConsumed), true);
+        await store.eraseUser(newUser().userId); // an unknown user: nothing to do
+      });
+
+      it("eraseUser of a user with 1,200 consumed mfa_tokens (several batches)", async () => {
+        const user = await enrolled("c0");
+        const tokens: MfaTokenRef[] = [];
+        for (let i = 0; i < 1200; i++) {
+          const token = user.token();
+          tokens.push(token);
+          const redeemed = await store.redeemRecoveryCode(token, `c${i}`, `c${i + 1}`, user.t0, {
+            capacity: 10_000,
+            refillMs: MINUTE,
+          });
+          assert.equal(redeemed.kind, "redeemed");
+        }
+        await store.eraseUser(user.userId);
+        const left = await Promise.all(tokens.map((t) => store.isMfaTokenConsumed(t)));
+        assert.equal(left.filter(Boolean).length, 0);
+      });
+
+      it("takeAddressAttempt drains one address's bucket; the right key then waits too", async () => {
+        const policy = { capacity: 2, refillMs: MINUTE };
+        const address = newAddress(policy);
+        const other = newAddress(policy);
+        const { t0 } = newUser();
+        assert.equal(await store.addressRetryAfter(address, t0), 0);
+        assert.equal(await store.takeAddressAttempt(address, t0), 0);
+        assert.equal(await store.takeAddressAttempt(address, t0), 0);
+        assert.equal(await store.takeAddressAttempt(address, t0), 60);
+        assert.equal(await store.addressRetryAfter(address, t0), 60);
+        assert.equal(await store.addressRetryAfter(address, t0 + 30_000), 30);
+        // One attempt refills after a minute: one more is taken, then it waits again.
+        assert.equal(await store.addressRetryAfter(address, t0 + MINUTE), 0);
+        assert.equal(await store.takeAddressAttempt(address, t0 + MINUTE), 0);
+        assert.equal(await store.takeAddressAttempt(address, t0 + MINUTE), 60);
+        assert.equal(await store.addressRetryAfter(other, t0), 0);
+      });
+    });
   });
 }

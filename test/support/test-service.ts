@@ -32,6 +32,8 @@ export interface TestService {
   port: number;
   /** The management listener (/metrics, /healthz, /readyz), e.g. http://127.0.0.1:41235. */
   managementUrl: string;
+  /** The internal listener (INTERNAL_PORT set in `env`), e.g. http://127.0.0.1:41236. */
+  internalUrl?: string;
   clock: FakeClock;
   store: Store;
   /** Every log line the service wrote (level debug), for the no-secret-in-logs checks. */
@@ -134,6 +136,9 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     baseUrl: `http://127.0.0.1:${port}`,
     port,
     managementUrl: `http://127.0.0.1:${app.managementPort}`,
+    ...(app.internalPort !== undefined
+      ? { internalUrl: `http://127.0.0.1:${app.internalPort}` }
+      : {}),
     clock,
     store: store ?? app.ctx.store,
     logs,

@@ -39,7 +39,7 @@ const PRODUCTION: Env = {
   CLIENTS_FILE: "/etc/token/clients.json",
   SIGNING_KEYS_FILE: "/etc/token/keys.json",
   SECRETS_KEY,
-  INTERNAL_API_KEY: "internal-api-key-0123456789",
+  INTERNAL_API_KEY: "internal-api-key-0123456789-abcdef",
 };
 
 function load(env: Env, files: Record<string, string> = {}): Config {
@@ -214,5 +214,62 @@ describe("the production issuer (SPEC §6)", () => {
       load({ ...development, ISSUER_URL: "http://auth.example.test" }).issuerUrl,
       "http://auth.example.test/",
     );
+  });
+});
+
+describe("INTERNAL_API_KEY strength in production (SPEC §2)", () => {
+  const WEAK =
+    "INTERNAL_API_KEY is too weak for NODE_ENV=production: it needs at least 32 characters and at least 8 distinct ones (generate one with `token-service internal-api-key`)";
+
+  for (const [why, key] of [
+    ["one repeated character", "a".repeat(40)],
+    ["7 distinct characters", "abcdefg".repeat(6)],
+    ["31 characters", "0123456789abcdefghijklmnopqrstu"],
+  ] as const) {
+    test(`${why}: refused with one line naming the command, never the key`, () => {
+      const problems = problemsOf({ ...PRODUCTION, INTERNAL_API_KEY: key });
+      assert.deepEqual(problems, [WEAK]);
+      assert.ok(!problems.join("\n").includes(key));
+    });
+  }
+
+  test("a hex key of 32 characters and a generated key pass", () => {
+    const hex = "3f9a0c7be14d2865a0b3c9d7e1f24680";
+    assert.equal(load({ ...PRODUCTION, INTERNAL_API_KEY: hex }).internalApiKey, hex);
+    const generated = "Qm0sYl3o8cR2v1Ff7nXkGhU9tWzJpA4bEdS6iN5yTqL";
+    assert.equal(load({ ...PRODUCTION, INTERNAL_API_KEY: generated }).internalApiKey, generated);
+  });
+
+  test("outside production a weak key of 16 characters or more is accepted", () => {
+    assert.equal(load({ INTERNAL_API_KEY: "a".repeat(16) }).internalApiKey, "a".repeat(16));
+  });
+});
+
+describe("INTERNAL_PORT / INTERNAL_HOST", () => {
+  test("unset: no internal listener (MfaTokenService on the public port)", () => {
+    assert.equal(load({}).internal, undefined);
+  });
+
+  test("set: the listener, on 127.0.0.1 by default", () => {
+    assert.deepEqual(load({ INTERNAL_PORT: "9090" }).internal, { port: 9090, host: "127.0.0.1" });
+    assert.deepEqual(load({ INTERNAL_PORT: "0", INTERNAL_HOST: "10.0.0.5" }).internal, {
+      port: 0,
+      host: "10.0.0.5",
+    });
+  });
+
+  test("refusals: the public or management port, a bad port, a host without a port", () => {
+    assert.deepEqual(problemsOf({ PORT: "9090", INTERNAL_PORT: "9090" }), [
+      "INTERNAL_PORT must differ from PORT (MfaTokenService would be public again)",
+    ]);
+    assert.deepEqual(problemsOf({ MANAGEMENT_PORT: "9090", INTERNAL_PORT: "9090" }), [
+      "INTERNAL_PORT must differ from MANAGEMENT_PORT",
+    ]);
+    assert.deepEqual(problemsOf({ INTERNAL_PORT: "http" }), [
+      'INTERNAL_PORT must be an integer from 0 to 65535 (got "http")',
+    ]);
+    assert.deepEqual(problemsOf({ INTERNAL_HOST: "10.0.0.5" }), [
+      "INTERNAL_HOST needs INTERNAL_PORT (the internal listener is off without it)",
+    ]);
   });
 });

@@ -39,7 +39,7 @@ const PRODUCTION_ENV: Env = {
   CLIENTS_FILE: "/etc/token/clients.json",
   SIGNING_KEYS_FILE: "/etc/token/keys.json",
   SECRETS_KEY,
-  INTERNAL_API_KEY: "internal-api-key-0123456789",
+  INTERNAL_API_KEY: "internal-api-key-0123456789-abcdef",
 };
 
 /** loadConfig with an in-memory file system (the demo clients file included). */
@@ -320,7 +320,7 @@ describe("NODE_ENV=production", () => {
       ],
     );
     assert.deepEqual([...config.clients.keys()], ["web-app"]);
-    assert.equal(config.internalApiKey, "internal-api-key-0123456789");
+    assert.equal(config.internalApiKey, "internal-api-key-0123456789-abcdef");
     assert.deepEqual(config.secretsKey, Buffer.alloc(32, 1));
     assert.deepEqual(Object.values(config.devDefaults), [false, false, false, false, false]);
   });

@@ -41,7 +41,7 @@ const PRODUCTION: Env = {
   CLIENTS_FILE: "/etc/token/clients.json",
   SIGNING_KEYS_FILE: "/etc/token/keys.json",
   SECRETS_KEY: Buffer.alloc(32, 5).toString("base64"),
-  INTERNAL_API_KEY: "internal-api-key-0123456789",
+  INTERNAL_API_KEY: "internal-api-key-0123456789-abcdef",
 };
 const OWN_CLIENTS_DEV: Env = { CLIENTS_FILE: "/etc/token/clients.json" };
 

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file token/v1/mfa_token_service.proto.
  */
 export const file_token_v1_mfa_token_service: GenFile = /*@__PURE__*/
-  fileDesc("CiB0b2tlbi92MS9tZmFfdG9rZW5fc2VydmljZS5wcm90bxIIdG9rZW4udjEibwoUSXNzdWVNZmFUb2tlblJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSEAoIYXVkaWVuY2UYAyABKAkSDQoFc2NvcGUYBCABKAkSEgoKdXNlcl9sYWJlbBgFIAEoCSJzChVJc3N1ZU1mYVRva2VuUmVzcG9uc2USEQoJbWZhX3Rva2VuGAEgASgJEhIKCmV4cGlyZXNfaW4YAiABKAUSMwoQbWZhX3JlcXVpcmVtZW50cxgDIAEoCzIZLnRva2VuLnYxLk1mYVJlcXVpcmVtZW50cyJoCg9NZmFSZXF1aXJlbWVudHMSKwoJY2hhbGxlbmdlGAEgAygLMhgudG9rZW4udjEuTWZhUmVxdWlyZW1lbnQSKAoGZW5yb2xsGAIgAygLMhgudG9rZW4udjEuTWZhUmVxdWlyZW1lbnQiHgoOTWZhUmVxdWlyZW1lbnQSDAoEdHlwZRgBIAEoCSIsChlSZXZva2VVc2VyU2Vzc2lvbnNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiLQoaUmV2b2tlVXNlclNlc3Npb25zUmVzcG9uc2USDwoHcmV2b2tlZBgBIAEoBTLEAQoPTWZhVG9rZW5TZXJ2aWNlElAKDUlzc3VlTWZhVG9rZW4SHi50b2tlbi52MS5Jc3N1ZU1mYVRva2VuUmVxdWVzdBofLnRva2VuLnYxLklzc3VlTWZhVG9rZW5SZXNwb25zZRJfChJSZXZva2VVc2VyU2Vzc2lvbnMSIy50b2tlbi52MS5SZXZva2VVc2VyU2Vzc2lvbnNSZXF1ZXN0GiQudG9rZW4udjEuUmV2b2tlVXNlclNlc3Npb25zUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("CiB0b2tlbi92MS9tZmFfdG9rZW5fc2VydmljZS5wcm90bxIIdG9rZW4udjEibwoUSXNzdWVNZmFUb2tlblJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSEAoIYXVkaWVuY2UYAyABKAkSDQoFc2NvcGUYBCABKAkSEgoKdXNlcl9sYWJlbBgFIAEoCSJzChVJc3N1ZU1mYVRva2VuUmVzcG9uc2USEQoJbWZhX3Rva2VuGAEgASgJEhIKCmV4cGlyZXNfaW4YAiABKAUSMwoQbWZhX3JlcXVpcmVtZW50cxgDIAEoCzIZLnRva2VuLnYxLk1mYVJlcXVpcmVtZW50cyJoCg9NZmFSZXF1aXJlbWVudHMSKwoJY2hhbGxlbmdlGAEgAygLMhgudG9rZW4udjEuTWZhUmVxdWlyZW1lbnQSKAoGZW5yb2xsGAIgAygLMhgudG9rZW4udjEuTWZhUmVxdWlyZW1lbnQiHgoOTWZhUmVxdWlyZW1lbnQSDAoEdHlwZRgBIAEoCSIsChlSZXZva2VVc2VyU2Vzc2lvbnNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiLQoaUmV2b2tlVXNlclNlc3Npb25zUmVzcG9uc2USDwoHcmV2b2tlZBgBIAEoBSImChNSZXNldFVzZXJNZmFSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiUAoUUmVzZXRVc2VyTWZhUmVzcG9uc2USHgoWYXV0aGVudGljYXRvcnNfcmVtb3ZlZBgBIAEoBRIYChBzZXNzaW9uc19yZXZva2VkGAIgASgFIiQKEVVubG9ja1VzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiFAoSVW5sb2NrVXNlclJlc3BvbnNlIigKFURlbGV0ZVVzZXJEYXRhUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIhgKFkRlbGV0ZVVzZXJEYXRhUmVzcG9uc2UysQMKD01mYVRva2VuU2VydmljZRJQCg1Jc3N1ZU1mYVRva2VuEh4udG9rZW4udjEuSXNzdWVNZmFUb2tlblJlcXVlc3QaHy50b2tlbi52MS5Jc3N1ZU1mYVRva2VuUmVzcG9uc2USXwoSUmV2b2tlVXNlclNlc3Npb25zEiMudG9rZW4udjEuUmV2b2tlVXNlclNlc3Npb25zUmVxdWVzdBokLnRva2VuLnYxLlJldm9rZVVzZXJTZXNzaW9uc1Jlc3BvbnNlEk0KDFJlc2V0VXNlck1mYRIdLnRva2VuLnYxLlJlc2V0VXNlck1mYVJlcXVlc3QaHi50b2tlbi52MS5SZXNldFVzZXJNZmFSZXNwb25zZRJHCgpVbmxvY2tVc2VyEhsudG9rZW4udjEuVW5sb2NrVXNlclJlcXVlc3QaHC50b2tlbi52MS5VbmxvY2tVc2VyUmVzcG9uc2USUwoORGVsZXRlVXNlckRhdGESHy50b2tlbi52MS5EZWxldGVVc2VyRGF0YVJlcXVlc3QaIC50b2tlbi52MS5EZWxldGVVc2VyRGF0YVJlc3BvbnNlYgZwcm90bzM");
 
 /**
  * IssueMfaTokenRequest names who the mfa_token is for.
@@ -191,11 +191,135 @@ export const RevokeUserSessionsResponseSchema: GenMessage<RevokeUserSessionsResp
   messageDesc(file_token_v1_mfa_token_service, 5);
 
 /**
+ * ResetUserMfaRequest names the user whose second factor is reset.
+ *
+ * @generated from message token.v1.ResetUserMfaRequest
+ */
+export type ResetUserMfaRequest = Message<"token.v1.ResetUserMfaRequest"> & {
+  /**
+   * The subject (`sub`) whose authenticators, recovery code and sessions go.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message token.v1.ResetUserMfaRequest.
+ * Use `create(ResetUserMfaRequestSchema)` to create a new message.
+ */
+export const ResetUserMfaRequestSchema: GenMessage<ResetUserMfaRequest> = /*@__PURE__*/
+  messageDesc(file_token_v1_mfa_token_service, 6);
+
+/**
+ * ResetUserMfaResponse says what was removed.
+ *
+ * @generated from message token.v1.ResetUserMfaResponse
+ */
+export type ResetUserMfaResponse = Message<"token.v1.ResetUserMfaResponse"> & {
+  /**
+   * OTP authenticators removed, active or pending (the recovery code goes
+   * too, uncounted); 0 when the user had none.
+   *
+   * @generated from field: int32 authenticators_removed = 1;
+   */
+  authenticatorsRemoved: number;
+
+  /**
+   * Live sessions (refresh-token families) revoked; 0 when the user had none.
+   *
+   * @generated from field: int32 sessions_revoked = 2;
+   */
+  sessionsRevoked: number;
+};
+
+/**
+ * Describes the message token.v1.ResetUserMfaResponse.
+ * Use `create(ResetUserMfaResponseSchema)` to create a new message.
+ */
+export const ResetUserMfaResponseSchema: GenMessage<ResetUserMfaResponse> = /*@__PURE__*/
+  messageDesc(file_token_v1_mfa_token_service, 7);
+
+/**
+ * UnlockUserRequest names the user whose failure bucket is refilled.
+ *
+ * @generated from message token.v1.UnlockUserRequest
+ */
+export type UnlockUserRequest = Message<"token.v1.UnlockUserRequest"> & {
+  /**
+   * The subject (`sub`) to unlock.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message token.v1.UnlockUserRequest.
+ * Use `create(UnlockUserRequestSchema)` to create a new message.
+ */
+export const UnlockUserRequestSchema: GenMessage<UnlockUserRequest> = /*@__PURE__*/
+  messageDesc(file_token_v1_mfa_token_service, 8);
+
+/**
+ * UnlockUserResponse is empty: the bucket is full afterwards.
+ *
+ * @generated from message token.v1.UnlockUserResponse
+ */
+export type UnlockUserResponse = Message<"token.v1.UnlockUserResponse"> & {
+};
+
+/**
+ * Describes the message token.v1.UnlockUserResponse.
+ * Use `create(UnlockUserResponseSchema)` to create a new message.
+ */
+export const UnlockUserResponseSchema: GenMessage<UnlockUserResponse> = /*@__PURE__*/
+  messageDesc(file_token_v1_mfa_token_service, 9);
+
+/**
+ * DeleteUserDataRequest names the user whose data is erased.
+ *
+ * @generated from message token.v1.DeleteUserDataRequest
+ */
+export type DeleteUserDataRequest = Message<"token.v1.DeleteUserDataRequest"> & {
+  /**
+   * The subject (`sub`) to erase.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message token.v1.DeleteUserDataRequest.
+ * Use `create(DeleteUserDataRequestSchema)` to create a new message.
+ */
+export const DeleteUserDataRequestSchema: GenMessage<DeleteUserDataRequest> = /*@__PURE__*/
+  messageDesc(file_token_v1_mfa_token_service, 10);
+
+/**
+ * DeleteUserDataResponse is empty: nothing stored names the user afterwards.
+ *
+ * @generated from message token.v1.DeleteUserDataResponse
+ */
+export type DeleteUserDataResponse = Message<"token.v1.DeleteUserDataResponse"> & {
+};
+
+/**
+ * Describes the message token.v1.DeleteUserDataResponse.
+ * Use `create(DeleteUserDataResponseSchema)` to create a new message.
+ */
+export const DeleteUserDataResponseSchema: GenMessage<DeleteUserDataResponse> = /*@__PURE__*/
+  messageDesc(file_token_v1_mfa_token_service, 11);
+
+/**
  * MfaTokenService holds the internal RPCs of the account system: a
  * first-factor service (password login) calls IssueMfaToken to start the
- * second factor, and RevokeUserSessions when an account's sessions must end.
- * It is not routed over REST and accepts only
- * `Authorization: Bearer <INTERNAL_API_KEY>`.
+ * second factor, and RevokeUserSessions when an account's sessions must end;
+ * administrators call ResetUserMfa, UnlockUser and DeleteUserData (also
+ * `token-service users reset|unlock|delete`). It is not routed over REST,
+ * accepts only `Authorization: Bearer <INTERNAL_API_KEY>`, and is served only
+ * on the internal listener when INTERNAL_PORT is set.
  *
  * @generated from service token.v1.MfaTokenService
  */
@@ -223,6 +347,43 @@ export const MfaTokenService: GenService<{
     methodKind: "unary";
     input: typeof RevokeUserSessionsRequestSchema;
     output: typeof RevokeUserSessionsResponseSchema;
+  },
+  /**
+   * ResetUserMfa is the help desk's "lost phone" path: it removes every OTP
+   * authenticator of the user (active or pending) and their recovery code,
+   * and revokes every session, so the next login enrolls afresh. An unknown
+   * user is not an error (counts 0).
+   *
+   * @generated from rpc token.v1.MfaTokenService.ResetUserMfa
+   */
+  resetUserMfa: {
+    methodKind: "unary";
+    input: typeof ResetUserMfaRequestSchema;
+    output: typeof ResetUserMfaResponseSchema;
+  },
+  /**
+   * UnlockUser refills the user's failure bucket: codes are accepted again at
+   * once (the `too_many_attempts` lockout ends). An unknown user is not an
+   * error.
+   *
+   * @generated from rpc token.v1.MfaTokenService.UnlockUser
+   */
+  unlockUser: {
+    methodKind: "unary";
+    input: typeof UnlockUserRequestSchema;
+    output: typeof UnlockUserResponseSchema;
+  },
+  /**
+   * DeleteUserData erases everything stored about the user (authenticators,
+   * recovery code, sessions, failure bucket, consumed mfa_token marks):
+   * afterwards no record names the user. An unknown user is not an error.
+   *
+   * @generated from rpc token.v1.MfaTokenService.DeleteUserData
+   */
+  deleteUserData: {
+    methodKind: "unary";
+    input: typeof DeleteUserDataRequestSchema;
+    output: typeof DeleteUserDataResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_token_v1_mfa_token_service, 0);
