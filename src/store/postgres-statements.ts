@@ -51,7 +51,7 @@ export const DELETE_AUTHENTICATOR = statement(
   "SELECT ts_delete_authenticator($1, $2) AS deleted",
 );
 
-// ---------------------------------------------------------------- the administrator's steps (0003-admin.sql)
+// ---------------------------------------------------------------- the administrator's steps (0004-admin.sql)
 
 export const RESET_USER_FACTORS = statement(
   "ts_reset_user_factors",

@@ -34,7 +34,7 @@ import { TEST_SECRETS_KEY } from "../support/test-service.js";
 const REQUIRED = requiredSchemaVersion();
 /** Every migration as schema_migrations records it ("1 store", "2 sessions", …). */
 const VERSIONS = listMigrations().map((m) => `${m.version} ${m.name}`);
-/** The newest migration's file name without `.sql` (e.g. 0003-admin). */
+/** The newest migration's file name without `.sql` (e.g. 0004-admin). */
 const LAST = listMigrations()
   .slice(-1)
   .map((m) => `${String(m.version).padStart(4, "0")}-${m.name}`)
