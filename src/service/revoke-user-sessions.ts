@@ -1,7 +1,7 @@
-import { revokeUserSessions } from "../oauth/sessions/revoke-refresh-token.js";
 import type { SessionDeps } from "../oauth/sessions/session-deps.js";
 import type { SecurityEvents } from "../observability/security-events.js";
 import type { Clock } from "../util/clock.js";
+import { endUserSessions } from "./end-user-sessions.js";
 import { createInternalUserCall } from "./internal-api-key.js";
 
 export interface RevokeUserSessionsRequest {
@@ -27,15 +27,10 @@ export function createRevokeUserSessions(deps: RevokeUserSessionsDeps) {
   const checkCall = createInternalUserCall(deps.internalApiKey);
   return async function revokeAllSessions(request: RevokeUserSessionsRequest): Promise<number> {
     checkCall(request);
-    const revoked = await revokeUserSessions(deps.sessions, {
+    return endUserSessions(deps, {
       userId: request.userId,
+      reason: "revoke_user_sessions",
       nowMs: deps.clock.nowMs(),
     });
-    deps.events.record("user_sessions_revoked", {
-      userId: request.userId,
-      outcome: "revoked",
-      revoked,
-    });
-    return revoked;
   };
 }

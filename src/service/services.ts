@@ -7,6 +7,7 @@ import type { DpopVerifier } from "../oauth/dpop.js";
 import { createGrantTable, type GrantTable } from "../oauth/grants/grant-table.js";
 import { createMfaOtpGrant } from "../oauth/grants/mfa-otp.js";
 import { createMfaRecoveryCodeGrant } from "../oauth/grants/mfa-recovery-code.js";
+import { withoutSessionsForMfaApi } from "../oauth/grants/mfa-api-tokens.js";
 import { createRefreshTokenGrant } from "../oauth/grants/refresh-token.js";
 import { startingSessions } from "../oauth/grants/session-start.js";
 import type { SessionDeps } from "../oauth/sessions/session-deps.js";
@@ -54,29 +55,36 @@ export interface ServiceDeps {
 /** Every use case, each with only the dependencies it needs. Both surfaces call these. */
 export function createServices(deps: ServiceDeps) {
   const { store, clock, events, mfaTokens, bucket, sessions } = deps;
+  const mfaApi = mfaApiAudience(deps.issuerUrl);
   const grants: GrantTable = createGrantTable([
     startingSessions(
-      createMfaOtpGrant({ store, mfaTokens, totpSecrets: deps.totpSecrets, bucket, events }),
+      withoutSessionsForMfaApi(
+        createMfaOtpGrant({ store, mfaTokens, totpSecrets: deps.totpSecrets, bucket, events }),
+        mfaApi,
+      ),
       sessions,
     ),
     startingSessions(
-      createMfaRecoveryCodeGrant({
-        store,
-        mfaTokens,
-        recoveryCodeKey: deps.recoveryCodeKey,
-        bucket,
-        events,
-      }),
+      withoutSessionsForMfaApi(
+        createMfaRecoveryCodeGrant({
+          store,
+          mfaTokens,
+          recoveryCodeKey: deps.recoveryCodeKey,
+          bucket,
+          events,
+        }),
+        mfaApi,
+      ),
       sessions,
     ),
-    createRefreshTokenGrant({ sessions }),
+    withoutSessionsForMfaApi(createRefreshTokenGrant({ sessions }), mfaApi),
   ]);
   const authorize = createMfaApiAuthorizer({
     mfaTokens,
     store,
     clock,
     resource: { accessTokens: deps.accessTokens, dpop: deps.dpop },
-    audience: mfaApiAudience(deps.issuerUrl),
+    audience: mfaApi,
   });
   return {
     grants,
@@ -112,6 +120,8 @@ export function createServices(deps: ServiceDeps) {
       store,
       events,
       recoveryCodeKey: deps.recoveryCodeKey,
+      sessions,
+      clock,
     }),
     issueMfaToken: createIssueMfaToken({
       internalApiKey: deps.internalApiKey,
