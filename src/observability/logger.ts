@@ -1,4 +1,5 @@
 import { type DestinationStream, type Logger, pino } from "pino";
+import { currentRequestId } from "./request-context.js";
 
 export type { Logger };
 
@@ -47,11 +48,24 @@ const REDACT_PATHS = [
   "req.headers.dpop",
 ];
 
+/** No request: nothing to add (one shared object, no allocation per line). */
+const NO_REQUEST = Object.freeze({});
+
+/**
+ * Every line written while serving a request carries its `request_id`
+ * (request-context.ts). The access line writes its own and skips this.
+ */
+function requestIdMixin(): object {
+  const requestId = currentRequestId();
+  return requestId === undefined ? NO_REQUEST : { request_id: requestId };
+}
+
 export function createLogger(level: LogLevel, destination?: DestinationStream): Logger {
   return pino(
     {
       level,
       base: { service: "token-service" },
+      mixin: requestIdMixin,
       redact: { paths: REDACT_PATHS, censor: "[redacted]" },
     },
     destination,
