@@ -89,7 +89,9 @@ export function createServiceDeps(
     issuerName: config.issuerName,
     internalApiKey: config.internalApiKey,
     mfaTokenTtlSeconds: config.mfaTokenTtlSeconds,
+    pendingEnrollmentTtlSeconds: config.pendingEnrollmentTtlSeconds,
     sessions: createSessionDeps(config.secretsKey, sessionStore, {
+      maxFamiliesPerUser: config.maxSessionsPerUser,
       onReuseDetected: ({ userId, clientId, familyId }) =>
         events.record("refresh_token_reuse_detected", {
           userId,

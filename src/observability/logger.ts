@@ -48,16 +48,15 @@ const REDACT_PATHS = [
   "req.headers.dpop",
 ];
 
-/** No request: nothing to add (one shared object, no allocation per line). */
-const NO_REQUEST = Object.freeze({});
-
 /**
  * Every line written while serving a request carries its `request_id`
- * (request-context.ts). The access line writes its own and skips this.
+ * (request-context.ts); a field of the same name in the line itself wins.
+ * The access line is serialised by hand (access-log.ts) and writes its own.
+ * A fresh object each time: pino merges the line's fields into it.
  */
 function requestIdMixin(): object {
   const requestId = currentRequestId();
-  return requestId === undefined ? NO_REQUEST : { request_id: requestId };
+  return requestId === undefined ? {} : { request_id: requestId };
 }
 
 export function createLogger(level: LogLevel, destination?: DestinationStream): Logger {

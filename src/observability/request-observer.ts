@@ -133,7 +133,15 @@ export function observeRequests(
     record.span = span;
     record.traceId = span.spanContext().traceId;
     record.traceContext = trace.setSpan(parent, span);
-    context.with(record.traceContext, runWithRequestId, undefined, record.requestId, handler, req, res);
+    context.with(
+      record.traceContext,
+      runWithRequestId,
+      undefined,
+      record.requestId,
+      handler,
+      req,
+      res,
+    );
   };
 }
 

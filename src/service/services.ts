@@ -5,9 +5,9 @@ import type { ClientAuthenticator } from "../oauth/client-auth.js";
 import type { ClientRegistry } from "../oauth/client-registry.js";
 import type { DpopVerifier } from "../oauth/dpop.js";
 import { createGrantTable, type GrantTable } from "../oauth/grants/grant-table.js";
+import { withoutSessionsForMfaApi } from "../oauth/grants/mfa-api-tokens.js";
 import { createMfaOtpGrant } from "../oauth/grants/mfa-otp.js";
 import { createMfaRecoveryCodeGrant } from "../oauth/grants/mfa-recovery-code.js";
-import { withoutSessionsForMfaApi } from "../oauth/grants/mfa-api-tokens.js";
 import { createRefreshTokenGrant } from "../oauth/grants/refresh-token.js";
 import { startingSessions } from "../oauth/grants/session-start.js";
 import type { SessionDeps } from "../oauth/sessions/session-deps.js";
@@ -48,6 +48,8 @@ export interface ServiceDeps {
   issuerName: string;
   internalApiKey: string;
   mfaTokenTtlSeconds: number;
+  /** PENDING_ENROLLMENT_TTL_SECONDS. */
+  pendingEnrollmentTtlSeconds: number;
   /** Refresh-token sessions: their store, codec and keyed hash. */
   sessions: SessionDeps;
 }
@@ -109,6 +111,8 @@ export function createServices(deps: ServiceDeps) {
       recoveryCodeKey: deps.recoveryCodeKey,
       issuerName: deps.issuerName,
       events,
+      clock,
+      pendingTtlMs: deps.pendingEnrollmentTtlSeconds * 1000,
     }),
     listAuthenticators: createListAuthenticators({
       authorize,

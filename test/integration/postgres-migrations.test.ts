@@ -54,7 +54,7 @@ const versionsOf = (url: string) =>
 
 describe("token-service db migrate", () => {
   test("from an empty schema: the service refuses, migrate applies every version, then nothing", async () => {
-    assert.equal(REQUIRED, 2);
+    assert.equal(REQUIRED, 3);
     const url = await postgres.freshDatabase({ migrateTo: 0 });
     const extensions = () =>
       withClient(url, async (c) => (await c.query("SELECT extname FROM pg_extension")).rows);
@@ -73,7 +73,7 @@ describe("token-service db migrate", () => {
       [again.code, again.stdout, again.stderr],
       [0, `schema is current (version ${REQUIRED})\n`, ""],
     );
-    assert.deepEqual(await versionsOf(url), ["1 store", "2 sessions"]);
+    assert.deepEqual(await versionsOf(url), ["1 store", "2 sessions", "3 account-security"]);
 
     // The schema's owner is the service's role, which needs no extension.
     assert.deepEqual(await extensions(), before);
@@ -101,10 +101,11 @@ describe("token-service db migrate", () => {
       `schema is current (version ${REQUIRED})\n`,
       `schema migrated from version 0 to ${REQUIRED} (${ALL})\n`,
     ]);
-    assert.deepEqual(await versionsOf(url), ["1 store", "2 sessions"]);
+    assert.deepEqual(await versionsOf(url), ["1 store", "2 sessions", "3 account-security"]);
   });
 
   test("from the previous version: refused, migrated, and the user enrolled before logs in", async () => {
+    // Version 2's functions write the user below (ts_associate_pending of 0001).
     const url = await postgres.freshDatabase({ migrateTo: REQUIRED - 1 });
     // A user enrolled and active under version 1, written by version 1's own functions.
     const userId = `migrated-${randomUUID()}`;
@@ -128,7 +129,7 @@ describe("token-service db migrate", () => {
     const migrated = await runBin(["db", "migrate"], { DATABASE_URL: url });
     assert.deepEqual(
       [migrated.code, migrated.stdout, migrated.stderr],
-      [0, `schema migrated from version 1 to 2 (0002-sessions)\n`, ""],
+      [0, `schema migrated from version 2 to 3 (0003-account-security)\n`, ""],
     );
 
     const service = await startServiceProcess(fixtureEnv({ DATABASE_URL: url }));
