@@ -37,7 +37,7 @@ export interface DeleteAuthenticatorDeps {
  * the phone was stolen does not keep the thief's sessions. Two store steps
  * (the Store and the SessionStore are separate contracts); should the second
  * fail, the answer is 503 and the authenticator is already gone: the caller
- * can end the sessions with RevokeUserSessions (docs/operations.md).
+ * can end the sessions with RevokeUserSessions (docs/architecture.md, Decisions).
  */
 export function createDeleteAuthenticator(deps: DeleteAuthenticatorDeps) {
   return async function deleteAuthenticator(request: DeleteAuthenticatorRequest): Promise<void> {
