@@ -39,6 +39,12 @@ export interface Config {
   secretsKey: Buffer;
   mfaTokenTtlSeconds: number;
   accessTokenTtlSeconds: number;
+  /** MFA API access tokens (audience `<issuer>mfa/`) live the smaller of this and accessTokenTtlSeconds. */
+  mfaApiTokenTtlSeconds: number;
+  /** A pending (not yet activated) OTP enrollment expires this long after Associate. */
+  pendingEnrollmentTtlSeconds: number;
+  /** Refresh-token families one user may hold; a login beyond it revokes the oldest. */
+  maxSessionsPerUser: number;
   otpMaxFailures: number;
   otpFailureRefillSeconds: number;
   /** Which headers may name the client's address (TRUST_PROXY, TRUST_AUTH0_FORWARDED_FOR). */
@@ -512,6 +518,9 @@ export function loadConfig(
     secretsKey,
     mfaTokenTtlSeconds: integer("MFA_TOKEN_TTL_SECONDS", 600, 1, 86_400),
     accessTokenTtlSeconds: integer("ACCESS_TOKEN_TTL_SECONDS", 86_400, 1, 31_536_000),
+    mfaApiTokenTtlSeconds: integer("MFA_API_TOKEN_TTL_SECONDS", 300, 1, 86_400),
+    pendingEnrollmentTtlSeconds: integer("PENDING_ENROLLMENT_TTL_SECONDS", 900, 60, 86_400),
+    maxSessionsPerUser: integer("MAX_SESSIONS_PER_USER", 100, 1, 100_000),
     otpMaxFailures: integer("OTP_MAX_FAILURES", 10, 1, 1_000),
     otpFailureRefillSeconds: integer("OTP_FAILURE_REFILL_SECONDS", 360, 1, 86_400),
     clientAddress,

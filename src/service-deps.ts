@@ -12,6 +12,7 @@ import { countSecurityEvents } from "./observability/counted-security-events.js"
 import type { Logger } from "./observability/logger.js";
 import type { Metrics } from "./observability/metrics.js";
 import { createSecurityEvents } from "./observability/security-events.js";
+import { mfaApiAudience } from "./service/mfa-api-caller.js";
 import type { ServiceDeps } from "./service/services.js";
 import type { SessionStore } from "./store/session-store.js";
 import type { Store } from "./store/store.js";
@@ -59,6 +60,10 @@ export function createServiceDeps(
       issuerUrl: config.issuerUrl,
       keys: live.signingKeys,
       accessTokenTtlSeconds: config.accessTokenTtlSeconds,
+      mfaApi: {
+        audience: mfaApiAudience(config.issuerUrl),
+        ttlSeconds: config.mfaApiTokenTtlSeconds,
+      },
     }),
     accessTokens: createAccessTokenVerifier({
       issuerUrl: config.issuerUrl,
@@ -84,7 +89,9 @@ export function createServiceDeps(
     issuerName: config.issuerName,
     internalApiKey: config.internalApiKey,
     mfaTokenTtlSeconds: config.mfaTokenTtlSeconds,
+    pendingEnrollmentTtlSeconds: config.pendingEnrollmentTtlSeconds,
     sessions: createSessionDeps(config.secretsKey, sessionStore, {
+      maxFamiliesPerUser: config.maxSessionsPerUser,
       onReuseDetected: ({ userId, clientId, familyId }) =>
         events.record("refresh_token_reuse_detected", {
           userId,

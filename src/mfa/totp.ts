@@ -45,27 +45,47 @@ function hotp6(secret: Uint8Array, counter: number): Buffer {
   return Buffer.from((binary % 1_000_000).toString().padStart(TOTP_DIGITS, "0"), "latin1");
 }
 
+/** What a code is: a match of a usable step, a right code for a step already used, or wrong. */
+export type TotpCheck =
+  | { kind: "matched"; step: number }
+  /** RFC 6238 §5.2: the code of a step at or below the last accepted one (a replay). */
+  | { kind: "replayed" }
+  | { kind: "wrong" };
+
 /**
- * The time step the code matches, or null. Only steps strictly greater than
- * `afterStep` are considered (the replay guard's last accepted step, docs/api.md);
- * the store re-checks that atomically when it records the step. Both
- * candidate steps are always computed and compared in constant time, so the
- * timing does not tell which step (if any) matched.
+ * What the code is. Only steps strictly greater than `afterStep` are
+ * accepted (the replay guard's last accepted step, docs/api.md); the store
+ * re-checks that atomically when it records the step. A code of the current
+ * or previous step that is not above `afterStep` is `replayed` (a security
+ * event, answered as a wrong code). Both candidate steps are always computed
+ * and compared in constant time, so the timing does not tell which step (if
+ * any) matched.
  */
+export function checkTotp(
+  secret: Uint8Array,
+  code: string,
+  nowSeconds: number,
+  afterStep: number,
+): TotpCheck {
+  if (!SIX_DIGITS.test(code)) return { kind: "wrong" };
+  const given = Buffer.from(code, "latin1");
+  const current = timeStepOf(nowSeconds);
+  const matchesCurrent = timingSafeEqual(hotp6(secret, current), given);
+  const matchesPrevious = timingSafeEqual(hotp6(secret, current - 1), given);
+  if (matchesCurrent && current > afterStep) return { kind: "matched", step: current };
+  if (matchesPrevious && current - 1 > afterStep) return { kind: "matched", step: current - 1 };
+  return matchesCurrent || matchesPrevious ? { kind: "replayed" } : { kind: "wrong" };
+}
+
+/** The time step the code matches (see `checkTotp`), or null. */
 export function matchTotp(
   secret: Uint8Array,
   code: string,
   nowSeconds: number,
   afterStep: number,
 ): number | null {
-  if (!SIX_DIGITS.test(code)) return null;
-  const given = Buffer.from(code, "latin1");
-  const current = timeStepOf(nowSeconds);
-  const matchesCurrent = timingSafeEqual(hotp6(secret, current), given);
-  const matchesPrevious = timingSafeEqual(hotp6(secret, current - 1), given);
-  if (matchesCurrent && current > afterStep) return current;
-  if (matchesPrevious && current - 1 > afterStep) return current - 1;
-  return null;
+  const check = checkTotp(secret, code, nowSeconds, afterStep);
+  return check.kind === "matched" ? check.step : null;
 }
 
 /**

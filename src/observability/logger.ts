@@ -1,4 +1,5 @@
 import { type DestinationStream, type Logger, pino } from "pino";
+import { currentRequestId } from "./request-context.js";
 
 export type { Logger };
 
@@ -47,11 +48,23 @@ const REDACT_PATHS = [
   "req.headers.dpop",
 ];
 
+/**
+ * Every line written while serving a request carries its `request_id`
+ * (request-context.ts); a field of the same name in the line itself wins.
+ * The access line is serialised by hand (access-log.ts) and writes its own.
+ * A fresh object each time: pino merges the line's fields into it.
+ */
+function requestIdMixin(): object {
+  const requestId = currentRequestId();
+  return requestId === undefined ? {} : { request_id: requestId };
+}
+
 export function createLogger(level: LogLevel, destination?: DestinationStream): Logger {
   return pino(
     {
       level,
       base: { service: "token-service" },
+      mixin: requestIdMixin,
       redact: { paths: REDACT_PATHS, censor: "[redacted]" },
     },
     destination,

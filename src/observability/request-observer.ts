@@ -28,6 +28,7 @@ import {
   type Surface,
 } from "./access-record.js";
 import type { Metrics } from "./metrics.js";
+import { runWithRequestId } from "./request-context.js";
 import { requestIdOf } from "./request-id.js";
 import { activeTracer, traceIdOf } from "./tracing.js";
 
@@ -119,7 +120,8 @@ export function observeRequests(
 
     const tracer = activeTracer();
     if (tracer === undefined) {
-      handler(req, res);
+      // Every log line written while serving it carries the request id.
+      runWithRequestId(record.requestId, handler, req, res);
       return;
     }
     const parent = propagation.extract(ROOT_CONTEXT, req.headers);
@@ -131,7 +133,15 @@ export function observeRequests(
     record.span = span;
     record.traceId = span.spanContext().traceId;
     record.traceContext = trace.setSpan(parent, span);
-    context.with(record.traceContext, handler, undefined, req, res);
+    context.with(
+      record.traceContext,
+      runWithRequestId,
+      undefined,
+      record.requestId,
+      handler,
+      req,
+      res,
+    );
   };
 }
 

@@ -14,13 +14,19 @@ export interface SecurityEventFields {
 
 export type SecurityEventName =
   | "authenticator_enrolled"
+  /** An Associate replaced a live pending enrollment (logged beside `authenticator_enrolled`). */
+  | "authenticator_replaced"
   | "authenticator_activated"
   | "authenticator_deleted"
+  /** A wrong code (user, client, address id). */
+  | "otp_failed"
+  /** A right code for a time step already used (RFC 6238 §5.2). */
+  | "otp_replayed"
   | "recovery_code_used"
   | "user_locked_out"
   | "address_locked_out"
   | "refresh_token_reuse_detected"
-  | "user_sessions_revoked"
+  /** Every session of a user ended (field `count`, `reason`). */
   | "sessions_revoked"
   | "internal_key_refused"
   | "user_mfa_reset"

@@ -3,6 +3,7 @@ import type { SecretBox } from "../mfa/secret-box.js";
 import { oauthErrors } from "../oauth/oauth-error.js";
 import type { SecurityEvents } from "../observability/security-events.js";
 import type { Store } from "../store/store.js";
+import type { Clock } from "../util/clock.js";
 import type { MfaApiAuthorizer } from "./mfa-api-caller.js";
 
 export interface AssociateRequest {
@@ -27,6 +28,9 @@ export interface AssociateDeps {
   /** Shown in authenticator apps. */
   issuerName: string;
   events: SecurityEvents;
+  clock: Clock;
+  /** PENDING_ENROLLMENT_TTL_SECONDS in milliseconds. */
+  pendingTtlMs: number;
 }
 
 /**
@@ -34,6 +38,12 @@ export interface AssociateDeps {
  * no active OTP authenticator; creates a pending one (replacing an earlier
  * pending one), which the first successful verify activates. The recovery
  * code is handed out only with the user's first association.
+ *
+ * A pending authenticator expires PENDING_ENROLLMENT_TTL_SECONDS after
+ * Associate (SPEC §4). Replacing a live pending one is allowed (a user who
+ * lost the QR code starts again) but is its own security event,
+ * `authenticator_replaced`: anyone with the password can do it, and the
+ * victim's code then fails, so the audit trail must say what happened.
  */
 export function createAssociate(deps: AssociateDeps) {
   return async function associate(request: AssociateRequest): Promise<AssociateResult> {
@@ -48,14 +58,17 @@ export function createAssociate(deps: AssociateDeps) {
       caller.userId,
       { id: enrollment.authenticatorId, encryptedSecret: enrollment.sealedSecret },
       enrollment.recoveryCodeHash,
+      { nowMs: deps.clock.nowMs(), ttlMs: deps.pendingTtlMs },
     );
     if (result.kind === "already_enrolled") throw oauthErrors.accessDenied.alreadyEnrolled();
-    deps.events.record("authenticator_enrolled", {
+    const event = {
       userId: caller.userId,
       clientId: caller.clientId,
       authenticatorId: OTP_ID_PREFIX + enrollment.authenticatorId,
-      outcome: "pending",
-    });
+    };
+    if (result.replaced)
+      deps.events.record("authenticator_replaced", { ...event, outcome: "replaced" });
+    deps.events.record("authenticator_enrolled", { ...event, outcome: "pending" });
     return {
       authenticatorType: "otp",
       secret: enrollment.secret,

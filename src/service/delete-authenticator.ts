@@ -2,8 +2,11 @@ import { OTP_ID_PREFIX } from "../mfa/enrollment.js";
 import { recoveryCodeAuthenticatorId } from "../mfa/recovery-code.js";
 import { oauthErrors } from "../oauth/oauth-error.js";
 import type { ProtectedResourceRequest } from "../oauth/protected-resource.js";
+import type { SessionDeps } from "../oauth/sessions/session-deps.js";
 import type { SecurityEvents } from "../observability/security-events.js";
 import type { Store } from "../store/store.js";
+import type { Clock } from "../util/clock.js";
+import { endUserSessions } from "./end-user-sessions.js";
 import type { MfaApiAuthorizer } from "./mfa-api-caller.js";
 
 export interface DeleteAuthenticatorRequest {
@@ -17,6 +20,9 @@ export interface DeleteAuthenticatorDeps {
   events: SecurityEvents;
   /** Derives the recovery-code authenticator's id. */
   recoveryCodeKey: Buffer;
+  /** The user's refresh-token families end with the factor. */
+  sessions: SessionDeps;
+  clock: Clock;
 }
 
 /**
@@ -25,6 +31,13 @@ export interface DeleteAuthenticatorDeps {
  * (obtained by passing MFA) is accepted. With an mfa_token — all a
  * password-only attacker can get — anyone could delete the user's
  * authenticator, enroll their own and log in.
+ *
+ * Sessions end with the factor (SPEC §4): after the delete, every
+ * refresh-token family of the user is revoked — a user who resets MFA because
+ * the phone was stolen does not keep the thief's sessions. Two store steps
+ * (the Store and the SessionStore are separate contracts); should the second
+ * fail, the answer is 503 and the authenticator is already gone: the caller
+ * can end the sessions with RevokeUserSessions (docs/architecture.md, Decisions).
  */
 export function createDeleteAuthenticator(deps: DeleteAuthenticatorDeps) {
   return async function deleteAuthenticator(request: DeleteAuthenticatorRequest): Promise<void> {
@@ -44,6 +57,12 @@ export function createDeleteAuthenticator(deps: DeleteAuthenticatorDeps) {
       clientId: caller.clientId,
       authenticatorId: id,
       outcome: "deleted",
+    });
+    await endUserSessions(deps, {
+      userId: caller.userId,
+      clientId: caller.clientId,
+      reason: "authenticator_deleted",
+      nowMs: deps.clock.nowMs(),
     });
   };
 }

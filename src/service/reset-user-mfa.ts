@@ -1,8 +1,8 @@
-import { revokeUserSessions } from "../oauth/sessions/revoke-refresh-token.js";
 import type { SessionDeps } from "../oauth/sessions/session-deps.js";
 import type { SecurityEvents } from "../observability/security-events.js";
 import type { Store } from "../store/store.js";
 import type { Clock } from "../util/clock.js";
+import { endUserSessions } from "./end-user-sessions.js";
 import {
   createInternalUserCall,
   type InternalCall,
@@ -41,8 +41,9 @@ export function createResetUserMfa(deps: UserAdminDeps) {
   return async function resetUserMfa(request: UserAdminRequest): Promise<UserMfaReset> {
     await checkCall(request);
     const authenticatorsRemoved = await deps.store.resetUserFactors(request.userId);
-    const sessionsRevoked = await revokeUserSessions(deps.sessions, {
+    const sessionsRevoked = await endUserSessions(deps, {
       userId: request.userId,
+      reason: "user_mfa_reset",
       nowMs: deps.clock.nowMs(),
     });
     deps.events.record("user_mfa_reset", {
@@ -50,11 +51,6 @@ export function createResetUserMfa(deps: UserAdminDeps) {
       outcome: "reset",
       authenticators_removed: authenticatorsRemoved,
       sessions_revoked: sessionsRevoked,
-    });
-    deps.events.record("sessions_revoked", {
-      userId: request.userId,
-      outcome: "revoked",
-      count: sessionsRevoked,
     });
     return { authenticatorsRemoved, sessionsRevoked };
   };

@@ -1,7 +1,7 @@
-import { revokeUserSessions } from "../oauth/sessions/revoke-refresh-token.js";
 import type { SessionDeps } from "../oauth/sessions/session-deps.js";
 import type { SecurityEvents } from "../observability/security-events.js";
 import type { Clock } from "../util/clock.js";
+import { endUserSessions } from "./end-user-sessions.js";
 import {
   createInternalUserCall,
   type InternalCall,
@@ -29,15 +29,10 @@ export function createRevokeUserSessions(deps: RevokeUserSessionsDeps) {
   const checkCall = createInternalUserCall(deps.internalKey, "RevokeUserSessions");
   return async function revokeAllSessions(request: RevokeUserSessionsRequest): Promise<number> {
     await checkCall(request);
-    const revoked = await revokeUserSessions(deps.sessions, {
+    return endUserSessions(deps, {
       userId: request.userId,
+      reason: "revoke_user_sessions",
       nowMs: deps.clock.nowMs(),
     });
-    deps.events.record("user_sessions_revoked", {
-      userId: request.userId,
-      outcome: "revoked",
-      revoked,
-    });
-    return revoked;
   };
 }

@@ -5,6 +5,7 @@ import type { ClientAuthenticator } from "../oauth/client-auth.js";
 import type { ClientRegistry } from "../oauth/client-registry.js";
 import type { DpopVerifier } from "../oauth/dpop.js";
 import { createGrantTable, type GrantTable } from "../oauth/grants/grant-table.js";
+import { withoutSessionsForMfaApi } from "../oauth/grants/mfa-api-tokens.js";
 import { createMfaOtpGrant } from "../oauth/grants/mfa-otp.js";
 import { createMfaRecoveryCodeGrant } from "../oauth/grants/mfa-recovery-code.js";
 import { createRefreshTokenGrant } from "../oauth/grants/refresh-token.js";
@@ -51,6 +52,8 @@ export interface ServiceDeps {
   issuerName: string;
   internalApiKey: string;
   mfaTokenTtlSeconds: number;
+  /** PENDING_ENROLLMENT_TTL_SECONDS. */
+  pendingEnrollmentTtlSeconds: number;
   /** Refresh-token sessions: their store, codec and keyed hash. */
   sessions: SessionDeps;
 }
@@ -58,29 +61,36 @@ export interface ServiceDeps {
 /** Every use case, each with only the dependencies it needs. Both surfaces call these. */
 export function createServices(deps: ServiceDeps) {
   const { store, clock, events, mfaTokens, bucket, sessions } = deps;
+  const mfaApi = mfaApiAudience(deps.issuerUrl);
   const grants: GrantTable = createGrantTable([
     startingSessions(
-      createMfaOtpGrant({ store, mfaTokens, totpSecrets: deps.totpSecrets, bucket, events }),
+      withoutSessionsForMfaApi(
+        createMfaOtpGrant({ store, mfaTokens, totpSecrets: deps.totpSecrets, bucket, events }),
+        mfaApi,
+      ),
       sessions,
     ),
     startingSessions(
-      createMfaRecoveryCodeGrant({
-        store,
-        mfaTokens,
-        recoveryCodeKey: deps.recoveryCodeKey,
-        bucket,
-        events,
-      }),
+      withoutSessionsForMfaApi(
+        createMfaRecoveryCodeGrant({
+          store,
+          mfaTokens,
+          recoveryCodeKey: deps.recoveryCodeKey,
+          bucket,
+          events,
+        }),
+        mfaApi,
+      ),
       sessions,
     ),
-    createRefreshTokenGrant({ sessions }),
+    withoutSessionsForMfaApi(createRefreshTokenGrant({ sessions }), mfaApi),
   ]);
   const authorize = createMfaApiAuthorizer({
     mfaTokens,
     store,
     clock,
     resource: { accessTokens: deps.accessTokens, dpop: deps.dpop },
-    audience: mfaApiAudience(deps.issuerUrl),
+    audience: mfaApi,
   });
   // One gate for every internal RPC: the key, and the caller's address bucket.
   const internalKey = createInternalKeyGate({
@@ -114,6 +124,8 @@ export function createServices(deps: ServiceDeps) {
       recoveryCodeKey: deps.recoveryCodeKey,
       issuerName: deps.issuerName,
       events,
+      clock,
+      pendingTtlMs: deps.pendingEnrollmentTtlSeconds * 1000,
     }),
     listAuthenticators: createListAuthenticators({
       authorize,
@@ -125,6 +137,8 @@ export function createServices(deps: ServiceDeps) {
       store,
       events,
       recoveryCodeKey: deps.recoveryCodeKey,
+      sessions,
+      clock,
     }),
     issueMfaToken: createIssueMfaToken({
       internalKey,

@@ -40,11 +40,17 @@ export function createStores(config: StoreConfig, clock: Clock, logger: Logger):
       return sessionsBeside(createMemoryStore({ now: clock.nowMs }));
     case "redis": {
       const client = createRedisClient(config.url, { onError });
-      return { store: createRedisStore(client), sessions: createRedisSessionStore(client) };
+      return {
+        store: createRedisStore(client, { now: clock.nowMs }),
+        sessions: createRedisSessionStore(client),
+      };
     }
     case "redis-cluster": {
       const client = createRedisClusterClient(config.nodes, { onError });
-      return { store: createRedisStore(client), sessions: createRedisSessionStore(client) };
+      return {
+        store: createRedisStore(client, { now: clock.nowMs }),
+        sessions: createRedisSessionStore(client),
+      };
     }
     case "postgres": {
       const { store, sessions, startupCheck } = createPostgresStores(config, { clock, logger });

@@ -11,7 +11,7 @@
  * ones.
  */
 import type { ExchangeResult, FamilyRef, SessionPolicy, SessionStore } from "./session-store.js";
-import { MAX_LIVE_TOKENS } from "./session-store.js";
+import { MAX_LIVE_TOKENS, REVOKED_PER_LOGIN } from "./session-store.js";
 import { PROOF_SCOPE, type ProofMark } from "./store.js";
 
 export interface MemorySessionStoreOptions {
@@ -115,12 +115,25 @@ export function createMemorySessionStore(
   };
 
   return {
-    async createFamily({ family: ref, tokenHash, nowMs, policy }) {
+    async createFamily({ family: ref, tokenHash, nowMs, policy, maxFamilies }) {
       const now = ms(nowMs);
       let families = users.get(ref.userId);
       if (families === undefined) {
         families = new Map();
         users.set(ref.userId, families);
+      }
+      // The cap, in the same step: the families that end first go (Lua: ZRANGE of the index).
+      let revoked = 0;
+      if (maxFamilies !== undefined) {
+        for (const [id, family] of families) if (family.expiresAt <= now) families.delete(id);
+        const excess = Math.min(families.size - maxFamilies + 1, REVOKED_PER_LOGIN);
+        if (excess > 0) {
+          const oldest = [...families]
+            .sort(([, a], [, b]) => a.expiresAt - b.expiresAt || a.startedAt - b.startedAt)
+            .slice(0, excess);
+          for (const [id] of oldest) families.delete(id);
+          revoked = oldest.length;
+        }
       }
       families.set(ref.familyId, {
         live: [tokenHash],
@@ -131,6 +144,7 @@ export function createMemorySessionStore(
         expiresAt: familyDeadline(now, now, policy),
       });
       wrote(now);
+      return revoked;
     },
 
     async exchange(input): Promise<ExchangeResult> {

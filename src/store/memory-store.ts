@@ -104,6 +104,8 @@ const onceMapKey = (scope: string, value: string): string => `${scope.length}:${
 export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   const clock = options.now ?? Date.now;
   const authenticators = new Map<string, StoredAuthenticator>();
+  /** When a pending authenticator expires (absent: durable, or no expiry given). */
+  const pendingExpiresAt = new Map<string, number>();
   const recoveryCodes = new Map<string, string>();
   /** Consumed mfa_token markers, expiring with the token. */
   const markers = new ExpiringMap<true>();
@@ -114,6 +116,16 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore
   const onceValues = new ExpiringMap<true>();
 
   const copy = (a: StoredAuthenticator): StoredAuthenticator => ({ ...a });
+
+  /** The user's authenticator as Redis would see it at `now`: an expired pending one is gone. */
+  const authenticatorOf = (userId: string, now: number): StoredAuthenticator | undefined => {
+    const expiresAt = pendingExpiresAt.get(userId);
+    if (expiresAt !== undefined && expiresAt <= now) {
+      pendingExpiresAt.delete(userId);
+      authenticators.delete(userId);
+    }
+    return authenticators.get(userId);
+  };
 
   // Failure bucket (docs/api.md), the same GCRA as the Lua BUCKET_FUNCTIONS:
   // tokens(now) = C - max(0, fullAt - now) / T; a missing entry is full.
@@ -186,7 +198,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore
       const verdict = checkBuckets(token.userId, bucket, address, now);
       if ("kind" in verdict) return verdict;
       verdict.take();
-      const authenticator = authenticators.get(token.userId);
+      const authenticator = authenticatorOf(token.userId, now);
       return { kind: "ready", authenticator: authenticator ? copy(authenticator) : null };
     },
 
@@ -194,7 +206,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore
       const { token } = input;
       const now = ms(input.nowMs);
       if (markers.get(markerKey(token), now)) return "mfa_token_used";
-      const authenticator = authenticators.get(token.userId);
+      const authenticator = authenticatorOf(token.userId, now);
       if (!authenticator || authenticator.id !== input.authenticatorId) {
         return "authenticator_changed";
       }
@@ -202,6 +214,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore
       markers.set(markerKey(token), true, markerExpiry(token, input.nowMs), now);
       authenticator.lastStep = input.step;
       authenticator.active = true;
+      pendingExpiresAt.delete(token.userId);
       giveAttemptBack(buckets, token.userId, now, input.bucket);
       if (input.address) {
         giveAttemptBack(addressBuckets, input.address.id, now, input.address.policy);
@@ -215,20 +228,28 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore
     },
 
     async getAuthenticator(userId) {
-      const authenticator = authenticators.get(userId);
+      const authenticator = authenticatorOf(userId, clock());
       return authenticator ? copy(authenticator) : null;
     },
 
     async getFactors(userId) {
-      const authenticator = authenticators.get(userId);
+      const authenticator = authenticatorOf(userId, clock());
       return {
         otp: authenticator ? copy(authenticator) : null,
         hasRecoveryCode: recoveryCodes.has(userId),
       };
     },
 
-    async associatePending(userId, authenticator, recoveryCodeHash): Promise<AssociateResult> {
-      if (authenticators.get(userId)?.active) return { kind: "already_enrolled" };
+    async associatePending(
+      userId,
+      authenticator,
+      recoveryCodeHash,
+      expiry,
+    ): Promise<AssociateResult> {
+      const earlier = authenticatorOf(userId, expiry ? ms(expiry.nowMs) : clock());
+      if (earlier?.active) return { kind: "already_enrolled" };
+      if (expiry) pendingExpiresAt.set(userId, ms(expiry.nowMs) + Math.max(1, ms(expiry.ttlMs)));
+      else pendingExpiresAt.delete(userId);
       authenticators.set(userId, {
         id: authenticator.id,
         encryptedSecret: authenticator.encryptedSecret,
@@ -237,13 +258,14 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore
       });
       const recoveryCodeStored = !recoveryCodes.has(userId);
       if (recoveryCodeStored) recoveryCodes.set(userId, recoveryCodeHash);
-      return { kind: "pending_created", recoveryCodeStored };
+      return { kind: "pending_created", recoveryCodeStored, replaced: earlier !== undefined };
     },
 
     async deleteAuthenticator(userId, authenticatorId) {
       // The recovery code is kept, as in the Redis store.
-      if (authenticators.get(userId)?.id !== authenticatorId) return false;
+      if (authenticatorOf(userId, clock())?.id !== authenticatorId) return false;
       authenticators.delete(userId);
+      pendingExpiresAt.delete(userId);
       return true;
     },
 

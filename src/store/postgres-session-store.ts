@@ -1,7 +1,7 @@
 /**
  * PostgreSQL implementation of the SessionStore contract (session-store.ts),
  * on the same pool as the main store. Every method is one function of the
- * schema (migrations/0002-sessions.sql): one statement, one transaction, one
+ * schema (migrations/0002-sessions.sql, 0003-account-security.sql): one statement, one transaction, one
  * round trip, DPoP proof mark included (recorded inside the exchange, in the
  * single-use values the code grants share). The rules are the Lua scripts'
  * (session-scripts.ts), line for line; the contract suite keeps them in
@@ -14,6 +14,7 @@
 import type { Database } from "./postgres-client.js";
 import {
   CREATE_FAMILY,
+  DROP_REVOKED_FAMILIES,
   EXCHANGE,
   REVOKE_FAMILY,
   REVOKE_USER_FAMILIES,
@@ -23,6 +24,7 @@ import {
   type ExchangeResult,
   type FamilyRef,
   MAX_LIVE_TOKENS,
+  REVOKE_BATCH,
   type SessionPolicy,
   type SessionStore,
 } from "./session-store.js";
@@ -56,14 +58,17 @@ export function createPostgresSessionStore(
   ];
 
   return {
-    async createFamily({ family, tokenHash, nowMs, policy }) {
-      await db.query(CREATE_FAMILY, [
+    async createFamily({ family, tokenHash, nowMs, policy, maxFamilies }) {
+      const [row] = await db.query<{ revoked: number }>(CREATE_FAMILY, [
         family.userId,
         family.familyId,
         tokenHash,
         ms(nowMs),
         ...lifetimes(policy),
+        maxFamilies ?? null,
       ]);
+      if (typeof row?.revoked !== "number") throw unexpected(row);
+      return row.revoked;
     },
 
     async exchange(input): Promise<ExchangeResult> {
@@ -96,8 +101,22 @@ export function createPostgresSessionStore(
     },
 
     async revokeUserFamilies(userId: string, nowMs: number) {
-      const [row] = await db.query<{ revoked: number }>(REVOKE_USER_FAMILIES, [userId, ms(nowMs)]);
+      // Step 1 revokes them all at once (the user's threshold) and deletes a
+      // first batch; each following step deletes one more batch.
+      const [row] = await db.query<{ revoked: number; more: boolean }>(REVOKE_USER_FAMILIES, [
+        userId,
+        ms(nowMs),
+        REVOKE_BATCH,
+      ]);
       if (typeof row?.revoked !== "number") throw unexpected(row);
+      for (let more = row.more; more; ) {
+        const [batch] = await db.query<{ deleted: number }>(DROP_REVOKED_FAMILIES, [
+          userId,
+          REVOKE_BATCH,
+        ]);
+        if (typeof batch?.deleted !== "number") throw unexpected(batch);
+        more = batch.deleted >= REVOKE_BATCH;
+      }
       return row.revoked;
     },
 

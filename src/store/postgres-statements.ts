@@ -28,9 +28,11 @@ export const REDEEM_RECOVERY_CODE = statement(
 
 // ---------------------------------------------------------------- authenticators and recovery codes
 
+/** An expired pending authenticator reads as absent ($2: now). */
 export const GET_AUTHENTICATOR = statement(
   "ts_get_authenticator",
-  "SELECT id, secret, active, last_step FROM authenticators WHERE user_id = $1",
+  `SELECT id, secret, active, last_step FROM authenticators
+   WHERE user_id = $1 AND (expires_at IS NULL OR expires_at > $2)`,
 );
 
 /** One row: the authenticator's columns (NULL when none) and whether a recovery code is stored. */
@@ -38,17 +40,18 @@ export const GET_FACTORS = statement(
   "ts_get_factors",
   `SELECT a.id, a.secret, a.active, a.last_step,
           EXISTS (SELECT 1 FROM recovery_codes r WHERE r.user_id = $1) AS has_recovery_code
-   FROM (SELECT 1) AS one LEFT JOIN authenticators a ON a.user_id = $1`,
+   FROM (SELECT 1) AS one LEFT JOIN authenticators a
+     ON a.user_id = $1 AND (a.expires_at IS NULL OR a.expires_at > $2)`,
 );
 
 export const ASSOCIATE_PENDING = statement(
   "ts_associate_pending",
-  "SELECT ts_associate_pending($1, $2, $3, $4) AS outcome",
+  "SELECT * FROM ts_associate_pending($1, $2, $3, $4, $5, $6)",
 );
 
 export const DELETE_AUTHENTICATOR = statement(
   "ts_delete_authenticator",
-  "SELECT ts_delete_authenticator($1, $2) AS deleted",
+  "SELECT ts_delete_authenticator($1, $2, $3) AS deleted",
 );
 
 // ---------------------------------------------------------------- the administrator's steps (0004-admin.sql)
@@ -102,7 +105,7 @@ export function singleUseKey(scope: string, value: string): Buffer {
 
 export const CREATE_FAMILY = statement(
   "ts_create_family",
-  "SELECT ts_create_family($1, $2, $3, $4, $5, $6)",
+  "SELECT ts_create_family($1, $2, $3, $4, $5, $6, $7) AS revoked",
 );
 
 export const EXCHANGE = statement(
@@ -117,7 +120,12 @@ export const REVOKE_FAMILY = statement(
 
 export const REVOKE_USER_FAMILIES = statement(
   "ts_revoke_user_families",
-  "SELECT ts_revoke_user_families($1, $2) AS revoked",
+  "SELECT * FROM ts_revoke_user_families($1, $2, $3)",
+);
+
+export const DROP_REVOKED_FAMILIES = statement(
+  "ts_drop_revoked_families",
+  "SELECT ts_drop_revoked_families($1, $2) AS deleted",
 );
 
 // ---------------------------------------------------------------- health and expiry

@@ -224,33 +224,47 @@ export function createPostgresStore(db: Database, options: PostgresStoreOptions)
     // ------------------------------------------------------------ authenticators and recovery codes
 
     async getAuthenticator(userId) {
-      const [row] = await db.query<AuthenticatorRow>(GET_AUTHENTICATOR, [userId]);
+      const [row] = await db.query<AuthenticatorRow>(GET_AUTHENTICATOR, [userId, clock.nowMs()]);
       return parseAuthenticator(row);
     },
 
     async getFactors(userId) {
       const row = await one(
-        db.query<AuthenticatorRow & { has_recovery_code: boolean }>(GET_FACTORS, [userId]),
+        db.query<AuthenticatorRow & { has_recovery_code: boolean }>(GET_FACTORS, [
+          userId,
+          clock.nowMs(),
+        ]),
       );
       return { otp: parseAuthenticator(row), hasRecoveryCode: row.has_recovery_code === true };
     },
 
-    async associatePending(userId, authenticator, recoveryCodeHash): Promise<AssociateResult> {
+    async associatePending(
+      userId,
+      authenticator,
+      recoveryCodeHash,
+      expiry,
+    ): Promise<AssociateResult> {
+      const now = expiry === undefined ? clock.nowMs() : expiry.nowMs;
       const row = await one(
-        db.query<{ outcome: number }>(ASSOCIATE_PENDING, [
+        db.query<{ outcome: number; replaced: boolean }>(ASSOCIATE_PENDING, [
           userId,
           authenticator.id,
           authenticator.encryptedSecret,
           recoveryCodeHash,
+          ms(now),
+          expiry === undefined ? null : ms(now) + Math.max(1, ms(expiry.ttlMs)),
         ]),
       );
       switch (row.outcome) {
         case 0:
           return { kind: "already_enrolled" };
         case 1:
-          return { kind: "pending_created", recoveryCodeStored: false };
         case 2:
-          return { kind: "pending_created", recoveryCodeStored: true };
+          return {
+            kind: "pending_created",
+            recoveryCodeStored: row.outcome === 2,
+            replaced: row.replaced === true,
+          };
         default:
           throw unexpected(row);
       }
@@ -258,7 +272,11 @@ export function createPostgresStore(db: Database, options: PostgresStoreOptions)
 
     async deleteAuthenticator(userId, authenticatorId) {
       const row = await one(
-        db.query<{ deleted: boolean }>(DELETE_AUTHENTICATOR, [userId, authenticatorId]),
+        db.query<{ deleted: boolean }>(DELETE_AUTHENTICATOR, [
+          userId,
+          authenticatorId,
+          clock.nowMs(),
+        ]),
       );
       return row.deleted === true;
     },

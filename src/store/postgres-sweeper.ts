@@ -25,6 +25,7 @@ export const SWEPT_TABLES = [
   "user_failure_buckets",
   "address_failure_buckets",
   "refresh_token_families",
+  "authenticators",
 ] as const;
 
 export interface SweeperOptions {

@@ -6,7 +6,8 @@
  * base64url keeps arbitrary user ids (`auth0|…`, unicode) free of `{`, `}`
  * and `:`, so the tag can never be cut short by the id itself.
  *
- *   ts:{u:…}:otp          hash: id, secret (encrypted), active, last_step   durable
+ *   ts:{u:…}:otp          hash: id, secret (encrypted), active, last_step   durable once active;
+ *                                                                           pending: TTL PENDING_ENROLLMENT_TTL
  *   ts:{u:…}:rc           string: recovery-code hash                         durable
  *   ts:{u:…}:fb           string: failure bucket `fullAtMs`                  TTL = until full
  *   ts:{u:…}:mt:<jti>     string: consumed-mfa_token marker                  TTL = until token expiry

@@ -96,6 +96,23 @@ end
 `;
 
 /**
+ * A pending authenticator past its expiry is gone. Its hash holds `x`, the
+ * absolute expiry in ms from the writer's clock (the caller's `now` decides,
+ * as everywhere in these scripts, so tests drive a fake clock); the key's
+ * TTL is the ceiling that frees the memory. Deleted here when found expired.
+ */
+const OTP_FUNCTIONS = `
+local function otp_expired(key, now)
+  local x = tonumber(redis.call('HGET', key, 'x'))
+  if x ~= nil and x <= now then
+    redis.call('DEL', key)
+    return true
+  end
+  return false
+end
+`;
+
+/**
  * Store.beginVerify — round trip 1 of a verify ("charge first").
  * KEYS: 1 mfa_token marker, 2 failure bucket, 3 authenticator hash, 4 DPoP proof,
  *       5 address bucket.
@@ -105,7 +122,7 @@ end
  * Returns {'proof_replayed'} | {'used'} | {'locked', retryAfterSeconds[, by]} |
  *         {'ready'} (no authenticator) | {'ready', id, secret, active, last_step}.
  */
-export const BEGIN_VERIFY_LUA = `${BUCKET_FUNCTIONS}
+export const BEGIN_VERIFY_LUA = `${BUCKET_FUNCTIONS}${OTP_FUNCTIONS}
 local now, capacity, refill = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 
 -- 0. A replayed DPoP proof (error row 11 comes before rows 6 and 8).
@@ -124,7 +141,9 @@ if locked then return locked end
 --    code needs no second round trip.
 take()
 
--- 4. The authenticator (active, or the latest pending one), if any.
+-- 4. The authenticator (active, or the latest pending one that has not
+--    expired), if any.
+if otp_expired(KEYS[3], now) then return {'ready'} end
 local a = redis.call('HMGET', KEYS[3], 'id', 'secret', 'active', 'last_step')
 if not a[1] then return {'ready'} end
 return {'ready', a[1], a[2], a[3], a[4]}
@@ -137,7 +156,7 @@ return {'ready', a[1], a[2], a[3], a[4]}
  *       6 address refillMs (0: the address bucket is not in this script).
  * Returns 'committed' | 'used' | 'changed' | 'replayed'.
  */
-export const COMMIT_OTP_LUA = `${BUCKET_FUNCTIONS}
+export const COMMIT_OTP_LUA = `${BUCKET_FUNCTIONS}${OTP_FUNCTIONS}
 local id, step, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local marker_ttl, refill = tonumber(ARGV[4]), tonumber(ARGV[5])
 
@@ -145,7 +164,8 @@ local marker_ttl, refill = tonumber(ARGV[4]), tonumber(ARGV[5])
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'used' end
 
 -- 2. The authenticator checked in beginVerify must still be the same one
---    (not deleted, not replaced by a new pending enrollment).
+--    (not deleted, not replaced by a new pending enrollment, not expired).
+if otp_expired(KEYS[2], now) then return 'changed' end
 local a = redis.call('HMGET', KEYS[2], 'id', 'last_step')
 if not a[1] or a[1] ~= id then return 'changed' end
 
@@ -157,6 +177,9 @@ if step <= (tonumber(a[2]) or -1) then return 'replayed' end
 --    activate a pending authenticator, give back the attempts taken earlier.
 redis.call('SET', KEYS[1], '1', 'PX', num(marker_ttl))
 redis.call('HSET', KEYS[2], 'last_step', num(step), 'active', '1')
+-- An activated authenticator is durable (the pending one expired).
+redis.call('HDEL', KEYS[2], 'x')
+redis.call('PERSIST', KEYS[2])
 bucket_give_back(KEYS[3], now, refill)
 local addr_refill = tonumber(ARGV[6])
 if addr_refill > 0 then bucket_give_back(KEYS[4], now, addr_refill) end
@@ -166,29 +189,41 @@ return 'committed'
 /**
  * Store.associatePending — enrollment.
  * KEYS: 1 authenticator hash, 2 recovery-code hash.
- * ARGV: 1 id, 2 encrypted secret, 3 recovery-code hash.
- * Returns 0 (already enrolled) | 1 (pending created) | 2 (pending created and
- * recovery code stored).
+ * ARGV: 1 id, 2 encrypted secret, 3 recovery-code hash, 4 now,
+ *       5 pending TTL ms (0: no expiry).
+ * Returns {outcome, replaced}: outcome 0 (already enrolled) | 1 (pending
+ * created) | 2 (pending created and recovery code stored); replaced 1 when a
+ * live pending authenticator was replaced (an expired one does not count).
  */
-export const ASSOCIATE_PENDING_LUA = `
--- 1. Refused while an active authenticator exists (docs/api.md Enrollment).
-if redis.call('HGET', KEYS[1], 'active') == '1' then return 0 end
+export const ASSOCIATE_PENDING_LUA = `${OTP_FUNCTIONS}
+local now, ttl = tonumber(ARGV[4]), tonumber(ARGV[5])
+otp_expired(KEYS[1], now)
 
--- 2. Replace any earlier pending authenticator (DEL first: no stale fields).
-redis.call('DEL', KEYS[1])
+-- 1. Refused while an active authenticator exists (docs/api.md Enrollment).
+if redis.call('HGET', KEYS[1], 'active') == '1' then return {0, 0} end
+
+-- 2. Replace any earlier pending authenticator (DEL first: no stale fields);
+--    the pending one expires unless a verified code activates it first.
+local replaced = redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'secret', ARGV[2], 'active', '0', 'last_step', '-1')
+if ttl > 0 then
+  redis.call('HSET', KEYS[1], 'x', string.format('%.0f', now + ttl))
+  redis.call('PEXPIRE', KEYS[1], ttl)
+end
 
 -- 3. The recovery code is stored only on the user's first association.
-if redis.call('SET', KEYS[2], ARGV[3], 'NX') then return 2 end
-return 1
+if redis.call('SET', KEYS[2], ARGV[3], 'NX') then return {2, replaced} end
+return {1, replaced}
 `;
 
 /**
  * Store.deleteAuthenticator — delete only if the id still matches, so a
- * stale delete never removes a newer enrollment. The recovery code is kept.
- * KEYS: 1 authenticator hash. ARGV: 1 id. Returns 1 (deleted) | 0.
+ * stale delete never removes a newer enrollment (nor an expired pending
+ * one: it is already gone). The recovery code is kept.
+ * KEYS: 1 authenticator hash. ARGV: 1 id, 2 now. Returns 1 (deleted) | 0.
  */
-export const DELETE_AUTHENTICATOR_LUA = `
+export const DELETE_AUTHENTICATOR_LUA = `${OTP_FUNCTIONS}
+if otp_expired(KEYS[1], tonumber(ARGV[2])) then return 0 end
 if redis.call('HGET', KEYS[1], 'id') == ARGV[1] then
   redis.call('DEL', KEYS[1])
   return 1
@@ -238,10 +273,12 @@ return {'redeemed'}
 /**
  * Store.getFactors — the user's OTP authenticator and recovery-code presence
  * in one round trip (both keys share the user's slot).
- * KEYS: 1 authenticator hash, 2 recovery-code hash.
+ * KEYS: 1 authenticator hash, 2 recovery-code hash. ARGV: 1 now (an expired
+ * pending authenticator is absent).
  * Returns {id, secret, active, last_step, has_recovery_code (0|1)}.
  */
-export const GET_FACTORS_LUA = `
+export const GET_FACTORS_LUA = `${OTP_FUNCTIONS}
+otp_expired(KEYS[1], tonumber(ARGV[1]))
 local a = redis.call('HMGET', KEYS[1], 'id', 'secret', 'active', 'last_step')
 return {a[1], a[2], a[3], a[4], redis.call('EXISTS', KEYS[2])}
 `;

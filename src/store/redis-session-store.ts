@@ -11,12 +11,19 @@
  * on another node, so it is recorded first with one SET NX (one more round
  * trip, DPoP requests only), as the main store does for the code grants.
  */
+import { randomBytes } from "node:crypto";
 import type { Cluster, Redis } from "ioredis";
 import { guarded } from "./redis-errors.js";
 import { createProofMarks, defineScripts } from "./redis-script-runner.js";
 import { sessionKeys } from "./session-keys.js";
 import { SESSION_SCRIPTS, type SessionScriptName } from "./session-scripts.js";
-import type { ExchangeResult, FamilyRef, SessionPolicy, SessionStore } from "./session-store.js";
+import {
+  type ExchangeResult,
+  type FamilyRef,
+  REVOKE_BATCH,
+  type SessionPolicy,
+  type SessionStore,
+} from "./session-store.js";
 
 /** Durations and times go to Redis as integer milliseconds; 0 means "no limit". */
 const ms = (value: number): number => Math.floor(value);
@@ -54,17 +61,21 @@ export function createRedisSessionStore(
   ];
 
   return {
-    createFamily: ({ family, tokenHash, nowMs, policy }) =>
+    createFamily: ({ family, tokenHash, nowMs, policy, maxFamilies }) =>
       guarded(async () => {
         const keys = sessionKeys(family.userId);
-        await run("tsCreateFamily", [
+        const reply = await run("tsCreateFamily", [
           keys.family(family.familyId),
           keys.index,
           ms(nowMs),
           tokenHash,
           ...lifetimes(policy),
           family.familyId,
+          maxFamilies ?? 0,
+          keys.familyPrefix,
         ]);
+        if (typeof reply !== "number") throw unexpected(reply);
+        return reply;
       }),
 
     exchange: (input) =>
@@ -103,12 +114,33 @@ export function createRedisSessionStore(
         return reply === 1;
       }),
 
-    revokeUserFamilies: (userId: string) =>
+    revokeUserFamilies: (userId: string, nowMs: number) =>
       guarded(async () => {
         const keys = sessionKeys(userId);
-        const reply = await run("tsRevokeUserFamilies", [keys.index, keys.familyPrefix]);
-        if (typeof reply !== "number") throw unexpected(reply);
-        return reply;
+        // Step 1, O(1): the index renamed away revokes every family at once;
+        // the first batch of family keys goes in the same script.
+        const revokedIndex = keys.revokedIndex(randomBytes(12).toString("base64url"));
+        const reply = await run("tsRevokeUserFamilies", [
+          keys.index,
+          revokedIndex,
+          ms(nowMs),
+          keys.familyPrefix,
+          REVOKE_BATCH,
+        ]);
+        if (!Array.isArray(reply) || reply.length !== 2) throw unexpected(reply);
+        const [revoked, firstLeft] = reply as [unknown, unknown];
+        if (typeof revoked !== "number" || typeof firstLeft !== "number") throw unexpected(reply);
+        // Then REVOKE_BATCH keys per script (Redis serves other clients in between).
+        for (let left = firstLeft; left > 0; ) {
+          const next = await run("tsDropRevokedFamilies", [
+            revokedIndex,
+            keys.familyPrefix,
+            REVOKE_BATCH,
+          ]);
+          if (typeof next !== "number") throw unexpected(next);
+          left = next;
+        }
+        return revoked;
       }),
 
     close: async () => {

@@ -128,7 +128,14 @@ interface AddressArguments {
 /**
  * Wraps a client (standalone or Cluster). `close()` quits that client.
  */
-export function createRedisStore(client: Redis | Cluster): Store {
+export function createRedisStore(
+  client: Redis | Cluster,
+  options: {
+    /** Clock of the reads that take no `nowMs` (a pending authenticator's expiry). Defaults to Date.now. */
+    now?: () => number;
+  } = {},
+): Store {
+  const now = options.now ?? Date.now;
   const run = defineScripts<StoreScriptName>(client, STORE_SCRIPTS);
   const proofMark = createProofMarks(client);
 
@@ -315,19 +322,23 @@ export function createRedisStore(client: Redis | Cluster): Store {
           "secret",
           "active",
           "last_step",
+          "x",
         );
-        return parseAuthenticator(fields);
+        // A pending authenticator past its expiry is absent (its TTL removes it).
+        const expiresAt = fields[4];
+        if (typeof expiresAt === "string" && Number(expiresAt) <= now()) return null;
+        return parseAuthenticator(fields.slice(0, 4));
       }),
 
     getFactors: (userId: string) =>
       guarded(async () => {
         const keys = userKeys(userId);
-        const reply = await run("tsGetFactors", [keys.otp, keys.recoveryCode]);
+        const reply = await run("tsGetFactors", [keys.otp, keys.recoveryCode, ms(now())]);
         if (!Array.isArray(reply) || reply.length !== 5) throw unexpected(reply);
         return { otp: parseAuthenticator(reply.slice(0, 4)), hasRecoveryCode: reply[4] === 1 };
       }),
 
-    associatePending: (userId, authenticator, recoveryCodeHash) =>
+    associatePending: (userId, authenticator, recoveryCodeHash, expiry) =>
       guarded(async (): Promise<AssociateResult> => {
         const keys = userKeys(userId);
         const reply = await run("tsAssociatePending", [
@@ -336,14 +347,21 @@ export function createRedisStore(client: Redis | Cluster): Store {
           authenticator.id,
           authenticator.encryptedSecret,
           recoveryCodeHash,
+          ms(expiry === undefined ? now() : expiry.nowMs),
+          expiry === undefined ? 0 : Math.max(1, ms(expiry.ttlMs)),
         ]);
-        switch (reply) {
+        if (!Array.isArray(reply) || reply.length !== 2) throw unexpected(reply);
+        const [outcome, replaced] = reply as [unknown, unknown];
+        switch (outcome) {
           case 0:
             return { kind: "already_enrolled" };
           case 1:
-            return { kind: "pending_created", recoveryCodeStored: false };
           case 2:
-            return { kind: "pending_created", recoveryCodeStored: true };
+            return {
+              kind: "pending_created",
+              recoveryCodeStored: outcome === 2,
+              replaced: replaced === 1,
+            };
           default:
             throw unexpected(reply);
         }
@@ -351,7 +369,11 @@ export function createRedisStore(client: Redis | Cluster): Store {
 
     deleteAuthenticator: (userId, authenticatorId) =>
       guarded(async () => {
-        const reply = await run("tsDeleteAuthenticator", [userKeys(userId).otp, authenticatorId]);
+        const reply = await run("tsDeleteAuthenticator", [
+          userKeys(userId).otp,
+          authenticatorId,
+          ms(now()),
+        ]);
         return reply === 1;
       }),
 

@@ -10,6 +10,7 @@
  *                                                  TTL = until the family's deadline
  *   ts:{u:…}:rfi            sorted set: familyId → deadline (ms, +inf when none)
  *                                                  TTL = until the latest deadline
+ *   ts:{u:…}:rfx:<nonce>    a revoked index (renamed), emptied in batches    TTL kept from the index
  *
  * A family's deadline is the earlier of start + absolute lifetime and last
  * exchange + idle lifetime; with neither limit the keys have no TTL.
@@ -25,6 +26,8 @@ export interface SessionKeys {
   familyPrefix: string;
   /** One family's hash. */
   family(familyId: string): string;
+  /** Where a revoked index goes until its families are deleted (`nonce`: unique per revocation). */
+  revokedIndex(nonce: string): string;
 }
 
 export function sessionKeys(userId: string): SessionKeys {
@@ -33,5 +36,6 @@ export function sessionKeys(userId: string): SessionKeys {
     index: `${PREFIX}${userTag(userId)}:rfi`,
     familyPrefix,
     family: (familyId) => familyPrefix + familyId,
+    revokedIndex: (nonce) => `${PREFIX}${userTag(userId)}:rfx:${nonce}`,
   };
 }

@@ -2,8 +2,9 @@
  * Lua sources of the Redis SessionStore (session-store.ts). Each method is
  * one of these scripts: one atomic step, one round trip. Keys are in KEYS[]
  * and share the user's hash tag (session-keys.ts), so each script runs on one
- * cluster slot; `revokeUserFamilies` also deletes the family keys its index
- * names, which share that tag, so they are on the same slot.
+ * cluster slot; `createFamily` (the cap) and the batches of
+ * `revokeUserFamilies` also delete family keys an index names, which share
+ * that tag, so they are on the same slot.
  *
  * Conventions as redis-scripts.ts: times are integer milliseconds from the
  * caller's clock in ARGV; numbers are written with `%.0f`; lifetimes of 0
@@ -12,7 +13,7 @@
  * The memory twin (memory-session-store.ts) follows these scripts line by
  * line; the contract suite keeps them in lockstep.
  */
-import { MAX_LIVE_TOKENS } from "./session-store.js";
+import { MAX_LIVE_TOKENS, REVOKED_PER_LOGIN } from "./session-store.js";
 
 const SESSION_FUNCTIONS = `
 local function num(s) return string.format('%.0f', s) end
@@ -66,17 +67,30 @@ end
 /**
  * SessionStore.createFamily.
  * KEYS: 1 family hash, 2 user's family index.
- * ARGV: 1 now, 2 token hash, 3 absolute lifetime ms, 4 idle lifetime ms, 5 family id.
+ * ARGV: 1 now, 2 token hash, 3 absolute lifetime ms, 4 idle lifetime ms, 5 family id,
+ *       6 most live families per user (0: no cap), 7 family key prefix (same hash tag).
  * Drops index entries whose deadline has passed (their families are gone), so
- * the index holds live families only.
+ * the index holds live families only; then, at the cap, revokes the families
+ * that end first (lowest deadlines; at most ${REVOKED_PER_LOGIN}). Returns how many it revoked.
  */
 export const CREATE_FAMILY_LUA = `${SESSION_FUNCTIONS}
-local now = tonumber(ARGV[1])
+local now, cap = tonumber(ARGV[1]), tonumber(ARGV[6])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', num(now))
+local revoked = 0
+if cap > 0 then
+  local excess = math.min(redis.call('ZCARD', KEYS[2]) - cap + 1, ${REVOKED_PER_LOGIN})
+  if excess > 0 then
+    for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, excess - 1)) do
+      redis.call('DEL', ARGV[7] .. id)
+      redis.call('ZREM', KEYS[2], id)
+      revoked = revoked + 1
+    end
+  end
+end
 redis.call('HSET', KEYS[1], 'l', ARGV[2], 's', num(now), 'u', num(now))
 keep_until(KEYS[1], KEYS[2], ARGV[5],
   family_deadline(now, now, tonumber(ARGV[3]), tonumber(ARGV[4])), now)
-return 1
+return revoked
 `;
 
 /**
@@ -115,6 +129,12 @@ local f = redis.call('HMGET', KEYS[1], 'l', 'p', 'pf', 's', 'u')
 local live, previous, previous_at = f[1], f[2], tonumber(f[3])
 local started, last = tonumber(f[4]), tonumber(f[5])
 if not live then return 'invalid' end
+-- A family its user's index no longer names was revoked with all the user's
+-- families (REVOKE_USER_FAMILIES_LUA) and waits for its batch: it is gone.
+if not redis.call('ZSCORE', KEYS[2], id) then
+  redis.call('DEL', KEYS[1])
+  return 'invalid'
+end
 local deadline = family_deadline(started, last, absolute, idle)
 if deadline ~= nil and now >= deadline then
   forget(KEYS[1], KEYS[2], id, now)
@@ -161,25 +181,54 @@ return outcome
 /**
  * SessionStore.revokeFamilyByToken.
  * KEYS: 1 family hash, 2 user's family index. ARGV: 1 now, 2 family id.
- * Returns 1 when a family was deleted, else 0.
+ * Returns 1 when a live family was deleted (one the index still names), else 0.
  */
 export const REVOKE_FAMILY_LUA = `${SESSION_FUNCTIONS}
-return forget(KEYS[1], KEYS[2], ARGV[2], tonumber(ARGV[1]))
+local listed = redis.call('ZSCORE', KEYS[2], ARGV[2])
+local existed = forget(KEYS[1], KEYS[2], ARGV[2], tonumber(ARGV[1]))
+if listed then return existed end
+return 0
 `;
 
 /**
- * SessionStore.revokeUserFamilies — every family the index names, and the
- * index, in one step.
- * KEYS: 1 user's family index. ARGV: 1 family key prefix (same hash tag).
- * Returns the number of family keys deleted (expired ones are already gone).
+ * SessionStore.revokeUserFamilies, the batches — at most ARGV[2] family keys
+ * named by a revoked index deleted per call (a short script: Redis serves
+ * other clients between batches). Returns the number of entries left (0:
+ * done; the revoked index is gone).
  */
-export const REVOKE_USER_FAMILIES_LUA = `
-local revoked = 0
-for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  revoked = revoked + redis.call('DEL', ARGV[1] .. id)
+const DROP_REVOKED_FUNCTION = `
+local function drop_revoked(revoked_index, prefix, batch)
+  local popped = redis.call('ZPOPMIN', revoked_index, batch)
+  for i = 1, #popped, 2 do redis.call('DEL', prefix .. popped[i]) end
+  return redis.call('ZCARD', revoked_index)
 end
-redis.call('DEL', KEYS[1])
-return revoked
+`;
+
+/**
+ * SessionStore.revokeUserFamilies, step 1 — every family of the user revoked
+ * at once, in O(1) whatever their number: the index is renamed to a revoked
+ * index of the same hash tag (its TTL goes with it), so an exchange of any of
+ * those families finds its id missing from the index and answers 'invalid'.
+ * A login afterwards starts a new index. The first batch of family keys is
+ * deleted in the same script (a user with few sessions needs no other).
+ * KEYS: 1 user's family index, 2 revoked index (unique per call, same hash tag).
+ * ARGV: 1 now, 2 family key prefix (same hash tag), 3 batch size.
+ * Returns {live families revoked (ZCOUNT: O(log n)), entries left}.
+ */
+export const REVOKE_USER_FAMILIES_LUA = `${DROP_REVOKED_FUNCTION}
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0} end
+local revoked = redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[1], '+inf')
+redis.call('RENAME', KEYS[1], KEYS[2])
+return {revoked, drop_revoked(KEYS[2], ARGV[2], tonumber(ARGV[3]))}
+`;
+
+/**
+ * SessionStore.revokeUserFamilies, the following steps: one more batch.
+ * KEYS: 1 revoked index. ARGV: 1 family key prefix (same hash tag), 2 batch size.
+ * Returns the number of entries left.
+ */
+export const DROP_REVOKED_FAMILIES_LUA = `${DROP_REVOKED_FUNCTION}
+return drop_revoked(KEYS[1], ARGV[1], tonumber(ARGV[2]))
 `;
 
 /** Registered with ioredis `defineCommand` under these names (distinct from STORE_SCRIPTS). */
@@ -187,7 +236,8 @@ export const SESSION_SCRIPTS = {
   tsCreateFamily: { lua: CREATE_FAMILY_LUA, numberOfKeys: 2 },
   tsExchangeRefreshToken: { lua: EXCHANGE_LUA, numberOfKeys: 3 },
   tsRevokeFamily: { lua: REVOKE_FAMILY_LUA, numberOfKeys: 2 },
-  tsRevokeUserFamilies: { lua: REVOKE_USER_FAMILIES_LUA, numberOfKeys: 1 },
+  tsRevokeUserFamilies: { lua: REVOKE_USER_FAMILIES_LUA, numberOfKeys: 2 },
+  tsDropRevokedFamilies: { lua: DROP_REVOKED_FAMILIES_LUA, numberOfKeys: 1 },
 } as const;
 
 export type SessionScriptName = keyof typeof SESSION_SCRIPTS;

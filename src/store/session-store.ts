@@ -49,7 +49,27 @@ export interface CreateFamilyInput {
   tokenHash: string;
   nowMs: number;
   policy: SessionPolicy;
+  /**
+   * MAX_SESSIONS_PER_USER: at most this many live families per user. When the
+   * user already holds this many, the oldest go in the same step — those that
+   * end first (for an idle lifetime: the least recently used; families with
+   * no limit last), then by start — at most REVOKED_PER_LOGIN of them, so a
+   * user far above the cap (from before it) converges over a few logins.
+   * Absent: no cap.
+   */
+  maxFamilies?: number;
 }
+
+/** The most families one createFamily revokes to stay under the cap (bounded work per login). */
+export const REVOKED_PER_LOGIN = 100;
+
+/**
+ * Rows or keys one step deletes when revoking every family of a user: the
+ * revocation takes effect at once (one O(1) step), the records go in
+ * batches of this size (one short step each), so no step's work grows with
+ * the user's families.
+ */
+export const REVOKE_BATCH = 500;
 
 export interface ExchangeInput {
   family: FamilyRef;
@@ -99,8 +119,12 @@ export type ExchangeResult =
   | { kind: "invalid" };
 
 export interface SessionStore {
-  /** Starts a family whose only live token is `tokenHash`; starts and last-used now. */
-  createFamily(input: CreateFamilyInput): Promise<void>;
+  /**
+   * Starts a family whose only live token is `tokenHash`; starts and last-used
+   * now; the cap applied in the same step (see `maxFamilies`). Returns how
+   * many families the cap revoked.
+   */
+  createFamily(input: CreateFamilyInput): Promise<number>;
 
   /**
    * One exchange, in order: record the proof (else `proof_replayed`); the
@@ -117,7 +141,13 @@ export interface SessionStore {
   /** Deletes the family (RFC 7009 revocation); true when a live family was deleted. */
   revokeFamilyByToken(family: FamilyRef, nowMs: number): Promise<boolean>;
 
-  /** Deletes every family of the user in one step; the number of live families deleted. */
+  /**
+   * Revokes every family of the user in one step, whatever their number (a
+   * later exchange of any of them is `invalid`); the number of live families
+   * revoked. Their records are then deleted in batches of REVOKE_BATCH (one
+   * short step each) before this returns: no step's work grows with the
+   * user's families (a user with 100,000 does not block Redis).
+   */
   revokeUserFamilies(userId: string, nowMs: number): Promise<number>;
 
   /** Releases what the store owns (a store sharing another store's client owns nothing). */

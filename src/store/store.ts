@@ -13,8 +13,8 @@
  *   (redis-store.ts says how).
  * - Nothing is read-then-written across two calls: single-use state is
  *   checked and changed inside the same step.
- * - Everything that expires carries a TTL; only authenticator data and
- *   recovery-code hashes are durable.
+ * - Everything that expires carries a TTL; only active authenticators and
+ *   recovery-code hashes are durable (a pending authenticator expires).
  * - The store never sees a secret in clear: TOTP secrets arrive encrypted and
  *   recovery codes arrive hashed.
  * - Time is passed in (`nowMs`) so tests drive a fake clock; TTLs are derived
@@ -127,8 +127,23 @@ export interface UserFactors {
 
 export type AssociateResult =
   | { kind: "already_enrolled" }
-  /** `recoveryCodeStored`: the recovery-code hash was stored (the user's first association). */
-  | { kind: "pending_created"; recoveryCodeStored: boolean };
+  /**
+   * `recoveryCodeStored`: the recovery-code hash was stored (the user's first
+   * association). `replaced`: a live pending authenticator was replaced (the
+   * `authenticator_replaced` event; an expired one does not count).
+   */
+  | { kind: "pending_created"; recoveryCodeStored: boolean; replaced: boolean };
+
+/**
+ * When a pending authenticator expires (SPEC §4 Pending enrollments):
+ * `ttlMs` after `nowMs`. Until its first verified code activates it; an
+ * expired one reads as absent everywhere (not listed, its code row 9, a new
+ * Associate allowed) and is then deleted (Redis TTL, PostgreSQL sweep).
+ */
+export interface PendingExpiry {
+  nowMs: number;
+  ttlMs: number;
+}
 
 export type RedeemRecoveryCodeResult =
   | { kind: "proof_replayed" }
@@ -178,13 +193,17 @@ export interface Store {
 
   /**
    * Enrollment: refused while an active authenticator exists; otherwise
-   * stores `authenticator` as pending (replacing any earlier pending one) and,
-   * when the user has none yet, `recoveryCodeHash`.
+   * stores `authenticator` as pending (replacing any earlier pending one),
+   * expiring as `expiry` says, and, when the user has none yet,
+   * `recoveryCodeHash`. Without `expiry` (store tests only) the pending
+   * authenticator does not expire; the service always passes one.
+   * Activation (`commitOtp`) makes it durable.
    */
   associatePending(
     userId: string,
     authenticator: { id: string; encryptedSecret: string },
     recoveryCodeHash: string,
+    expiry?: PendingExpiry,
   ): Promise<AssociateResult>;
 
   /** Removes the user's authenticator with this id; false when there is none. */

@@ -38,7 +38,7 @@ export interface TokenIssuer {
 
 /**
  * Signs the access token (RFC 9068 JWT profile: `typ: at+jwt`, iss, sub, aud,
- * client_id, iat, exp, jti, scope) with the first configured key and, for
+ * client_id, iat, exp, jti, scope, amr, auth_time) with the first configured key and, for
  * OpenID scopes, the ID token (OIDC Core §2: aud = client_id) with the first
  * key of the client's ID-token algorithm (the loader guarantees one exists).
  */
@@ -47,8 +47,18 @@ export function createTokenIssuer(options: {
   /** Read per token: a reload swaps the keys (SIGHUP). */
   keys: () => readonly SigningKey[];
   accessTokenTtlSeconds: number;
+  /**
+   * Auth0's MFA API audience (`<issuer>mfa/`) and its tokens' lifetime: the
+   * right to remove a factor is never older than one fresh second factor
+   * (SPEC §4), so these tokens live the smaller of the two lifetimes.
+   */
+  mfaApi?: { audience: string; ttlSeconds: number };
 }): TokenIssuer {
-  const { issuerUrl, accessTokenTtlSeconds } = options;
+  const { issuerUrl, accessTokenTtlSeconds, mfaApi } = options;
+  const lifetimeOf = (audience: string): number =>
+    mfaApi !== undefined && audience === mfaApi.audience
+      ? Math.min(mfaApi.ttlSeconds, accessTokenTtlSeconds)
+      : accessTokenTtlSeconds;
   const keyring = derived(options.keys, (keys) => {
     const first = keys[0];
     if (first === undefined) throw new Error("no signing key configured");
@@ -60,7 +70,10 @@ export function createTokenIssuer(options: {
     issue(grant) {
       const { signingKey, idTokenKeys } = keyring();
       const iat = grant.nowSeconds;
-      const exp = iat + accessTokenTtlSeconds;
+      const lifetime = lifetimeOf(grant.audience);
+      const exp = iat + lifetime;
+      // When the second factor was proven: now for a login, the login's for a refresh.
+      const authTime = grant.authTimeSeconds ?? iat;
       const accessToken = signJwtTraced("access_token", signingKey, "at+jwt", {
         iss: issuerUrl,
         sub: grant.userId,
@@ -72,12 +85,13 @@ export function createTokenIssuer(options: {
         jti: randomBytes(16).toString("base64url"),
         scope: grant.scope,
         amr: grant.amr,
+        auth_time: authTime,
         ...(grant.dpopJkt ? { cnf: { jkt: grant.dpopJkt } } : {}),
       });
       const response: TokenResponse = {
         accessToken,
         tokenType: grant.dpopJkt ? "DPoP" : "Bearer",
-        expiresIn: accessTokenTtlSeconds,
+        expiresIn: lifetime,
         scope: grant.scope,
       };
       if (grant.scope.split(" ").includes("openid")) {
@@ -89,7 +103,7 @@ export function createTokenIssuer(options: {
           aud: grant.clientId,
           iat,
           exp,
-          auth_time: grant.authTimeSeconds ?? iat,
+          auth_time: authTime,
           amr: grant.amr,
         });
       }

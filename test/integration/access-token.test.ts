@@ -70,6 +70,8 @@ test("the access token: at+jwt, kid, and every RFC 9068 claim", async () => {
     exp: iat + 86_400,
     scope: "openid profile",
     amr: ["mfa", "otp"],
+    // When the second factor was proven (SPEC §4).
+    auth_time: iat,
   });
 });
 

@@ -309,7 +309,7 @@ test("sessions: refresh, rotation, reuse, revoke, revoke-all (REST and RPC)", as
     { headers: { authorization: `Bearer ${TEST_INTERNAL_API_KEY}` } },
   );
   assert.ok(service.logs.some((line) => line.includes('"event":"refresh_token_reuse_detected"')));
-  assert.ok(service.logs.some((line) => line.includes('"event":"user_sessions_revoked"')));
+  assert.ok(service.logs.some((line) => line.includes('"event":"sessions_revoked"')));
 });
 
 test("store outage: causes are logged, secrets are not", async () => {

@@ -266,6 +266,7 @@ describe("PostgreSQL store", () => {
       "consumed_mfa_tokens",
       "recovery_codes",
       "refresh_token_families",
+      "refresh_token_revocations",
       "schema_migrations",
       "single_use_values",
       "user_failure_buckets",

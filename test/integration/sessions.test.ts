@@ -555,7 +555,7 @@ describe("revocation", () => {
     const c = await loginForRefreshToken(service, user, nonRotating);
     const { token: otherUsers } = await session();
     const mfaTokenService = clientsFor(service).mfaToken;
-    const before = securityEvents("user_sessions_revoked").length;
+    const before = securityEvents("sessions_revoked").length;
     const response = await mfaTokenService.revokeUserSessions(
       { userId: user.userId },
       internalAuth,
@@ -565,10 +565,11 @@ describe("revocation", () => {
     assertRow21(await postRefresh(service, leeway, b));
     assertRow21(await postRefresh(service, nonRotating, c));
     await rotate(service, rotating, otherUsers);
-    const events = securityEvents("user_sessions_revoked").slice(before);
+    const events = securityEvents("sessions_revoked").slice(before);
     assert.equal(events.length, 1);
     assert.equal(events[0]?.user_id, user.userId);
-    assert.equal(events[0]?.revoked, 3);
+    assert.equal(events[0]?.count, 3);
+    assert.equal(events[0]?.reason, "revoke_user_sessions");
     assert.equal(
       (await mfaTokenService.revokeUserSessions({ userId: user.userId }, internalAuth)).revoked,
       0,

@@ -177,6 +177,7 @@ describe("redis cluster", () => {
           assert.deepEqual(await store.associatePending(userId, auth, "rc-1"), {
             kind: "pending_created",
             recoveryCodeStored: true,
+            replaced: false,
           });
           const tok = token();
           const begun = await store.beginVerify(tok, t0, POLICY);

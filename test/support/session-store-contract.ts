@@ -17,6 +17,7 @@ import {
   type ExchangeResult,
   type FamilyRef,
   MAX_LIVE_TOKENS,
+  REVOKE_BATCH,
   type SessionPolicy,
   type SessionStore,
 } from "../../src/store/session-store.js";
@@ -381,6 +382,102 @@ export function defineSessionStoreContract(
 
       it("revokeUserFamilies of a user without families is 0", async () => {
         assert.equal(await sessions.revokeUserFamilies(`auth0|${randomUUID()}`, Date.now()), 0);
+      });
+
+      it(`revokeUserFamilies of more families than one batch (${REVOKE_BATCH}): all revoked, counted once`, async () => {
+        const userId = `auth0|${randomUUID()}`;
+        const count = 2 * REVOKE_BATCH + 7;
+        const t0 = Date.now();
+        const refs = Array.from({ length: count }, () => newFamilyRef(userId));
+        const firsts = refs.map(() => newHash());
+        for (let i = 0; i < count; i += 100) {
+          await Promise.all(
+            refs.slice(i, i + 100).map((family, j) =>
+              sessions.createFamily({
+                family,
+                tokenHash: firsts[i + j] as string,
+                nowMs: t0,
+                policy: ROTATING,
+              }),
+            ),
+          );
+        }
+        const t = t0 + SECOND;
+        assert.equal(await sessions.revokeUserFamilies(userId, t), count);
+        for (const index of [0, REVOKE_BATCH, count - 1]) {
+          const exchanged = await sessions.exchange({
+            family: refs[index] as FamilyRef,
+            presentedHash: firsts[index] as string,
+            successorHash: newHash(),
+            nowMs: t,
+            policy: ROTATING,
+          });
+          assert.deepEqual(exchanged, { kind: "invalid" });
+        }
+        assert.equal(await sessions.revokeUserFamilies(userId, t), 0);
+      });
+    });
+
+    describe("the cap on one user's families (maxFamilies)", () => {
+      it("a family beyond the cap revokes the one that ends first, in the same step", async () => {
+        const userId = `auth0|${randomUUID()}`;
+        const t0 = Date.now();
+        // Idle lifetime: the family used least recently ends first.
+        const started3 = [];
+        for (let i = 0; i < 3; i++) {
+          const family = newFamilyRef(userId);
+          const first = newHash();
+          assert.equal(
+            await sessions.createFamily({
+              family,
+              tokenHash: first,
+              nowMs: t0 + i * SECOND,
+              policy: ROTATING,
+              maxFamilies: 3,
+            }),
+            0,
+          );
+          started3.push({ family, first });
+        }
+        const [a, b, c] = started3;
+        assert.ok(a && b && c);
+        // `a` is used again: `b` now ends first.
+        const aNext = newHash();
+        assert.deepEqual(
+          await sessions.exchange({
+            family: a.family,
+            presentedHash: a.first,
+            successorHash: aNext,
+            nowMs: t0 + 10 * SECOND,
+            policy: ROTATING,
+          }),
+          { kind: "rotated" },
+        );
+        const d = { family: newFamilyRef(userId), first: newHash() };
+        assert.equal(
+          await sessions.createFamily({
+            family: d.family,
+            tokenHash: d.first,
+            nowMs: t0 + 11 * SECOND,
+            policy: ROTATING,
+            maxFamilies: 3,
+          }),
+          1,
+        );
+        const t = t0 + 12 * SECOND;
+        const exchange = (family: FamilyRef, presentedHash: string) =>
+          sessions.exchange({
+            family,
+            presentedHash,
+            successorHash: newHash(),
+            nowMs: t,
+            policy: ROTATING,
+          });
+        assert.deepEqual(await exchange(b.family, b.first), { kind: "invalid" });
+        assert.deepEqual(await exchange(a.family, aNext), { kind: "rotated" });
+        assert.deepEqual(await exchange(c.family, c.first), { kind: "rotated" });
+        assert.deepEqual(await exchange(d.family, d.first), { kind: "rotated" });
+        assert.equal(await sessions.revokeUserFamilies(userId, t), 3);
       });
     });
   });

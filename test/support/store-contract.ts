@@ -56,7 +56,11 @@ export function defineStoreContract(name: string, makeHarness: () => Promise<Sto
       const user = newUser();
       const auth = authenticator();
       const result = await store.associatePending(user.userId, auth, recoveryCodeHash);
-      assert.deepEqual(result, { kind: "pending_created", recoveryCodeStored: true });
+      assert.deepEqual(result, {
+        kind: "pending_created",
+        recoveryCodeStored: true,
+        replaced: false,
+      });
       return { ...user, auth };
     }
 
@@ -101,6 +105,7 @@ export function defineStoreContract(name: string, makeHarness: () => Promise<Sto
         assert.deepEqual(await store.associatePending(userId, second, "second"), {
           kind: "pending_created",
           recoveryCodeStored: false,
+          replaced: true,
         });
         const stored = await store.getAuthenticator(userId);
         assert.equal(stored?.id, second.id);
@@ -149,9 +154,77 @@ export function defineStoreContract(name: string, makeHarness: () => Promise<Sto
         assert.deepEqual(await store.associatePending(userId, authenticator(), "new-rc"), {
           kind: "pending_created",
           recoveryCodeStored: false,
+          replaced: false,
         });
         assert.deepEqual(await store.redeemRecoveryCode(token(), "rc-hash-1", "n", t0, POLICY), {
           kind: "redeemed",
+        });
+      });
+    });
+
+    describe("pending enrollments expire", () => {
+      const TTL = 200;
+
+      it("an expired pending authenticator is absent everywhere; a new one is not a replacement", async () => {
+        const { userId, token, t0 } = newUser();
+        const first = authenticator();
+        assert.deepEqual(
+          await store.associatePending(userId, first, "rc", { nowMs: t0, ttlMs: TTL }),
+          { kind: "pending_created", recoveryCodeStored: true, replaced: false },
+        );
+        const begun = await store.beginVerify(token(), t0 + TTL - 1, POLICY);
+        assert.equal(begun.kind === "ready" && begun.authenticator?.id, first.id);
+        await harness.advance(TTL * 2);
+        const later = t0 + TTL * 2;
+        assert.equal(await store.getAuthenticator(userId), null);
+        assert.deepEqual(await store.getFactors(userId), { otp: null, hasRecoveryCode: true });
+        assert.deepEqual(await store.beginVerify(token(), later, POLICY), {
+          kind: "ready",
+          authenticator: null,
+        });
+        const tok = token();
+        assert.equal(
+          await store.commitOtp({
+            token: tok,
+            authenticatorId: first.id,
+            step: 1,
+            nowMs: later,
+            bucket: POLICY,
+          }),
+          "authenticator_changed",
+        );
+        assert.equal(await store.deleteAuthenticator(userId, first.id), false);
+        assert.deepEqual(
+          await store.associatePending(userId, authenticator(), "rc2", {
+            nowMs: later,
+            ttlMs: TTL,
+          }),
+          { kind: "pending_created", recoveryCodeStored: false, replaced: false },
+        );
+      });
+
+      it("activation makes it durable", async () => {
+        const { userId, token, t0 } = newUser();
+        const auth = authenticator();
+        await store.associatePending(userId, auth, "rc", { nowMs: t0, ttlMs: TTL });
+        const tok = token();
+        await store.beginVerify(tok, t0, POLICY);
+        assert.equal(
+          await store.commitOtp({
+            token: tok,
+            authenticatorId: auth.id,
+            step: 7,
+            nowMs: t0,
+            bucket: POLICY,
+          }),
+          "committed",
+        );
+        await harness.advance(TTL * 2);
+        assert.deepEqual(await store.getAuthenticator(userId), {
+          id: auth.id,
+          encryptedSecret: auth.encryptedSecret,
+          active: true,
+          lastStep: 7,
         });
       });
     });

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import { generateSync } from "otplib";
-import { generateTotp, matchTotp, timeStepOf } from "../../src/mfa/totp.js";
+import { checkTotp, generateTotp, matchTotp, timeStepOf } from "../../src/mfa/totp.js";
 import { wrongCodeFor } from "../support/flows.js";
 
 const SEED_SHA1 = Buffer.from("12345678901234567890", "ascii");
@@ -74,6 +74,15 @@ describe("matchTotp window", () => {
     assert.equal(matchTotp(secret, codeAtStep(0), now, step - 1), step);
     assert.equal(matchTotp(secret, codeAtStep(-1), now, step - 1), null);
     assert.equal(matchTotp(secret, codeAtStep(-1), now, step - 2), step - 1);
+  });
+
+  test("checkTotp tells a replayed code (a used step, RFC 6238 §5.2) from a wrong one", () => {
+    assert.deepEqual(checkTotp(secret, codeAtStep(0), now, step - 1), { kind: "matched", step });
+    assert.deepEqual(checkTotp(secret, codeAtStep(0), now, step), { kind: "replayed" });
+    assert.deepEqual(checkTotp(secret, codeAtStep(-1), now, step - 1), { kind: "replayed" });
+    assert.deepEqual(checkTotp(secret, codeAtStep(-2), now, step - 5), { kind: "wrong" });
+    assert.deepEqual(checkTotp(secret, wrongCodeFor(secret, now), now, step), { kind: "wrong" });
+    assert.deepEqual(checkTotp(secret, "12345", now, -1), { kind: "wrong" });
   });
 
   test("inputs that are not exactly six ASCII digits are rejected", () => {

@@ -2,7 +2,7 @@ import { openTotpSecret } from "../../mfa/authenticator-secret.js";
 import { OTP_ID_PREFIX } from "../../mfa/enrollment.js";
 import type { MfaTokenCodec } from "../../mfa/mfa-token-codec.js";
 import type { SecretBox } from "../../mfa/secret-box.js";
-import { matchTotp } from "../../mfa/totp.js";
+import { checkTotp } from "../../mfa/totp.js";
 import type { SecurityEvents } from "../../observability/security-events.js";
 import type { BucketPolicy, Store } from "../../store/store.js";
 import { oauthErrors } from "../oauth-error.js";
@@ -49,8 +49,16 @@ export function createMfaOtpGrant(deps: MfaOtpGrantDeps): Grant<"mfa_token" | "o
       });
 
       const authenticator = begun.authenticator;
-      // A user with no authenticator: row 9, like a wrong code.
-      if (authenticator === null) throw oauthErrors.invalidGrant.invalidOtp();
+      // A user with no authenticator: row 9, like a wrong code (and its event).
+      if (authenticator === null) {
+        deps.events.record("otp_failed", {
+          userId: claims.userId,
+          clientId: client.clientId,
+          ...(address ? { address_id: address.id } : {}),
+          outcome: "no_authenticator",
+        });
+        throw oauthErrors.invalidGrant.invalidOtp();
+      }
       const secret = openTotpSecret(
         deps.totpSecrets,
         claims.userId,
@@ -63,8 +71,22 @@ export function createMfaOtpGrant(deps: MfaOtpGrantDeps): Grant<"mfa_token" | "o
           new Error("TOTP secret does not decrypt (SECRETS_KEY changed?)"),
         );
       }
-      const step = matchTotp(secret, params.otp, Math.floor(nowMs / 1000), authenticator.lastStep);
-      if (step === null) throw oauthErrors.invalidGrant.invalidOtp();
+      const who = {
+        userId: claims.userId,
+        clientId: client.clientId,
+        authenticatorId: OTP_ID_PREFIX + authenticator.id,
+        ...(address ? { address_id: address.id } : {}),
+      };
+      const check = checkTotp(secret, params.otp, Math.floor(nowMs / 1000), authenticator.lastStep);
+      if (check.kind !== "matched") {
+        // Both answer row 9; the audit trail tells a guess from a replayed code.
+        deps.events.record(check.kind === "replayed" ? "otp_replayed" : "otp_failed", {
+          ...who,
+          outcome: "refused",
+        });
+        throw oauthErrors.invalidGrant.invalidOtp();
+      }
+      const step = check.step;
 
       const committed = await deps.store.commitOtp({
         token: ref,
@@ -75,12 +97,16 @@ export function createMfaOtpGrant(deps: MfaOtpGrantDeps): Grant<"mfa_token" | "o
         ...(address ? { address } : {}),
       });
       if (committed === "mfa_token_used") throw oauthErrors.expiredToken();
+      if (committed === "replayed") {
+        // Another request used this step between our two round trips.
+        deps.events.record("otp_replayed", { ...who, outcome: "refused" });
+      }
       if (committed !== "committed") throw oauthErrors.invalidGrant.invalidOtp();
       if (!authenticator.active) {
         deps.events.record("authenticator_activated", {
           userId: claims.userId,
           clientId: client.clientId,
-          authenticatorId: OTP_ID_PREFIX + authenticator.id,
+          authenticatorId: who.authenticatorId,
           outcome: "activated",
         });
       }

@@ -16,18 +16,23 @@ export interface SessionDeps {
   hash: RefreshTokenHasher;
   /** Called when a reuse revokes a family; never given a token. */
   onReuseDetected?: (event: ReuseDetected) => void;
+  /** MAX_SESSIONS_PER_USER: a login beyond it revokes the user's oldest family (absent: no cap). */
+  maxFamiliesPerUser?: number;
 }
 
 /** Keys for sealing and hashing are derived from SECRETS_KEY, one per purpose. */
 export function createSessionDeps(
   secretsKey: Buffer,
   store: SessionStore,
-  options: { onReuseDetected?: (event: ReuseDetected) => void } = {},
+  options: { onReuseDetected?: (event: ReuseDetected) => void; maxFamiliesPerUser?: number } = {},
 ): SessionDeps {
   return {
     store,
     codec: createRefreshTokenCodec(secretsKey),
     hash: createRefreshTokenHasher(secretsKey),
     ...(options.onReuseDetected ? { onReuseDetected: options.onReuseDetected } : {}),
+    ...(options.maxFamiliesPerUser !== undefined
+      ? { maxFamiliesPerUser: options.maxFamiliesPerUser }
+      : {}),
   };
 }

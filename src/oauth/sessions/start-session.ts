@@ -51,11 +51,13 @@ export async function startSession(
     authTime: Math.floor(input.nowMs / 1000),
     ...(jkt ? { jkt } : {}),
   });
+  // The cap (MAX_SESSIONS_PER_USER) is applied in the same step.
   await deps.store.createFamily({
     family: { userId: input.userId, familyId },
     tokenHash: deps.hash(token),
     nowMs: input.nowMs,
     policy: sessionPolicyOf(client.refreshToken),
+    ...(deps.maxFamiliesPerUser !== undefined ? { maxFamilies: deps.maxFamiliesPerUser } : {}),
   });
   return token;
 }
