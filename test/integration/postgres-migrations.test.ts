@@ -113,17 +113,19 @@ describe("token-service db migrate", () => {
 
   test("from the previous version: refused, migrated, and the user enrolled before logs in", async () => {
     const url = await postgres.freshDatabase({ migrateTo: REQUIRED - 1 });
-    // A user enrolled and active under the previous version, written by its own functions.
+    // A user enrolled and active under the previous version, written by its own
+    // functions (0003's ts_associate_pending: no expiry for this pending one).
     const userId = `migrated-${randomUUID()}`;
     const secret = generateTotpSecret();
     const raw = decodeBase32Secret(secret);
     const box = createSecretBox(Buffer.from(TEST_SECRETS_KEY, "base64"), "totp-secret");
     await withClient(url, async (client) => {
-      await client.query("SELECT ts_associate_pending($1, $2, $3, $4)", [
+      await client.query("SELECT ts_associate_pending($1, $2, $3, $4, $5, NULL)", [
         userId,
         "a1",
         sealTotpSecret(box, userId, "a1", raw),
         "recovery-code-hash",
+        Date.now(),
       ]);
       await client.query("UPDATE authenticators SET active = true WHERE user_id = $1", [userId]);
     });
