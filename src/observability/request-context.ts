@@ -18,6 +18,15 @@ export function runWithRequestId<A extends unknown[]>(
   requestIds.run(requestId, handler, ...args);
 }
 
+/**
+ * Runs `fn` in the request's scope and returns what it returns: for code that
+ * the request's scope does not reach by itself (the unary RPC fast path gets
+ * the body through stream callbacks, which run in the socket's context).
+ */
+export function withRequestId<T>(requestId: string, fn: () => T): T {
+  return requestIds.run(requestId, fn);
+}
+
 export function currentRequestId(): string | undefined {
   return requestIds.getStore();
 }

@@ -1,5 +1,6 @@
 import type { Interceptor } from "@connectrpc/connect";
 import { context } from "@opentelemetry/api";
+import { withRequestId } from "../observability/request-context.js";
 import { callRecordOf } from "./call-record.js";
 import {
   type CallWrapper,
@@ -8,16 +9,20 @@ import {
 } from "./oauth-error-interceptor.js";
 
 /**
- * Runs each RPC call inside its request's trace context (tracing on), so the
- * store round trips and signing it causes are children of the request's
- * server span. Needed on the unary fast path: it gets the body through
- * stream callbacks, which run in the socket's async context, not the
- * request's. Tracing off (no context on the record): a plain call.
+ * Runs each RPC call inside its request's scopes: the request id's (every
+ * log line the call writes carries it: request-context.ts) and, tracing on,
+ * the trace context (the store round trips and signing it causes are
+ * children of the request's server span). Needed on the unary fast path: it
+ * gets the body through stream callbacks, which run in the socket's async
+ * context, not the request's. First among the interceptors, so the error
+ * interceptor's lines are inside both.
  */
 export function createTraceContextInterceptor(): WrappingInterceptor {
   const wrap: CallWrapper = (_route, call, values) => {
-    const traceContext = callRecordOf(values)?.traceContext;
-    return traceContext === undefined ? call() : context.with(traceContext, call);
+    const record = callRecordOf(values);
+    if (record === undefined) return call();
+    const scoped = () => withRequestId(record.requestId, call);
+    return record.traceContext === undefined ? scoped() : context.with(record.traceContext, scoped);
   };
   const interceptor: Interceptor = (next) => (request) =>
     wrap(request.method.name, () => next(request), request.contextValues);

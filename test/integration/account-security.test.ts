@@ -18,8 +18,10 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { decodeJwt } from "jose";
+import { StoreUnavailableError } from "../../src/store/store.js";
 import {
   associate,
+  breakStore,
   clientsFor,
   codeAt,
   enrolledUser,
@@ -371,6 +373,11 @@ function defineAccountSecuritySuite(
           ["/oauth/token", 400, "invalid_grant", CLIENTS.post.id],
         );
       }
+      // Every security event this suite caused carries a request_id.
+      for (const line of linesOf(service)) {
+        if (line.security === true)
+          assert.equal(typeof line.request_id, "string", JSON.stringify(line));
+      }
       // Neither carries the code.
       for (const otp of [wrongOtp, code]) {
         for (const line of [failed, replayed]) assert.ok(!JSON.stringify(line).includes(otp));
@@ -378,6 +385,60 @@ function defineAccountSecuritySuite(
     });
   });
 }
+
+describe("an error line carries its request's request_id (REST and gRPC)", () => {
+  let service: TestService;
+  before(async () => {
+    service = await startTestService();
+  });
+  after(() => service.close());
+
+  it("a store outage: the request_failed line joins the access line", async () => {
+    const user = await enrolledUser(service);
+    const token = await issueMfaToken(service, user.userId);
+    const repair = breakStore(service, () => new StoreUnavailableError("store down (test)"));
+    try {
+      const answer = await postTokenForm(
+        service,
+        {
+          grant_type: MFA_OTP_GRANT,
+          client_id: CLIENTS.post.id,
+          client_secret: CLIENTS.post.secret,
+          mfa_token: token,
+          otp: freshCode(service, user.secret),
+        },
+        { "x-request-id": "store-down-rest" },
+      );
+      assert.equal(answer.status, 503);
+      await assert.rejects(
+        clientsFor(service, "grpc").token.verifyMfaOtp(
+          {
+            mfaToken: token,
+            otp: "123456",
+            clientId: CLIENTS.post.id,
+            clientSecret: CLIENTS.post.secret,
+          },
+          { headers: { "x-request-id": "store-down-grpc" } },
+        ),
+      );
+    } finally {
+      repair();
+    }
+    for (const requestId of ["store-down-rest", "store-down-grpc"]) {
+      const failed = linesOf(service).filter(
+        (line) => line.event === "request_failed" && line.request_id === requestId,
+      );
+      assert.deepEqual(
+        failed.map((line) => [line.level, line.error]),
+        [[50, "temporarily_unavailable"]],
+      );
+      assert.equal(
+        (await accessLineOf(service, requestId)).status,
+        requestId.endsWith("rest") ? 503 : 200,
+      );
+    }
+  });
+});
 
 defineAccountSecuritySuite("memory", async () => ({ store: "memory" }));
 

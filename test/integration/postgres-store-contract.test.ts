@@ -278,6 +278,26 @@ describe("postgres expiry sweeper", () => {
       // An expired failure bucket of one user (a wrong recovery code).
       const { userId, token } = newUser();
       await store.redeemRecoveryCode(token(MINUTE), "x", "y", t0, POLICY);
+      // An expired pending enrollment and an active authenticator (durable).
+      const pending = newUser();
+      await store.associatePending(pending.userId, { id: "p1", encryptedSecret: "s" }, "rc", {
+        nowMs: t0,
+        ttlMs: MINUTE,
+      });
+      const active = newUser();
+      await store.associatePending(active.userId, { id: "a1", encryptedSecret: "s" }, "rc", {
+        nowMs: t0,
+        ttlMs: MINUTE,
+      });
+      const activeToken = active.token(MINUTE);
+      await store.beginVerify(activeToken, t0, POLICY);
+      await store.commitOtp({
+        token: activeToken,
+        authenticatorId: "a1",
+        step: 1,
+        nowMs: t0,
+        bucket: POLICY,
+      });
       clock.set(t0 + 10 * MINUTE);
       // Another transaction holds one expired row: the sweeper skips it, never waits.
       await withClient(url, async (holder) => {
@@ -295,7 +315,9 @@ describe("postgres expiry sweeper", () => {
         try {
           const first = await sweeper.sweepOnce();
           assert.equal(first.single_use_values, 20, "two batches of 10 per round");
-          assert.equal(first.user_failure_buckets, 1);
+          // The wrong recovery code's, and the activation's (its attempt given back).
+          assert.equal(first.user_failure_buckets, 2);
+          assert.equal(first.authenticators, 1, "the expired pending enrollment only");
           const second = await sweeper.sweepOnce();
           assert.equal(second.single_use_values, 4, "the held row is skipped");
         } finally {
@@ -317,6 +339,14 @@ describe("postgres expiry sweeper", () => {
               .rows,
         ),
         [],
+      );
+      assert.deepEqual(
+        await withClient(
+          url,
+          async (client) =>
+            (await client.query("SELECT user_id, active FROM authenticators ORDER BY active")).rows,
+        ),
+        [{ user_id: active.userId, active: true }],
       );
       const idle = createSweeper(stores.db, { clock, intervalMs: 3_600_000 });
       assert.deepEqual(Object.keys(await idle.sweepOnce()), [...SWEPT_TABLES]);
