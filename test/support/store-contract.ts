@@ -896,6 +896,7 @@ export function defineStoreContract(name: string, makeHarness: () => Promise<Sto
         assert.deepEqual(await store.associatePending(user.userId, authenticator(), "rc-2"), {
           kind: "pending_created",
           recoveryCodeStored: true,
+          replaced: false,
         });
       });
 
