@@ -9,6 +9,7 @@ import type { LogLevel } from "./observability/logger.js";
 import { parseTracingConfig, type TracingConfig } from "./observability/tracing-config.js";
 import { productionIssuerRefusal } from "./production-issuer.js";
 import type { StoreConfig } from "./store/store-config.js";
+import { parseStoreSettings } from "./store/store-settings.js";
 import {
   generateEphemeralSigningKeys,
   importSigningKey,
@@ -204,50 +205,16 @@ export function loadConfig(
   }
   const issuerName = value("ISSUER_NAME") ?? "token-service";
 
-  let store: StoreConfig = { kind: "memory" };
-  const redisUrl = value("REDIS_URL");
-  const clusterNodes = value("REDIS_CLUSTER_NODES");
-  if (redisUrl && clusterNodes) problems.push("set REDIS_URL or REDIS_CLUSTER_NODES, not both");
-  if (redisUrl) {
-    if (!/^rediss?:\/\//.test(redisUrl))
-      problems.push("REDIS_URL must start with redis:// or rediss://");
-    store = { kind: "redis", url: redisUrl };
-  } else if (clusterNodes) {
-    const nodes = clusterNodes.split(",").map((entry) => {
-      const match = /^\s*([^\s:]+):(\d{1,5})\s*$/.exec(entry);
-      if (!match?.[1] || !match[2]) {
-        problems.push(`REDIS_CLUSTER_NODES entry "${entry}" is not host:port`);
-        return { host: "", port: 0 };
-      }
-      return { host: match[1], port: Number(match[2]) };
-    });
-    store = { kind: "redis-cluster", nodes };
-  }
-
-  // PostgreSQL (docs/configuration.md "DATABASE_URL"): one store at a time.
-  const databaseUrl = value("DATABASE_URL");
-  if (databaseUrl) {
-    const others = ["REDIS_URL", "REDIS_CLUSTER_NODES", "REDIS_SENTINELS"].filter(
-      (name) => value(name) !== undefined,
-    );
-    if (others.length > 0) {
-      problems.push(`set DATABASE_URL or ${others.join(" or ")}, not both: one store at a time`);
-    }
-    if (!/^postgres(ql)?:\/\//.test(databaseUrl)) {
-      problems.push("DATABASE_URL must start with postgres:// or postgresql://");
-    }
-    store = {
-      kind: "postgres",
-      url: databaseUrl,
-      poolSize: integer("DATABASE_POOL_SIZE", 10, 1, 1_000),
-      statementTimeoutMs: integer("DATABASE_STATEMENT_TIMEOUT_MS", 2_000, 100, 600_000),
-      connectTimeoutMs: integer("DATABASE_CONNECT_TIMEOUT_MS", 2_000, 100, 600_000),
-    };
-  }
+  // The store (docs/configuration.md "Store"): one of DATABASE_URL, REDIS_URL,
+  // REDIS_CLUSTER_NODES, REDIS_SENTINELS, or the in-process default.
+  const { store, variable: storeVariable } = parseStoreSettings(
+    { value, integer, readFile },
+    problems,
+  );
 
   if (workers > 1 && store.kind === "memory") {
     problems.push(
-      "WORKERS > 1 needs a shared store (REDIS_URL, REDIS_CLUSTER_NODES or DATABASE_URL): each worker would have its own memory store",
+      "WORKERS > 1 needs a shared store (REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES or DATABASE_URL): each worker would have its own memory store",
     );
   }
 
@@ -426,7 +393,7 @@ export function loadConfig(
     // store: every enrolled user would be locked out at the next restart.
     // (Production names it among the refused development defaults below.)
     problems.push(
-      `SECRETS_KEY is required with ${databaseUrl ? "DATABASE_URL" : redisUrl ? "REDIS_URL" : "REDIS_CLUSTER_NODES"}: a key generated per run cannot decrypt what earlier runs stored, so every enrolled user would be locked out at the next restart (generate one with \`token-service secrets-key\`)`,
+      `SECRETS_KEY is required with ${storeVariable}: a key generated per run cannot decrypt what earlier runs stored, so every enrolled user would be locked out at the next restart (generate one with \`token-service secrets-key\`)`,
     );
   }
   if (workers > 1) {
@@ -447,7 +414,7 @@ export function loadConfig(
   if (production) {
     const refused = [
       devDefaults.memoryStore &&
-        "the in-process memory store (set REDIS_URL, REDIS_CLUSTER_NODES or DATABASE_URL)",
+        "the in-process memory store (set REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES or DATABASE_URL)",
       devDefaults.ephemeralSigningKey &&
         "an ephemeral signing key (set SIGNING_KEYS_FILE; write one with `token-service keys generate --add-to signing-keys.json`)",
       devDefaults.demoClients &&

@@ -1,9 +1,9 @@
 /**
- * The stores the configuration names — `REDIS_URL`,
+ * The stores the configuration names — `REDIS_URL`, `REDIS_SENTINELS`,
  * `REDIS_CLUSTER_NODES`, `DATABASE_URL`, or the in-process default — built
  * together on one backend: the main Store and the SessionStore
  * (refresh-token families).
- * One ioredis client (standalone or Cluster) serves both, so sessions cost
+ * One ioredis client (standalone, Sentinel or Cluster) serves both, so sessions cost
  * no extra connection and share the client's fail-fast options; in memory,
  * DPoP proof marks share one key space (a proof is used once across every
  * grant). `store.close()` closes the shared client; `sessions.close()` owns
@@ -16,6 +16,7 @@ import { createMemorySessionStore } from "./memory-session-store.js";
 import { createMemoryStore } from "./memory-store.js";
 import { createPostgresStores } from "./postgres-stores.js";
 import { createRedisClient, createRedisClusterClient } from "./redis-client.js";
+import { createRedisSentinelClient } from "./redis-sentinel-client.js";
 import { createRedisSessionStore } from "./redis-session-store.js";
 import { createRedisStore } from "./redis-store.js";
 import type { SessionStore } from "./session-store.js";
@@ -40,6 +41,10 @@ export function createStores(config: StoreConfig, clock: Clock, logger: Logger):
       return sessionsBeside(createMemoryStore({ now: clock.nowMs }));
     case "redis": {
       const client = createRedisClient(config.url, { onError });
+      return { store: createRedisStore(client), sessions: createRedisSessionStore(client) };
+    }
+    case "redis-sentinel": {
+      const client = createRedisSentinelClient(config, { onError });
       return { store: createRedisStore(client), sessions: createRedisSessionStore(client) };
     }
     case "redis-cluster": {
