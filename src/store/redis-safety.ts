@@ -34,6 +34,25 @@ interface Inspection {
 
 const nodeName = (redis: Redis) => `${redis.options.host}:${redis.options.port}`;
 
+/**
+ * A master's INFO; "" when the server refuses the command (a hosted Redis, an
+ * ACL without it): the fields are then as hidden as when INFO leaves them out.
+ */
+async function readInfo(node: Redis): Promise<string> {
+  try {
+    return await node.info();
+  } catch (error) {
+    if (
+      error instanceof Error &&
+      error.name === "ReplyError" &&
+      /^NOPERM|^ERR unknown command/.test(error.message)
+    ) {
+      return "";
+    }
+    throw error;
+  }
+}
+
 export function createRedisSafety(
   client: Redis | Cluster,
   settings: RedisSafetySettings,
@@ -65,7 +84,7 @@ export function createRedisSafety(
     await Promise.all(
       nodes.map(async (node) => {
         const name = nodeName(node);
-        const info = parseInfo(await node.info());
+        const info = parseInfo(await readInfo(node));
         found.set(name, connectedReplicas(info));
         const durability = settings.durabilityCheck ? durabilityProblem(name, info) : undefined;
         problem ??= durability;
