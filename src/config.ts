@@ -8,6 +8,7 @@ import { hasDemoClient } from "./oauth/demo-client.js";
 import type { LogLevel } from "./observability/logger.js";
 import { parseTracingConfig, type TracingConfig } from "./observability/tracing-config.js";
 import { productionIssuerRefusal } from "./production-issuer.js";
+import type { RedisSafetySettings } from "./store/redis-safety-settings.js";
 import type { StoreConfig } from "./store/store-config.js";
 import { parseStoreSettings } from "./store/store-settings.js";
 import {
@@ -26,6 +27,8 @@ export interface Config {
   issuerUrl: string;
   issuerName: string;
   store: StoreConfig;
+  /** What a Redis store checks and waits for (SPEC §7; unused by the other stores). */
+  redisSafety: RedisSafetySettings;
   clients: ClientRegistry;
   internalApiKey: string;
   /** First key signs; all are published in the JWKS. */
@@ -436,6 +439,28 @@ export function loadConfig(
   });
   if (demo.problem !== undefined) problems.push(demo.problem);
 
+  // SPEC §7 "Redis durability, checked", "Replica acknowledgement": the
+  // checks are on in production; off elsewhere (the test Redis runs without AOF).
+  const onOff = (name: string, fallback: boolean): { on: boolean; explicitOff: boolean } => {
+    const raw = value(name)?.toLowerCase();
+    if (raw === undefined) return { on: fallback, explicitOff: false };
+    if (["on", "true", "1"].includes(raw)) return { on: true, explicitOff: false };
+    if (["off", "false", "0"].includes(raw)) return { on: false, explicitOff: true };
+    problems.push(`${name} must be on or off (got "${raw}")`);
+    return { on: fallback, explicitOff: false };
+  };
+  const durabilityCheck = onOff("REDIS_DURABILITY_CHECK", production);
+  const redisSafety: RedisSafetySettings = {
+    durabilityCheck: durabilityCheck.on,
+    durabilityCheckDisabled: durabilityCheck.explicitOff,
+    datasetCheck: onOff("REDIS_DATASET_CHECK", production).on,
+    minReplicasAck:
+      value("REDIS_MIN_REPLICAS_ACK") === undefined
+        ? undefined
+        : integer("REDIS_MIN_REPLICAS_ACK", 0, 0, 100),
+    ackTimeoutMs: integer("REDIS_ACK_TIMEOUT_MS", 200, 1, 60_000),
+  };
+
   const config: Config = {
     port,
     host,
@@ -443,6 +468,7 @@ export function loadConfig(
     issuerUrl,
     issuerName,
     store,
+    redisSafety,
     clients,
     internalApiKey,
     signingKeys,

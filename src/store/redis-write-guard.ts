@@ -1,0 +1,85 @@
+/**
+ * Every write a Redis store sends goes through here (SPEC §7 "Fail closed",
+ * "Replica acknowledgement"): the write is refused while the store cannot be
+ * trusted (durability check failed, dataset marker missing: the guard's
+ * `refusal`), and, while the key's master has replicas, it is followed by
+ * `WAIT <replicas connected> <timeout>` in the same pipeline — one round trip,
+ * sent to the one node that owns the key's slot (ioredis routes a Cluster
+ * pipeline by the slot of its keys; WAIT has none) — and fails unless at least
+ * the minimum acknowledged it. WAIT covers every earlier write of the
+ * connection, so the answer holds on whichever replica is promoted.
+ *
+ * The guard is attached to the client, not to a store: every store built on
+ * the client (the main store, the session store, any later one) and every
+ * script defined with defineScripts is covered without knowing about it.
+ */
+import type { ChainableCommander, Cluster, Redis } from "ioredis";
+import { StoreUnavailableError } from "./store.js";
+
+export interface WriteGuard {
+  /** Why writes are refused right now (logged once by its owner), or undefined. */
+  refusal(): string | undefined;
+  /** The WAIT to send after a write of `key`: replicas to wait for, the minimum, the timeout. */
+  acknowledgementFor(key: string): Acknowledgement | undefined;
+}
+
+export interface Acknowledgement {
+  /** The replicas the key's master last reported connected (WAIT's first argument). */
+  replicas: number;
+  /** REDIS_MIN_REPLICAS_ACK: fewer acknowledgements fail the write. */
+  minimum: number;
+  /** REDIS_ACK_TIMEOUT_MS. */
+  timeoutMs: number;
+}
+
+type Client = Redis | Cluster;
+const guards = new WeakMap<Client, WriteGuard>();
+
+/** Makes every write sent through `confirmedWrite` on this client obey `guard`. */
+export function attachWriteGuard(client: Client, guard: WriteGuard): void {
+  guards.set(client, guard);
+}
+
+/**
+ * Sends one write (a script or a command) whose first key is `key`: `direct`
+ * sends it alone (no replica to wait for: the client's auto-pipelining
+ * applies), `queue` adds it to a pipeline that WAIT follows. Resolves with
+ * the write's reply, or rejects with StoreUnavailableError when writes are
+ * refused or too few replicas acknowledged (SPEC §5 row 12).
+ */
+export async function confirmedWrite<T>(
+  client: Client,
+  key: string,
+  direct: () => Promise<T>,
+  queue: (pipeline: ChainableCommander) => ChainableCommander,
+): Promise<T> {
+  const guard = guards.get(client);
+  if (guard === undefined) return direct();
+  const refused = guard.refusal();
+  if (refused !== undefined) throw new StoreUnavailableError(`writes refused: ${refused}`);
+  const ack = guard.acknowledgementFor(key);
+  if (ack === undefined || ack.replicas === 0) {
+    if (ack !== undefined && ack.minimum > 0) {
+      // The master reported no replica: nothing could acknowledge (SPEC §7:
+      // writes answer row 12 until one re-attaches).
+      throw new StoreUnavailableError(
+        `no replica connected; REDIS_MIN_REPLICAS_ACK is ${ack.minimum}`,
+      );
+    }
+    return direct();
+  }
+  const replies = await queue(client.pipeline()).wait(ack.replicas, ack.timeoutMs).exec();
+  if (replies === null || replies.length !== 2) throw new Error("unexpected pipeline reply");
+  const [[writeError, reply], [waitError, acknowledged]] = replies as [
+    [Error | null, unknown],
+    [Error | null, unknown],
+  ];
+  if (writeError !== null) throw writeError;
+  if (waitError !== null) throw waitError;
+  if (typeof acknowledged !== "number" || acknowledged < ack.minimum) {
+    throw new StoreUnavailableError(
+      `write acknowledged by ${String(acknowledged)} of ${ack.replicas} replicas; REDIS_MIN_REPLICAS_ACK is ${ack.minimum}`,
+    );
+  }
+  return reply as T;
+}
