@@ -149,6 +149,9 @@ export async function spawnRedisServer(options: SpawnRedisOptions = {}): Promise
     "",
     "--appendonly",
     "no",
+    // A replica's full sync starts at once (the default waits 5 s for more replicas).
+    "--repl-diskless-sync-delay",
+    "0",
     ...auth,
     ...(options.args ?? []),
   ];
