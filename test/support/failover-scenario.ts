@@ -244,7 +244,8 @@ export async function runFailoverScenario(deployment: FailoverDeployment): Promi
   // probes are other users' enrollments: a write that answered 503 stays on
   // the master (SPEC §7), and a code burnt for the scenario's user would
   // hide a lost single-use mark behind the replay guard's last step.
-  const probe = async () => associate(await issueMfaToken(service, deployment.newUserId()));
+  const prober = deployment.newUserId();
+  const probe = async () => associate(await issueMfaToken(service, prober));
   const orphanWrite503 = isUnavailable(await probe());
   await deployment.attachReplica();
   await waitUntil("a write to succeed with the fresh replica", async () => {
