@@ -5,9 +5,18 @@
 // the new master without a restart, within 15 s, and every answer of 200 before the
 // failover must still hold after it.
 
+import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { userKeys } from "../../src/store/redis-keys.js";
 import { assertFailoverInvariant, runFailoverScenario } from "../support/failover-scenario.js";
-import { uniqueUserId } from "../support/flows.js";
+import {
+  enrolledUser,
+  freshCode,
+  issueMfaToken,
+  otpGrantParams,
+  postTokenForm,
+  uniqueUserId,
+} from "../support/flows.js";
 import { waitUntil } from "../support/redis-process.js";
 import { startReplicationPair, startSentinels } from "../support/redis-replication.js";
 import { startTestService } from "../support/test-service.js";
@@ -61,5 +70,72 @@ describe("failover: Redis Sentinel promotes the replica", () => {
     });
     t.diagnostic(`failover figures ${JSON.stringify(counts)}`);
     assertFailoverInvariant(counts);
+  });
+
+  test("a switch-over with the old master still up is followed: writes go to the new one", async (t) => {
+    const pair = await startReplicationPair({ password: REDIS_PASSWORD });
+    t.after(() => pair.stop());
+    const sentinels = await startSentinels(3, {
+      name: NAME,
+      master: { host: "127.0.0.1", port: pair.link.port },
+      quorum: 2,
+      masterPassword: REDIS_PASSWORD,
+      password: SENTINEL_PASSWORD,
+      downAfterMs: 1000,
+      failoverTimeoutMs: 5000,
+      replicas: 1,
+    });
+    t.after(() => sentinels.stop());
+    const service = await startTestService({
+      store: "config",
+      env: {
+        REDIS_SENTINELS: sentinels.env,
+        REDIS_SENTINEL_NAME: NAME,
+        REDIS_SENTINEL_PASSWORD: SENTINEL_PASSWORD,
+        REDIS_PASSWORD,
+      },
+    });
+    t.after(() => service.close());
+    const { userId, secret } = await enrolledUser(service);
+    const before = otpGrantParams(await issueMfaToken(service, userId), freshCode(service, secret));
+    const beforeAt = service.clock.nowMs();
+    assert.equal((await postTokenForm(service, before)).status, 200);
+
+    // The Sentinels promote the replica and turn the old master, still
+    // running, into its replica: the service's connection to it now leads
+    // to a server that refuses writes (READONLY), or is closed by Sentinel.
+    await sentinels.processes[0]?.command("SENTINEL", "FAILOVER", NAME);
+    await waitUntil("every Sentinel to name the promoted replica", async () =>
+      (await sentinels.masterPorts()).every((port) => port === pair.replica.port),
+    );
+    // Sentinel turns the old master into a replica only when it next reads
+    // its INFO (up to 10 s); a fresh replica lets the new master acknowledge
+    // writes sooner. Until then the old master is still a master, without
+    // replicas: a write there could not be acknowledged either.
+    await pair.attachReplica(pair.replica.port);
+    const statuses: number[] = [];
+    await waitUntil("a login on the new master", async () => {
+      const { status } = await postTokenForm(
+        service,
+        otpGrantParams(await issueMfaToken(service, userId), freshCode(service, secret)),
+      );
+      statuses.push(status);
+      return status === 200;
+    });
+    assert.deepEqual(
+      statuses.filter((status) => status !== 200 && status !== 503),
+      [],
+      "nothing but 200 or 503 while the service follows",
+    );
+    // The last login's time step is recorded on the new master.
+    const lastStep = String(Math.floor(service.clock.nowMs() / 30_000));
+    const otpKey = userKeys(userId).otp;
+    assert.equal(await pair.replica.command("HGET", otpKey, "last_step"), lastStep);
+    // The login before the switch-over still holds on the new master.
+    const resumeAt = service.clock.nowMs();
+    service.clock.set(beforeAt);
+    assert.equal((await postTokenForm(service, before)).status, 400);
+    service.clock.set(resumeAt);
+    t.diagnostic(`switch-over followed after ${statuses.length} attempt(s): ${statuses.join(",")}`);
   });
 });
