@@ -9,7 +9,13 @@ import type { Logger } from "./logger.js";
  * (one per service).
  */
 export interface StoreOutageLog {
+  /** A request or a ping met the store unavailable. */
   unavailable(cause: unknown, requestId?: string): void;
+  /**
+   * A ping succeeded. The outage ends at a ping with no failure reported
+   * since the previous ping: a Cluster with one master down answers pings
+   * (any node) while its slots keep failing, and must not flap.
+   */
   available(): void;
 }
 
@@ -19,8 +25,10 @@ export function storeOutageLog(logger: Logger): StoreOutageLog {
   const known = states.get(logger);
   if (known !== undefined) return known;
   let down = false;
+  let failedSincePing = false;
   const log: StoreOutageLog = {
     unavailable(cause, requestId) {
+      failedSincePing = true;
       if (down) return;
       down = true;
       const message = cause instanceof Error ? cause.message : String(cause);
@@ -34,7 +42,9 @@ export function storeOutageLog(logger: Logger): StoreOutageLog {
       );
     },
     available() {
-      if (!down) return;
+      const failed = failedSincePing;
+      failedSincePing = false;
+      if (!down || failed) return;
       down = false;
       logger.info({ event: "store_available" }, "store available again");
     },

@@ -12,7 +12,6 @@
 
 import type { Cluster, Redis } from "ioredis";
 import type { Logger } from "../observability/logger.js";
-import { storeOutageLog } from "../observability/store-outage-log.js";
 import type { Clock } from "../util/clock.js";
 import { createMemorySessionStore } from "./memory-session-store.js";
 import { createMemoryStore } from "./memory-store.js";
@@ -46,8 +45,10 @@ export function createStores(
   logger: Logger,
   redisSafety: RedisSafetySettings = DEFAULT_REDIS_SAFETY,
 ): Stores {
-  // A connection error is one line per outage, not one per reconnection attempt.
-  const onError = (err: Error) => storeOutageLog(logger).unavailable(err);
+  // Outages are logged as state changes by the requests and the readiness
+  // ping that meet them (store-outage-log.ts), not once per reconnection attempt.
+  const onError = (err: Error) =>
+    logger.debug({ event: "redis_error", message: err.message }, "redis error");
   switch (config.kind) {
     case "memory":
       return sessionsBeside(createMemoryStore({ now: clock.nowMs }));
