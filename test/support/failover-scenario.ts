@@ -21,6 +21,7 @@
  * only the store's single-use state can refuse it.
  */
 import assert from "node:assert/strict";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { decodeBase32Secret, generateTotp } from "../../src/mfa/totp.js";
 import { issueMfaToken, MFA_OTP_GRANT, nextStep, postTokenForm } from "./flows.js";
 import { waitUntil } from "./redis-process.js";
@@ -233,8 +234,16 @@ export async function runFailoverScenario(deployment: FailoverDeployment): Promi
   // 3. The master dies, the replica is promoted; the service follows it.
   const diedAt = Date.now();
   await deployment.failover();
-  const reader = await issueMfaToken(service, userId);
   await waitUntil("the service to read from the promoted master", async () => {
+    // IssueMfaToken reads the store too (Unavailable meanwhile): inside the poll.
+    let reader: string;
+    try {
+      reader = await issueMfaToken(service, userId);
+    } catch (error) {
+      const code = ConnectError.from(error).code;
+      assert.equal(code, Code.Unavailable, `IssueMfaToken failed with ${Code[code]}`);
+      return false;
+    }
     const status = await listAuthenticators(reader);
     assert.ok(status === 200 || status === 503, `GET /mfa/authenticators answered ${status}`);
     return status === 200;

@@ -414,12 +414,19 @@ export async function startRedisClusterWithReplicas(): Promise<RedisClusterWithR
     },
   });
   /** Joins a fresh node as a replica of `masterId`, once it sees that master. */
-  const joinReplica = async (masterId: string, viaPort: number): Promise<ClusterNodeHandle> => {
+  const joinReplica = async (
+    masterId: string,
+    viaPort: number,
+    announcedPort: number,
+  ): Promise<ClusterNodeHandle> => {
     const port = await clusterPort();
     const node = await spawnNode(port, port);
     await node.command("CLUSTER", "MEET", "127.0.0.1", String(viaPort));
-    await waitUntil(`node ${port} to learn of ${masterId}`, async () =>
-      String(await node.command("CLUSTER", "NODES")).includes(masterId),
+    // The MEET's address first, then the one the master announces: replicate from that one.
+    await waitUntil(`node ${port} to learn of ${masterId} at ${announcedPort}`, async () =>
+      String(await node.command("CLUSTER", "NODES"))
+        .split("\n")
+        .some((line) => line.startsWith(`${masterId} 127.0.0.1:${announcedPort}@`)),
     );
     await waitUntil(`node ${port} to replicate ${masterId}`, async () => {
       await node.command("CLUSTER", "REPLICATE", masterId);
@@ -453,7 +460,7 @@ export async function startRedisClusterWithReplicas(): Promise<RedisClusterWithR
     }
     const replicas: ClusterNodeHandle[] = [];
     for (const master of masters) {
-      const replica = await joinReplica(master.id, master.port);
+      const replica = await joinReplica(master.id, master.port, master.announcedPort);
       // The replica must reach its master through the relay, or stalling it stalls nothing.
       const masterPort = await infoField(replica.port, undefined, "replication", "master_port");
       if (masterPort !== String(master.announcedPort)) {
@@ -501,7 +508,8 @@ export async function startRedisClusterWithReplicas(): Promise<RedisClusterWithR
       },
       attachReplica: (masterId) => {
         const alive = [...masters, ...replicas].find((node) => node.id === masterId);
-        return joinReplica(masterId, alive?.port ?? 0);
+        if (!alive) throw new Error(`no node ${masterId}`);
+        return joinReplica(masterId, alive.port, alive.announcedPort);
       },
       stop,
     };
