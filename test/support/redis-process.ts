@@ -22,7 +22,19 @@ export interface RedisProcess {
   command(...args: string[]): Promise<unknown>;
 }
 
+/** A server certificate for 127.0.0.1 that is its own CA (tls-proxy.ts selfSignedCertificate). */
+export interface TlsFiles {
+  certFile: string;
+  keyFile: string;
+  /** The CA file to trust: the certificate itself. */
+  caFile: string;
+  /** Its PEM text, for clients. */
+  ca: string;
+}
+
 export interface SpawnRedisOptions {
+  /** TLS only (`port 0`, `tls-port`); clients are not asked for certificates. */
+  tls?: TlsFiles;
   /** requirepass (and masterauth, so a replica can reach a master with the same password). */
   password?: string;
   /** Extra redis-server arguments (`--replicaof`, `--cluster-enabled`, …). */
@@ -66,10 +78,20 @@ export async function redisCommand(
   password: string | undefined,
   ...args: string[]
 ): Promise<unknown> {
+  return redisCommandOver(port, password, undefined, ...args);
+}
+
+async function redisCommandOver(
+  port: number,
+  password: string | undefined,
+  tls: TlsFiles | undefined,
+  ...args: string[]
+): Promise<unknown> {
   const client = new Redis({
     host: "127.0.0.1",
     port,
     password,
+    tls: tls ? { ca: tls.ca } : undefined,
     lazyConnect: true,
     retryStrategy: () => null,
     enableOfflineQueue: false,
@@ -104,6 +126,7 @@ async function spawnAndWait(
   port: number,
   dir: string,
   password: string | undefined,
+  tls?: TlsFiles,
 ): Promise<RedisProcess> {
   const child = spawn(binary, args, { stdio: "ignore", cwd: dir });
   children.add(child);
@@ -116,7 +139,7 @@ async function spawnAndWait(
     port,
     dir,
     kill: () => kill(child),
-    command: (...command) => redisCommand(port, password, ...command),
+    command: (...command) => redisCommandOver(port, password, tls, ...command),
   };
   try {
     await waitUntil(`${binary} on port ${port}`, async () => {
@@ -138,9 +161,27 @@ export async function spawnRedisServer(options: SpawnRedisOptions = {}): Promise
   const auth = options.password
     ? ["--requirepass", options.password, "--masterauth", options.password]
     : [];
+  const tls = options.tls;
+  const listen = tls
+    ? [
+        "--port",
+        "0",
+        "--tls-port",
+        String(port),
+        "--tls-cert-file",
+        tls.certFile,
+        "--tls-key-file",
+        tls.keyFile,
+        "--tls-ca-cert-file",
+        tls.caFile,
+        "--tls-auth-clients",
+        "no",
+        "--tls-replication",
+        "yes",
+      ]
+    : ["--port", String(port)];
   const args = [
-    "--port",
-    String(port),
+    ...listen,
     "--bind",
     "127.0.0.1",
     "--dir",
@@ -161,6 +202,7 @@ export async function spawnRedisServer(options: SpawnRedisOptions = {}): Promise
     port,
     dir,
     options.password,
+    tls,
   );
   return {
     ...handle,
@@ -181,6 +223,8 @@ export interface SentinelOptions {
   downAfterMs: number;
   /** `failover-timeout`. */
   failoverTimeoutMs: number;
+  /** TLS towards clients and towards the master and replicas (`tls-replication yes`). */
+  tls?: TlsFiles;
 }
 
 /** A redis-sentinel with a config file of its own (Sentinel rewrites it). */
@@ -188,8 +232,19 @@ export async function spawnSentinel(options: SentinelOptions): Promise<RedisProc
   const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), `token-service-sentinel-${port}-`));
   const { name, master } = options;
+  const tls = options.tls;
   const lines = [
-    `port ${port}`,
+    ...(tls
+      ? [
+          "port 0",
+          `tls-port ${port}`,
+          `tls-cert-file ${tls.certFile}`,
+          `tls-key-file ${tls.keyFile}`,
+          `tls-ca-cert-file ${tls.caFile}`,
+          "tls-auth-clients no",
+          "tls-replication yes",
+        ]
+      : [`port ${port}`]),
     "bind 127.0.0.1",
     `dir ${dir}`,
     `sentinel monitor ${name} ${master.host} ${master.port} ${options.quorum}`,
@@ -207,6 +262,7 @@ export async function spawnSentinel(options: SentinelOptions): Promise<RedisProc
     port,
     dir,
     options.password,
+    tls,
   );
   return {
     ...handle,
