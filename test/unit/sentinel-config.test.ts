@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
+import { summarize } from "../../src/cli/config-check.js";
 import { ConfigError, DEMO_CLIENTS_FILE, loadConfig } from "../../src/config.js";
 import { sentinelClientOptions } from "../../src/store/redis-sentinel-client.js";
 
@@ -105,6 +106,23 @@ describe("REDIS_SENTINELS", () => {
     // A demoted master makes the client reconnect (to whatever the Sentinels name now).
     assert.equal(options.reconnectOnError?.(new Error("READONLY You can't write")), true);
     assert.equal(options.reconnectOnError?.(new Error("WRONGTYPE")), false);
+  });
+
+  test("config check names the group and the Sentinels, never a password", () => {
+    const summary = summarize(
+      load({
+        ...SENTINELS,
+        REDIS_SENTINEL_NAME: "tokens",
+        REDIS_SENTINEL_PASSWORD: "sentinel-pass",
+        REDIS_PASSWORD: "redis-pass",
+      }),
+      undefined,
+    );
+    assert.match(
+      summary,
+      /^configuration OK: store redis-sentinel \(tokens via 10\.0\.0\.1:26379,s2\.internal:26380,\[::1\]:26381\), /,
+    );
+    assert.doesNotMatch(summary, /pass/);
   });
 
   test("without TLS no TLS option is passed", () => {
