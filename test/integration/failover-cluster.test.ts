@@ -12,6 +12,10 @@ import { startRedisClusterWithReplicas } from "../support/redis-cluster.js";
 import { infoField, waitUntil } from "../support/redis-process.js";
 import { startTestService } from "../support/test-service.js";
 
+// A healthy replica acknowledges on loopback in a few ms; 500 ms (not the default 200)
+// keeps a busy test machine from turning a healthy write into a 503.
+const ACK = { REDIS_ACK_TIMEOUT_MS: "500" };
+
 describe("failover: Redis Cluster promotes a replica", () => {
   test("every 200 before the failover holds after it; stalled writes answer 503", async (t) => {
     const cluster = await startRedisClusterWithReplicas();
@@ -27,7 +31,7 @@ describe("failover: Redis Cluster promotes a replica", () => {
     }
     const service = await startTestService({
       store: "config",
-      env: { REDIS_CLUSTER_NODES: cluster.nodesEnv },
+      env: { ...ACK, REDIS_CLUSTER_NODES: cluster.nodesEnv },
     });
     t.after(() => service.close());
 

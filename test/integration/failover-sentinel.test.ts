@@ -25,6 +25,10 @@ const NAME = "token-service-failover";
 const REDIS_PASSWORD = "redis-password-for-the-failover-suite";
 const SENTINEL_PASSWORD = "sentinel-password-for-the-failover-suite";
 
+// A healthy replica acknowledges on loopback in a few ms; 500 ms (not the default 200)
+// keeps a busy test machine from turning a healthy write into a 503.
+const ACK = { REDIS_ACK_TIMEOUT_MS: "500" };
+
 describe("failover: Redis Sentinel promotes the replica", () => {
   test("every 200 before the failover holds after it; stalled writes answer 503", async (t) => {
     const pair = await startReplicationPair({ password: REDIS_PASSWORD });
@@ -49,6 +53,7 @@ describe("failover: Redis Sentinel promotes the replica", () => {
         REDIS_SENTINEL_NAME: NAME,
         REDIS_SENTINEL_PASSWORD: SENTINEL_PASSWORD,
         REDIS_PASSWORD,
+        ...ACK,
       },
     });
     t.after(() => service.close());
@@ -60,8 +65,12 @@ describe("failover: Redis Sentinel promotes the replica", () => {
       async failover() {
         await pair.killMaster();
         // No REPLICAOF here: the Sentinels notice and promote on their own.
-        await waitUntil("every Sentinel to name the promoted replica", async () =>
-          (await sentinels.masterPorts()).every((port) => port === pair.replica.port),
+        // 30 s: should the Sentinels' first election split, they retry after
+        // twice the failover-timeout.
+        await waitUntil(
+          "every Sentinel to name the promoted replica",
+          async () => (await sentinels.masterPorts()).every((port) => port === pair.replica.port),
+          30_000,
         );
       },
       async attachReplica() {
@@ -93,6 +102,7 @@ describe("failover: Redis Sentinel promotes the replica", () => {
         REDIS_SENTINEL_NAME: NAME,
         REDIS_SENTINEL_PASSWORD: SENTINEL_PASSWORD,
         REDIS_PASSWORD,
+        ...ACK,
       },
     });
     t.after(() => service.close());

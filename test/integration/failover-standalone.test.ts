@@ -11,6 +11,10 @@ import { startReplicationPair } from "../support/redis-replication.js";
 import { startTcpRelay } from "../support/tcp-relay.js";
 import { startTestService } from "../support/test-service.js";
 
+// A healthy replica acknowledges on loopback in a few ms; 500 ms (not the default 200)
+// keeps a busy test machine from turning a healthy write into a 503.
+const ACK = { REDIS_ACK_TIMEOUT_MS: "500" };
+
 describe("failover: a master and a replica behind REDIS_URL", () => {
   test("every 200 before the failover holds after it; stalled writes answer 503", async (t) => {
     const pair = await startReplicationPair();
@@ -22,7 +26,7 @@ describe("failover: a master and a replica behind REDIS_URL", () => {
     });
     const service = await startTestService({
       store: "config",
-      env: { REDIS_URL: `redis://127.0.0.1:${address.port}` },
+      env: { ...ACK, REDIS_URL: `redis://127.0.0.1:${address.port}` },
     });
     t.after(() => service.close());
 
