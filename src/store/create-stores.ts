@@ -54,8 +54,15 @@ export function createStores(
       return sessionsBeside(createMemoryStore({ now: clock.nowMs }));
     case "redis":
       return redisStores(createRedisClient(config.url, { onError }), redisSafety, logger);
-    case "redis-sentinel":
-      return redisStores(createRedisSentinelClient(config, { onError }), redisSafety, logger);
+    case "redis-sentinel": {
+      const onSentinelError = (err: Error) =>
+        logger.warn(
+          { event: "redis_sentinel_unreachable", cause: err.message },
+          "a Redis Sentinel did not answer; asking the next",
+        );
+      const client = createRedisSentinelClient(config, { onError, onSentinelError });
+      return redisStores(client, redisSafety, logger);
+    }
     case "redis-cluster":
       return redisStores(createRedisClusterClient(config.nodes, { onError }), redisSafety, logger);
     case "postgres": {

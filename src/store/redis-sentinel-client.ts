@@ -30,7 +30,7 @@ const backoff = (times: number) => Math.min(100 * 2 ** (times - 1), 500);
 
 /** ioredis options for `settings` (exported for the unit test: no secret is dropped or misplaced). */
 export function sentinelClientOptions(settings: RedisSentinelSettings): RedisOptions {
-  const tls: ConnectionOptions | undefined = settings.tlsCa ? { ca: settings.tlsCa } : {};
+  const tls: ConnectionOptions = settings.tlsCa ? { ca: settings.tlsCa } : {};
   return {
     ...REDIS_CLIENT_OPTIONS,
     sentinels: settings.sentinels.map(({ host, port }) => ({ host, port })),
@@ -51,14 +51,23 @@ export function sentinelClientOptions(settings: RedisSentinelSettings): RedisOpt
   };
 }
 
+export interface RedisSentinelClientOptions extends RedisClientOptions {
+  /**
+   * One Sentinel did not answer while the master was being looked up (the
+   * next one is asked): worth a warning, not an outage. When none answers,
+   * the client's `error` (`onError`) says so.
+   */
+  onSentinelError?: (err: Error) => void;
+}
+
 /** A client of the master `settings.name` names; it starts connecting at once. */
 export function createRedisSentinelClient(
   settings: RedisSentinelSettings,
-  options: RedisClientOptions = {},
+  options: RedisSentinelClientOptions = {},
 ): Redis {
   const client = new Redis({ ...sentinelClientOptions(settings), ...options.redis });
   // Without listeners ioredis prints every reconnection error to stderr.
   client.on("error", (err: Error) => options.onError?.(err));
-  client.on("sentinelError", (err: Error) => options.onError?.(err));
+  client.on("sentinelError", (err: Error) => options.onSentinelError?.(err));
   return client;
 }

@@ -22,6 +22,9 @@ import { startReplicationPair, startSentinels } from "../support/redis-replicati
 import { startTestService } from "../support/test-service.js";
 
 const NAME = "token-service-failover";
+// Small enough for a quick failover, large enough that a busy test machine (a master slow to
+// answer a PING through the relay) does not make the Sentinels fail over in the healthy phase.
+const DOWN_AFTER_MS = 2000;
 const REDIS_PASSWORD = "redis-password-for-the-failover-suite";
 const SENTINEL_PASSWORD = "sentinel-password-for-the-failover-suite";
 
@@ -41,7 +44,7 @@ describe("failover: Redis Sentinel promotes the replica", () => {
       quorum: 2,
       masterPassword: REDIS_PASSWORD,
       password: SENTINEL_PASSWORD,
-      downAfterMs: 1000,
+      downAfterMs: DOWN_AFTER_MS,
       failoverTimeoutMs: 5000,
       replicas: 1,
     });
@@ -90,7 +93,7 @@ describe("failover: Redis Sentinel promotes the replica", () => {
       quorum: 2,
       masterPassword: REDIS_PASSWORD,
       password: SENTINEL_PASSWORD,
-      downAfterMs: 1000,
+      downAfterMs: DOWN_AFTER_MS,
       failoverTimeoutMs: 5000,
       replicas: 1,
     });
