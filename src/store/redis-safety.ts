@@ -90,8 +90,10 @@ export function createRedisSafety(
         problem ??= durability;
         const keys = markers?.get(name) ?? [];
         if (markers !== undefined && !problem) {
-          const present = keys.length > 0 ? await node.exists(...keys) : 0;
-          if (present !== keys.length) {
+          // One EXISTS per key: on a cluster node, keys of several slots in
+          // one command would be refused (CROSSSLOT).
+          const present = await Promise.all(keys.map((key) => node.exists(key)));
+          if (present.some((n) => n !== 1)) {
             problem ??= `Redis ${name} holds no accepted token-service dataset (restarted empty, evicted, restored or failed over to a replica that missed writes?): writes are refused until an operator checks it and runs \`token-service redis accept-dataset\` (docs/operations.md "Restoring Redis")`;
           }
         }
