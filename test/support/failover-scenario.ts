@@ -201,6 +201,10 @@ export async function runFailoverScenario(deployment: FailoverDeployment): Promi
 
   // 2. The link stalls: nothing may be issued that the replica does not hold.
   deployment.freezeReplication();
+  // The master still serves the service (a read answers): what refuses the
+  // writes below is the missing acknowledgement, not a dead connection.
+  const stalledRead = await listAuthenticators(await issueMfaToken(service, userId));
+  assert.equal(stalledRead, 200, "a read while the link is stalled");
   const stalled: [string, Answer][] = [];
   stalled.push(["a login while the link is stalled", await login(secret, used)]);
   const family = families[0] as { latest: string; rotated: string[] };

@@ -42,7 +42,8 @@ interface Pair {
   held: Buffer[];
 }
 
-const REPLICATION_COMMAND = /REPLCONF|PSYNC|\bSYNC\b/i;
+/** A RESP bulk string that is exactly one of the replication commands (never a key or a token). */
+const REPLICATION_COMMAND = /\$\d+\r\n(?:REPLCONF|PSYNC|SYNC)\r\n/i;
 
 export async function startTcpRelay(targetPort: number, host = "127.0.0.1"): Promise<TcpRelay> {
   let target = targetPort;
