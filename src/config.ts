@@ -458,7 +458,8 @@ export function loadConfig(
       value("REDIS_MIN_REPLICAS_ACK") === undefined
         ? undefined
         : integer("REDIS_MIN_REPLICAS_ACK", 0, 0, 100),
-    ackTimeoutMs: integer("REDIS_ACK_TIMEOUT_MS", 200, 1, 60_000),
+    // Below the 2 s every Redis command is given (redis-client.ts).
+    ackTimeoutMs: integer("REDIS_ACK_TIMEOUT_MS", 200, 1, 1_500),
   };
 
   const config: Config = {

@@ -3,9 +3,9 @@
  * "Replica acknowledgement"): the write is refused while the store cannot be
  * trusted (durability check failed, dataset marker missing: the guard's
  * `refusal`), and, while the key's master has replicas, it is followed by
- * `WAIT <replicas connected> <timeout>` in the same pipeline — one round trip,
- * sent to the one node that owns the key's slot (ioredis routes a Cluster
- * pipeline by the slot of its keys; WAIT has none) — and fails unless at least
+ * `WAIT <replicas connected> <timeout>` in the same round trip — on a Cluster
+ * in one pipeline, which ioredis sends to the node that owns the slot of its
+ * keys (WAIT has none) — and fails unless at least
  * the minimum acknowledged it. WAIT covers every earlier write of the
  * connection, so the answer holds on whichever replica is promoted.
  *
@@ -13,7 +13,7 @@
  * the client (the main store, the session store, any later one) and every
  * script defined with defineScripts is covered without knowing about it.
  */
-import type { ChainableCommander, Cluster, Redis } from "ioredis";
+import { type ChainableCommander, Cluster, type Redis } from "ioredis";
 import { StoreUnavailableError } from "./store.js";
 
 export interface WriteGuard {
@@ -68,14 +68,33 @@ export async function confirmedWrite<T>(
     }
     return direct();
   }
-  const replies = await queue(client.pipeline()).wait(ack.replicas, ack.timeoutMs).exec();
-  if (replies === null || replies.length !== 2) throw new Error("unexpected pipeline reply");
-  const [[writeError, reply], [waitError, acknowledged]] = replies as [
-    [Error | null, unknown],
-    [Error | null, unknown],
-  ];
-  if (writeError !== null) throw writeError;
-  if (waitError !== null) throw waitError;
+  let reply: unknown;
+  let acknowledged: unknown;
+  if (client instanceof Cluster) {
+    // A keyless WAIT on its own would go to any node: the pipeline takes it
+    // to the node of the write's slot.
+    const replies = await queue(client.pipeline()).wait(ack.replicas, ack.timeoutMs).exec();
+    if (replies === null || replies.length !== 2) throw new Error("unexpected pipeline reply");
+    const [[writeError, written], [waitError, waited]] = replies as [
+      [Error | null, unknown],
+      [Error | null, unknown],
+    ];
+    if (writeError !== null) throw writeError;
+    if (waitError !== null) throw waitError;
+    [reply, acknowledged] = [written, waited];
+  } else {
+    // One connection: issued in the same tick, both leave in the client's
+    // auto-pipelined batch, WAIT after the write (one round trip, no
+    // pipeline object per request). Other requests' commands may sit between
+    // them: WAIT covers every earlier write of the connection.
+    const [written, waited] = await Promise.allSettled([
+      direct(),
+      client.wait(ack.replicas, ack.timeoutMs),
+    ]);
+    if (written.status === "rejected") throw written.reason;
+    if (waited.status === "rejected") throw waited.reason;
+    [reply, acknowledged] = [written.value, waited.value];
+  }
   if (typeof acknowledged !== "number" || acknowledged < ack.minimum) {
     throw new StoreUnavailableError(
       `write acknowledged by ${String(acknowledged)} of ${ack.replicas} replicas; REDIS_MIN_REPLICAS_ACK is ${ack.minimum}`,

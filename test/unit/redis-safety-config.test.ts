@@ -114,7 +114,7 @@ test("invalid values: every problem at once", () => {
         'REDIS_DURABILITY_CHECK must be on or off (got "maybe")',
         'REDIS_DATASET_CHECK must be on or off (got "yes")',
         'REDIS_MIN_REPLICAS_ACK must be an integer from 0 to 100 (got "-1")',
-        'REDIS_ACK_TIMEOUT_MS must be an integer from 1 to 60000 (got "0")',
+        'REDIS_ACK_TIMEOUT_MS must be an integer from 1 to 1500 (got "0")',
       ]);
       return true;
     },
