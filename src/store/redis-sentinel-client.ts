@@ -60,12 +60,53 @@ export interface RedisSentinelClientOptions extends RedisClientOptions {
   onSentinelError?: (err: Error) => void;
 }
 
+/**
+ * A Sentinel client that never gives up by itself. ioredis 6 ends a Sentinel
+ * client for good (status `end`: every command fails at once, no more
+ * reconnection) when the failover detector's `+switch-master` arrives while
+ * a reconnection is asking the Sentinels (the detector's disconnect aborts
+ * that attempt, and the aborted connect is treated as final). Seen in the
+ * failover suite: the master killed, the client reconnecting, the Sentinels
+ * announcing the promotion. Unless the store closed it (`quit`,
+ * `disconnect()`), an ended client connects again.
+ */
+class SentinelRedis extends Redis {
+  #closing = false;
+
+  constructor(options: RedisOptions) {
+    // The stores read replies in the default (RESP2, "legacy") mapping;
+    // RedisOptions also admits "resp3", which the overloads keep apart.
+    super(options as RedisOptions & { replyMapping?: "legacy" });
+    this.on("end", () => {
+      if (this.#closing) return;
+      setTimeout(() => {
+        if (this.#closing || this.status !== "end") return;
+        this.emit(
+          "sentinelError",
+          new Error("the client had stopped reconnecting; connecting again"),
+        );
+        this.connect().catch(() => {});
+      }, 100).unref();
+    });
+  }
+
+  override quit(...args: Parameters<Redis["quit"]>): ReturnType<Redis["quit"]> {
+    this.#closing = true;
+    return super.quit(...args);
+  }
+
+  override disconnect(reconnect = false): void {
+    if (!reconnect) this.#closing = true;
+    super.disconnect(reconnect);
+  }
+}
+
 /** A client of the master `settings.name` names; it starts connecting at once. */
 export function createRedisSentinelClient(
   settings: RedisSentinelSettings,
   options: RedisSentinelClientOptions = {},
 ): Redis {
-  const client = new Redis({ ...sentinelClientOptions(settings), ...options.redis });
+  const client = new SentinelRedis({ ...sentinelClientOptions(settings), ...options.redis });
   // Without listeners ioredis prints every reconnection error to stderr.
   client.on("error", (err: Error) => options.onError?.(err));
   client.on("sentinelError", (err: Error) => options.onSentinelError?.(err));
