@@ -46,6 +46,11 @@ export function attachWriteGuard(client: Client, guard: WriteGuard): void {
  * applies), `queue` adds it to a pipeline that WAIT follows. Resolves with
  * the write's reply, or rejects with StoreUnavailableError when writes are
  * refused or too few replicas acknowledged (SPEC §5 row 12).
+ *
+ * Known gap: a script the server forgot while the connection stayed up (an
+ * operator's SCRIPT FLUSH) answers NOSCRIPT, and ioredis resends it as EVAL
+ * after the WAIT, which then covered nothing: that write goes unconfirmed,
+ * once per script and connection (docs/operations.md "Replica acknowledgement").
  */
 export async function confirmedWrite<T>(
   client: Client,
