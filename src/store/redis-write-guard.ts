@@ -33,11 +33,37 @@ export interface Acknowledgement {
 }
 
 type Client = Redis | Cluster;
-const guards = new WeakMap<Client, WriteGuard>();
+interface Guarded {
+  guard: WriteGuard;
+  /** NOSCRIPT replies seen on the client (each means ioredis resends that script as EVAL). */
+  noscripts: number;
+}
+const guards = new WeakMap<Client, Guarded>();
 
 /** Makes every write sent through `confirmedWrite` on this client obey `guard`. */
 export function attachWriteGuard(client: Client, guard: WriteGuard): void {
-  guards.set(client, guard);
+  const guarded: Guarded = { guard, noscripts: 0 };
+  guards.set(client, guarded);
+  // Every command passes here, pipelined ones included (ioredis writes a
+  // pipeline through its client's sendCommand). A script the server forgot
+  // (SCRIPT FLUSH on a live connection) answers NOSCRIPT and ioredis resends
+  // it as EVAL, after the WAIT that followed it: confirmedWrite sees the
+  // count move and waits once more.
+  const send = client.sendCommand.bind(client) as (...args: unknown[]) => unknown;
+  (client as unknown as { sendCommand: (...args: unknown[]) => unknown }).sendCommand = (
+    command: unknown,
+    ...rest: unknown[]
+  ) => {
+    const script = command as { name?: string; reject?: (error: Error) => void };
+    const reject = script.reject;
+    if (script.name === "evalsha" && reject !== undefined) {
+      script.reject = (error: Error) => {
+        if (/^NOSCRIPT/.test(error?.message ?? "")) guarded.noscripts++;
+        reject.call(script, error);
+      };
+    }
+    return send(command, ...rest);
+  };
 }
 
 /**
@@ -46,6 +72,11 @@ export function attachWriteGuard(client: Client, guard: WriteGuard): void {
  * applies), `queue` adds it to a pipeline that WAIT follows. Resolves with
  * the write's reply, or rejects with StoreUnavailableError when writes are
  * refused or too few replicas acknowledged (SPEC §5 row 12).
+ *
+ * A script the server forgot while the connection stayed up (SCRIPT FLUSH)
+ * answers NOSCRIPT and ioredis resends it as EVAL after the WAIT, which then
+ * covered nothing: when a NOSCRIPT was seen meanwhile (this write's or
+ * another's), one more WAIT follows the write (one more round trip, rarely).
  */
 export async function confirmedWrite<T>(
   client: Client,
@@ -53,8 +84,9 @@ export async function confirmedWrite<T>(
   direct: () => Promise<T>,
   queue: (pipeline: ChainableCommander) => ChainableCommander,
 ): Promise<T> {
-  const guard = guards.get(client);
-  if (guard === undefined) return direct();
+  const guarded = guards.get(client);
+  if (guarded === undefined) return direct();
+  const { guard } = guarded;
   const refused = guard.refusal();
   if (refused !== undefined) throw new StoreUnavailableError(`writes refused: ${refused}`);
   const ack = guard.acknowledgementFor(key);
@@ -68,6 +100,7 @@ export async function confirmedWrite<T>(
     }
     return direct();
   }
+  const noscriptsBefore = guarded.noscripts;
   let reply: unknown;
   let acknowledged: unknown;
   if (client instanceof Cluster) {
@@ -94,6 +127,9 @@ export async function confirmedWrite<T>(
     if (written.status === "rejected") throw written.reason;
     if (waited.status === "rejected") throw waited.reason;
     [reply, acknowledged] = [written.value, waited.value];
+  }
+  if (guarded.noscripts !== noscriptsBefore) {
+    acknowledged = await client.wait(ack.replicas, ack.timeoutMs);
   }
   if (typeof acknowledged !== "number" || acknowledged < ack.minimum) {
     throw new StoreUnavailableError(

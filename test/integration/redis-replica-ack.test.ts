@@ -82,6 +82,26 @@ describe("a master with one replica", () => {
     assert.equal(result.status, 200, JSON.stringify(result.body));
   });
 
+  test("scripts flushed on a live connection: each resent write is confirmed by one more WAIT", async () => {
+    const { userId, secret } = await enrolledUser(service);
+    const mfaToken = await issueMfaToken(service, userId);
+    const waits = async () =>
+      Number(/^cmdstat_wait:calls=(\d+)/m.exec(await admin.info("commandstats"))?.[1] ?? 0);
+    const before = await waits();
+    // A verify's success is two writes, each followed by one WAIT.
+    const ok = await verifyOtp(service, mfaToken, freshCode(service, secret));
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    assert.equal((await waits()) - before, 2);
+
+    await admin.script("FLUSH");
+    const again = await issueMfaToken(service, userId);
+    const middle = await waits();
+    const result = await verifyOtp(service, again, freshCode(service, secret));
+    assert.equal(result.status, 200, JSON.stringify(result.body));
+    // Both scripts answered NOSCRIPT and were resent after their WAIT: one more each.
+    assert.equal((await waits()) - middle, 4);
+  });
+
   test("replication link broken: the right code answers 503 and issues nothing; healed: 200", async () => {
     const { userId, secret } = await enrolledUser(service);
     const mfaToken = await issueMfaToken(service, userId);
