@@ -107,10 +107,14 @@ async function waitUntil(what: string, proc: Proc, ready: () => Promise<boolean>
   }
 }
 
-/** A redis-server without persistence on a free port (the bench's data is throwaway). */
-export async function startRedis(cpus: Cpus): Promise<Proc & { url: string }> {
+/**
+ * A redis-server without persistence on a free port (the bench's data is
+ * throwaway); with `replicaOf`, a replica of the server on that port.
+ */
+export async function startRedis(cpus: Cpus, replicaOf?: number): Promise<Proc & { url: string }> {
   const port = await freePort();
   const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+  if (replicaOf !== undefined) args.push("--replicaof", "127.0.0.1", String(replicaOf));
   const proc = track(spawnPinned(cpus, "redis-server", args, process.env), port);
   const { Redis } = await import("ioredis");
   await waitUntil("redis-server", proc, async () => {
@@ -327,6 +331,11 @@ export async function startService(options: ServiceOptions): Promise<Proc> {
     // keeps the attack-path row from measuring 429s.
     ADDRESS_MAX_FAILURES: "1000000",
     ADDRESS_FAILURE_REFILL_SECONDS: "1",
+    // The bench's redis-server runs without persistence (it measures the
+    // request path, not the disk): production's checks of AOF, noeviction
+    // and the dataset marker would refuse it (docs/operations.md).
+    REDIS_DURABILITY_CHECK: "off",
+    REDIS_DATASET_CHECK: "off",
     ...options.extraEnv,
   };
   const args = [...(options.nodeFlags ?? []), options.main];

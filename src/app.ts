@@ -54,6 +54,7 @@ import { createRestRoutes } from "./server/rest-routes.js";
 import { createServices, type Services } from "./service/services.js";
 import { createServiceDeps } from "./service-deps.js";
 import { createStores, type Stores, sessionsBeside } from "./store/create-stores.js";
+import type { RedisSafety } from "./store/redis-safety.js";
 import type { SessionStore } from "./store/session-store.js";
 import type { Store } from "./store/store.js";
 import { type Clock, systemClock } from "./util/clock.js";
@@ -89,6 +90,8 @@ export interface App {
   readonly internalPort: number | undefined;
   /** The store's reachability, refreshed in the background; readiness reads it. */
   storeHealth: StoreHealth;
+  /** Redis built from the configuration: its masters' checks (durability, marker, replicas). */
+  redisSafety: RedisSafety | undefined;
   /** The RPCs served without connect-es (empty with `rpcFastPath: false`). */
   rpcFastPaths: UnaryFastPath[];
   /**
@@ -139,7 +142,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   const logger = options.logger ?? createLogger(config.logLevel);
   const built: Stores =
     options.store === undefined
-      ? createStores(config.store, clock, logger)
+      ? createStores(config.store, clock, logger, config.redisSafety)
       : options.sessions === undefined
         ? sessionsBeside(options.store)
         : { store: options.store, sessions: options.sessions };
@@ -329,6 +332,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       return internalPort;
     },
     storeHealth,
+    redisSafety: built.redisSafety,
     rpcFastPaths: fastPaths,
     serverStreams,
     async listen(port = config.port) {

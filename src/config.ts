@@ -8,7 +8,9 @@ import { hasDemoClient } from "./oauth/demo-client.js";
 import type { LogLevel } from "./observability/logger.js";
 import { parseTracingConfig, type TracingConfig } from "./observability/tracing-config.js";
 import { productionIssuerRefusal } from "./production-issuer.js";
+import type { RedisSafetySettings } from "./store/redis-safety-settings.js";
 import type { StoreConfig } from "./store/store-config.js";
+import { parseStoreSettings } from "./store/store-settings.js";
 import {
   generateEphemeralSigningKeys,
   importSigningKey,
@@ -25,6 +27,8 @@ export interface Config {
   issuerUrl: string;
   issuerName: string;
   store: StoreConfig;
+  /** What a Redis store checks and waits for (SPEC §7; unused by the other stores). */
+  redisSafety: RedisSafetySettings;
   clients: ClientRegistry;
   internalApiKey: string;
   /**
@@ -216,50 +220,16 @@ export function loadConfig(
   }
   const issuerName = value("ISSUER_NAME") ?? "token-service";
 
-  let store: StoreConfig = { kind: "memory" };
-  const redisUrl = value("REDIS_URL");
-  const clusterNodes = value("REDIS_CLUSTER_NODES");
-  if (redisUrl && clusterNodes) problems.push("set REDIS_URL or REDIS_CLUSTER_NODES, not both");
-  if (redisUrl) {
-    if (!/^rediss?:\/\//.test(redisUrl))
-      problems.push("REDIS_URL must start with redis:// or rediss://");
-    store = { kind: "redis", url: redisUrl };
-  } else if (clusterNodes) {
-    const nodes = clusterNodes.split(",").map((entry) => {
-      const match = /^\s*([^\s:]+):(\d{1,5})\s*$/.exec(entry);
-      if (!match?.[1] || !match[2]) {
-        problems.push(`REDIS_CLUSTER_NODES entry "${entry}" is not host:port`);
-        return { host: "", port: 0 };
-      }
-      return { host: match[1], port: Number(match[2]) };
-    });
-    store = { kind: "redis-cluster", nodes };
-  }
-
-  // PostgreSQL (docs/configuration.md "DATABASE_URL"): one store at a time.
-  const databaseUrl = value("DATABASE_URL");
-  if (databaseUrl) {
-    const others = ["REDIS_URL", "REDIS_CLUSTER_NODES", "REDIS_SENTINELS"].filter(
-      (name) => value(name) !== undefined,
-    );
-    if (others.length > 0) {
-      problems.push(`set DATABASE_URL or ${others.join(" or ")}, not both: one store at a time`);
-    }
-    if (!/^postgres(ql)?:\/\//.test(databaseUrl)) {
-      problems.push("DATABASE_URL must start with postgres:// or postgresql://");
-    }
-    store = {
-      kind: "postgres",
-      url: databaseUrl,
-      poolSize: integer("DATABASE_POOL_SIZE", 10, 1, 1_000),
-      statementTimeoutMs: integer("DATABASE_STATEMENT_TIMEOUT_MS", 2_000, 100, 600_000),
-      connectTimeoutMs: integer("DATABASE_CONNECT_TIMEOUT_MS", 2_000, 100, 600_000),
-    };
-  }
+  // The store (docs/configuration.md "Store"): one of DATABASE_URL, REDIS_URL,
+  // REDIS_CLUSTER_NODES, REDIS_SENTINELS, or the in-process default.
+  const { store, variable: storeVariable } = parseStoreSettings(
+    { value, integer, readFile },
+    problems,
+  );
 
   if (workers > 1 && store.kind === "memory") {
     problems.push(
-      "WORKERS > 1 needs a shared store (REDIS_URL, REDIS_CLUSTER_NODES or DATABASE_URL): each worker would have its own memory store",
+      "WORKERS > 1 needs a shared store (REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES or DATABASE_URL): each worker would have its own memory store",
     );
   }
 
@@ -461,7 +431,7 @@ export function loadConfig(
     // store: every enrolled user would be locked out at the next restart.
     // (Production names it among the refused development defaults below.)
     problems.push(
-      `SECRETS_KEY is required with ${databaseUrl ? "DATABASE_URL" : redisUrl ? "REDIS_URL" : "REDIS_CLUSTER_NODES"}: a key generated per run cannot decrypt what earlier runs stored, so every enrolled user would be locked out at the next restart (generate one with \`token-service secrets-key\`)`,
+      `SECRETS_KEY is required with ${storeVariable}: a key generated per run cannot decrypt what earlier runs stored, so every enrolled user would be locked out at the next restart (generate one with \`token-service secrets-key\`)`,
     );
   }
   if (workers > 1) {
@@ -482,7 +452,7 @@ export function loadConfig(
   if (production) {
     const refused = [
       devDefaults.memoryStore &&
-        "the in-process memory store (set REDIS_URL, REDIS_CLUSTER_NODES or DATABASE_URL)",
+        "the in-process memory store (set REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES or DATABASE_URL)",
       devDefaults.ephemeralSigningKey &&
         "an ephemeral signing key (set SIGNING_KEYS_FILE; write one with `token-service keys generate --add-to signing-keys.json`)",
       devDefaults.demoClients &&
@@ -504,6 +474,29 @@ export function loadConfig(
   });
   if (demo.problem !== undefined) problems.push(demo.problem);
 
+  // SPEC §7 "Redis durability, checked", "Replica acknowledgement": the
+  // checks are on in production; off elsewhere (the test Redis runs without AOF).
+  const onOff = (name: string, fallback: boolean): { on: boolean; explicitOff: boolean } => {
+    const raw = value(name)?.toLowerCase();
+    if (raw === undefined) return { on: fallback, explicitOff: false };
+    if (["on", "true", "1"].includes(raw)) return { on: true, explicitOff: false };
+    if (["off", "false", "0"].includes(raw)) return { on: false, explicitOff: true };
+    problems.push(`${name} must be on or off (got "${raw}")`);
+    return { on: fallback, explicitOff: false };
+  };
+  const durabilityCheck = onOff("REDIS_DURABILITY_CHECK", production);
+  const redisSafety: RedisSafetySettings = {
+    durabilityCheck: durabilityCheck.on,
+    durabilityCheckDisabled: durabilityCheck.explicitOff,
+    datasetCheck: onOff("REDIS_DATASET_CHECK", production).on,
+    minReplicasAck:
+      value("REDIS_MIN_REPLICAS_ACK") === undefined
+        ? undefined
+        : integer("REDIS_MIN_REPLICAS_ACK", 0, 0, 100),
+    // Below the 2 s every Redis command is given (redis-client.ts).
+    ackTimeoutMs: integer("REDIS_ACK_TIMEOUT_MS", 200, 1, 1_500),
+  };
+
   const config: Config = {
     port,
     host,
@@ -511,6 +504,7 @@ export function loadConfig(
     issuerUrl,
     issuerName,
     store,
+    redisSafety,
     clients,
     internalApiKey,
     internal: internalPortSet ? { port: internalPort, host: internalHost } : undefined,

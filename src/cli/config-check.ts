@@ -74,6 +74,9 @@ function describeStore(store: StoreConfig): string {
         ? `redis (${url.protocol}//${url.host}${url.pathname.replace(/^\/$/, "")})`
         : "redis";
     }
+    case "redis-sentinel":
+      // Addresses and the group name only: never the passwords.
+      return `redis-sentinel (${store.name} via ${store.sentinels.map((n) => `${n.host.includes(":") ? `[${n.host}]` : n.host}:${n.port}`).join(",")})`;
     case "redis-cluster":
       return `redis-cluster (${store.nodes.map((n) => `${n.host}:${n.port}`).join(",")})`;
     case "postgres": {

@@ -6,6 +6,7 @@ import { dbMigrate } from "./db-migrate.js";
 import { internalApiKey } from "./internal-api-key.js";
 import { keysGenerate } from "./keys-generate.js";
 import { keysPromote, keysRetire } from "./keys-rotate.js";
+import { redisAcceptDataset, redisHoldDataset } from "./redis-dataset.js";
 import { secretsKey } from "./secrets-key.js";
 import { totp } from "./totp-command.js";
 import { usersCommand } from "./users.js";
@@ -83,6 +84,19 @@ const COMMANDS: readonly Command[] = [
     synopsis: "users delete <user_id> [--url <url>]",
     summary: "erase everything stored about a user (DeleteUserData)",
     run: usersCommand("delete"),
+  },
+  {
+    words: ["redis", "accept-dataset"],
+    synopsis: "redis accept-dataset",
+    summary:
+      "accept the data in REDIS_URL / REDIS_CLUSTER_NODES: writes resume (docs/operations.md)",
+    run: redisAcceptDataset,
+  },
+  {
+    words: ["redis", "hold-dataset"],
+    synopsis: "redis hold-dataset",
+    summary: "stop every instance writing to that Redis until accept-dataset",
+    run: redisHoldDataset,
   },
   {
     words: ["totp"],

@@ -46,7 +46,7 @@ export class OAuthError extends Error {
     readonly code: Code,
     options: {
       headers?: Record<string, string>;
-      /** Whole seconds for `Retry-After` (too_many_attempts only). */
+      /** Whole seconds for `Retry-After` (too_many_attempts and temporarily_unavailable). */
       retryAfterSeconds?: number;
       cause?: unknown;
     } = {},
@@ -224,14 +224,14 @@ export const oauthErrors = {
     /** Row 19: no route at this path. */
     route: () => new OAuthError("not_found", "Not found", 404, Code.NotFound),
   },
-  /** Row 12. */
+  /** Row 12; every 503 carries `Retry-After` (SPEC §6). */
   temporarilyUnavailable: (cause?: unknown) =>
     new OAuthError(
       "temporarily_unavailable",
       "Service temporarily unavailable",
       503,
       Code.Unavailable,
-      { cause },
+      { cause, retryAfterSeconds: 1 },
     ),
   /** Row 13: nothing about the cause is sent. */
   serverError: (cause?: unknown) =>

@@ -1,4 +1,5 @@
 import type { Logger } from "./logger.js";
+import { storeOutageLog } from "./store-outage-log.js";
 
 /** What readiness probes read: `/readyz` on both listeners and grpc.health.v1. */
 export interface Readiness {
@@ -45,13 +46,14 @@ export function createStoreHealth(
   let timer: NodeJS.Timeout | undefined;
   let inFlight: Promise<boolean> | undefined;
 
+  const outage = options.logger && storeOutageLog(options.logger);
+  let lastFailure: unknown;
   const set = (next: boolean): void => {
+    // Logged as the store's state changes (store-outage-log.ts), once each.
+    if (next) outage?.available();
+    else outage?.unavailable(lastFailure);
     if (next === ready) return;
     ready = next;
-    options.logger?.[next ? "info" : "warn"](
-      { event: next ? "store_reachable" : "store_unreachable" },
-      next ? "store reachable: ready" : "store unreachable: not ready",
-    );
     for (const listener of listeners) listener(next);
   };
 
@@ -65,7 +67,8 @@ export function createStoreHealth(
         }),
       ]);
       return true;
-    } catch {
+    } catch (error) {
+      lastFailure = error;
       return false;
     } finally {
       clearTimeout(timeout);

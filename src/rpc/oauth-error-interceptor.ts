@@ -45,7 +45,7 @@ export function createOAuthErrorInterceptor(logger: Logger, metrics: Metrics): W
         if (record !== undefined) record.rpcCode = error.code;
         throw error;
       }
-      const oauthError = toOAuthError(error, logger);
+      const oauthError = toOAuthError(error, logger, record?.requestId);
       metrics.recordRequest("rpc", route, oauthError.error);
       if (record !== undefined) {
         record.rpcCode = oauthError.code;

@@ -1,4 +1,5 @@
 import { toOAuthError } from "../oauth/to-oauth-error.js";
+import { accessRecordOf } from "../observability/access-record.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { HttpRequest, HttpResponse } from "./http-types.js";
@@ -18,7 +19,7 @@ export function createRouteGuard(deps: { metrics: Metrics; logger: Logger }) {
         await handler(req, res);
         deps.metrics.recordRequest("rest", route, "ok");
       } catch (error) {
-        const oauthError = toOAuthError(error, deps.logger);
+        const oauthError = toOAuthError(error, deps.logger, accessRecordOf(res)?.requestId);
         deps.metrics.recordRequest("rest", route, oauthError.error);
         sendOAuthError(res, oauthError);
       }

@@ -39,6 +39,11 @@ import {
  *   reply: round trips per request are unchanged, `write(2)` calls per
  *   request fall (the top frame after the signature in the success-path
  *   profile; README "Performance").
+ * - `reconnectOnError` on `READONLY`: the server behind the address was
+ *   demoted to a replica (a Sentinel failover, or a VIP / DNS name moved to
+ *   the promoted replica while this connection stayed on the old master).
+ *   The command fails (row 12) and the client reconnects, reaching whatever
+ *   is the master now instead of failing every write on a stale connection.
  */
 export const REDIS_CLIENT_OPTIONS: RedisOptions = {
   enableAutoPipelining: true,
@@ -48,6 +53,7 @@ export const REDIS_CLIENT_OPTIONS: RedisOptions = {
   enableOfflineQueue: true,
   autoResendUnfulfilledCommands: false,
   retryStrategy: (times) => Math.min(100 * 2 ** (times - 1), 500),
+  reconnectOnError: (err) => err.message.startsWith("READONLY"),
 };
 
 export interface RedisClientOptions {

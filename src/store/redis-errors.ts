@@ -2,10 +2,13 @@ import { StoreUnavailableError } from "./store.js";
 
 /**
  * Reply errors that mean "Redis cannot serve right now" rather than "this
- * code sent something wrong" (the latter are bugs and propagate as they are).
+ * code sent something wrong" (the latter are bugs and propagate as they are):
+ * SPEC §7, every Redis error of that kind is row 12. MOVED and ASK reach here
+ * only when ioredis gave up following them (a dead node, too many
+ * redirections); MISCONF is a master refusing writes it cannot persist.
  */
 const UNAVAILABLE_REPLY =
-  /^(LOADING|BUSY|CLUSTERDOWN|MASTERDOWN|TRYAGAIN|READONLY|OOM|NOREPLICAS)\b/;
+  /^(LOADING|BUSY|CLUSTERDOWN|MASTERDOWN|TRYAGAIN|READONLY|OOM|NOREPLICAS|MOVED|ASK|MISCONF)\b/;
 
 export function toStoreError(err: unknown): unknown {
   if (err instanceof StoreUnavailableError) return err;

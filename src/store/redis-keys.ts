@@ -13,6 +13,8 @@
  *   ts:{u:…}:mt:<jti>     string: consumed-mfa_token marker                  TTL = until token expiry
  *   ts:once:<scope>:<h>   string: single-use value (DPoP / assertion jti)    TTL = ttlMs
  *   ts:ab:<id>            string: client address's failure bucket `fullAtMs` TTL = until full
+ *   ts:dataset            string: the dataset marker (cluster: ts:dataset:{<tag>} per slot;
+ *                         redis-dataset-marker.ts)                           durable
  */
 import { createHash } from "node:crypto";
 

@@ -1,6 +1,7 @@
-import { Cluster, type Redis } from "ioredis";
+import { type ChainableCommander, Cluster, type Redis } from "ioredis";
 import { onceKey } from "./redis-keys.js";
 import type { ScriptDefinition } from "./redis-scripts.js";
+import { confirmedWrite } from "./redis-write-guard.js";
 import { PROOF_SCOPE, type ProofMark } from "./store.js";
 
 type ScriptCall = (...args: Array<string | number>) => Promise<unknown>;
@@ -9,7 +10,9 @@ type ScriptCall = (...args: Array<string | number>) => Promise<unknown>;
  * Registers a store's Lua scripts with ioredis `defineCommand` (the full
  * EVAL the first time on each connection, EVALSHA afterwards, EVAL again on
  * NOSCRIPT: no script is loaded per request) and returns the function that
- * runs one by name.
+ * runs one by name. A script not marked `readOnly` is a write: it goes
+ * through confirmedWrite (refused while the store cannot be trusted, followed
+ * by WAIT on its key's master while that master has replicas).
  */
 export function defineScripts<N extends string>(
   client: Redis | Cluster,
@@ -20,7 +23,20 @@ export function defineScripts<N extends string>(
   }
   const commands = client as unknown as Record<N, ScriptCall>;
   // Called as a method: the generated function reads `this`.
-  return (name, args) => commands[name].call(client, ...args);
+  const direct = (name: N, args: Array<string | number>) => commands[name].call(client, ...args);
+  return (name, args) => {
+    if (scripts[name].readOnly === true) return direct(name, args);
+    return confirmedWrite(
+      client,
+      String(args[0]),
+      () => direct(name, args),
+      (pipeline) =>
+        (pipeline as unknown as Record<N, (...a: unknown[]) => ChainableCommander>)[name].call(
+          pipeline,
+          ...args,
+        ),
+    );
+  };
 }
 
 /**
@@ -43,7 +59,12 @@ export function createProofMarks(client: Redis | Cluster) {
     const key = onceKey(PROOF_SCOPE, proof.id);
     const ttl = Math.max(1, Math.ceil(proof.ttlMs));
     if (!inCluster) return { key, ttl };
-    const reply = await client.set(key, "1", "PX", ttl, "NX");
+    const reply = await confirmedWrite(
+      client,
+      key,
+      () => client.set(key, "1", "PX", ttl, "NX"),
+      (pipeline) => pipeline.set(key, "1", "PX", ttl, "NX"),
+    );
     return reply === "OK" ? { key: placeholder, ttl: 0 } : "replayed";
   };
 }

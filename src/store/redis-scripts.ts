@@ -312,6 +312,12 @@ return 1
 export interface ScriptDefinition {
   lua: string;
   numberOfKeys: number;
+  /**
+   * True for a script that writes nothing. Every other script is a write:
+   * refused while the store cannot be trusted and confirmed by the key's
+   * replicas (redis-write-guard.ts), so a new script is covered by default.
+   */
+  readOnly?: boolean;
 }
 
 /** Registered with ioredis `defineCommand` under these names. */
@@ -321,7 +327,11 @@ export const STORE_SCRIPTS = {
   tsAssociatePending: { lua: ASSOCIATE_PENDING_LUA, numberOfKeys: 2 },
   tsDeleteAuthenticator: { lua: DELETE_AUTHENTICATOR_LUA, numberOfKeys: 1 },
   tsRedeemRecoveryCode: { lua: REDEEM_RECOVERY_CODE_LUA, numberOfKeys: 5 },
-  tsGetFactors: { lua: GET_FACTORS_LUA, numberOfKeys: 2 },
+  // Read-only for the write guard (IssueMfaToken writes nothing and waits for
+  // nothing): its one write, deleting a pending authenticator whose expiry
+  // has passed, is cleanup that every script repeats, so losing it in a
+  // failover changes no answer.
+  tsGetFactors: { lua: GET_FACTORS_LUA, numberOfKeys: 2, readOnly: true },
   tsAddressBucketTake: { lua: ADDRESS_BUCKET_TAKE_LUA, numberOfKeys: 1 },
   tsAddressBucketGiveBack: { lua: ADDRESS_BUCKET_GIVE_BACK_LUA, numberOfKeys: 1 },
 } as const satisfies Record<string, ScriptDefinition>;

@@ -10,8 +10,9 @@
  * script is ever loaded per request. Keys go in KEYS[] and share the user's
  * hash tag, so the same code runs on Redis Cluster.
  *
- * Authenticators and recovery-code hashes are durable data: run Redis with
- * AOF (`appendonly yes`) in production.
+ * Authenticators and recovery-code hashes are durable data: production
+ * checks that Redis runs with AOF and `noeviction` (redis-durability.ts), and
+ * every write goes through the client's write guard (redis-write-guard.ts).
  */
 import { Cluster, type ClusterNode, type Redis } from "ioredis";
 import {
@@ -25,6 +26,7 @@ import { addressBucketKey, onceKey, type UserKeys, userKeys } from "./redis-keys
 import { createProofMarks, defineScripts } from "./redis-script-runner.js";
 import { STORE_SCRIPTS, type StoreScriptName } from "./redis-scripts.js";
 import { createRedisUserAdmin } from "./redis-user-admin.js";
+import { confirmedWrite } from "./redis-write-guard.js";
 import type {
   AddressBucket,
   AssociateResult,
@@ -396,12 +398,13 @@ export function createRedisStore(
     rememberOnce: (scope, value, ttlMs) =>
       guarded(async () => {
         // One atomic command: only the first SET NX within the TTL succeeds.
-        const reply = await client.set(
-          onceKey(scope, value),
-          "1",
-          "PX",
-          Math.max(1, Math.ceil(ttlMs)),
-          "NX",
+        const key = onceKey(scope, value);
+        const ttl = Math.max(1, Math.ceil(ttlMs));
+        const reply = await confirmedWrite(
+          client,
+          key,
+          () => client.set(key, "1", "PX", ttl, "NX"),
+          (pipeline) => pipeline.set(key, "1", "PX", ttl, "NX"),
         );
         return reply === "OK";
       }),

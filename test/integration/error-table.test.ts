@@ -198,6 +198,7 @@ test("row 12: store unreachable → 503 temporarily_unavailable", async () => {
   try {
     const result = await verifyOtp(service(), mfaToken, codeAt(service(), secret));
     assertOAuthError(result, 503, "temporarily_unavailable", "Service temporarily unavailable");
+    assert.equal(result.headers.get("retry-after"), "1");
     assertOAuthError(
       await associateRest(service(), mfaToken),
       503,

@@ -327,6 +327,7 @@ describe("PostgreSQL down, then back", () => {
           Code.Unavailable,
           "temporarily_unavailable",
           "Service temporarily unavailable",
+          1,
         ),
       ]);
       assertUnavailable(rest);

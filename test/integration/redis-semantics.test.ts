@@ -340,6 +340,7 @@ describe("Redis down", () => {
         Code.Unavailable,
         "temporarily_unavailable",
         "Service temporarily unavailable",
+        1,
       ),
       assertRpcError(
         clientsFor(service, "grpc").mfaToken.issueMfaToken(
@@ -349,9 +350,11 @@ describe("Redis down", () => {
         Code.Unavailable,
         "temporarily_unavailable",
         "Service temporarily unavailable",
+        1,
       ),
     ]);
     assertOAuthError(rest, 503, "temporarily_unavailable", "Service temporarily unavailable");
+    assert.equal(rest.headers.get("retry-after"), "1");
     assert.equal(associateRest.status, 503);
     assert.deepEqual(await associateRest.json(), {
       error: "temporarily_unavailable",

@@ -98,13 +98,14 @@ test("rows 12 and 13: Unavailable and Internal, nothing leaked", async () => {
       Code.Unavailable,
       "temporarily_unavailable",
       "Service temporarily unavailable",
+      1, // every 503 carries Retry-After (SPEC §6)
     ],
-    [() => new Error("internals"), Code.Internal, "server_error", "Internal error"],
+    [() => new Error("internals"), Code.Internal, "server_error", "Internal error", 0],
   ] as const;
-  for (const [error, code, name, description] of cases) {
+  for (const [error, code, name, description, retryAfter] of cases) {
     const restore = breakStore(service(), error);
     try {
-      await assertRpcError(rpc().token.verifyMfaOtp(request), code, name, description);
+      await assertRpcError(rpc().token.verifyMfaOtp(request), code, name, description, retryAfter);
     } finally {
       restore();
     }

@@ -69,7 +69,7 @@ describe("configuration refusals: exit 78 with one message", () => {
     assert.equal(result.code, 78);
     assert.equal(
       result.stderr,
-      "Invalid configuration:\n  - NODE_ENV=production refuses development defaults: the in-process memory store (set REDIS_URL, REDIS_CLUSTER_NODES or DATABASE_URL); an ephemeral signing key (set SIGNING_KEYS_FILE; write one with `token-service keys generate --add-to signing-keys.json`); the demo client (recognised by its public secret wherever the file lives; set CLIENTS_FILE to your own clients: `token-service client new --id <id> --add-to clients.json`); a missing SECRETS_KEY (`token-service secrets-key`); a missing INTERNAL_API_KEY (`token-service internal-api-key`); a missing ISSUER_URL (set it to the https:// URL clients reach, e.g. ISSUER_URL=https://auth.example.com/)\n",
+      "Invalid configuration:\n  - NODE_ENV=production refuses development defaults: the in-process memory store (set REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES or DATABASE_URL); an ephemeral signing key (set SIGNING_KEYS_FILE; write one with `token-service keys generate --add-to signing-keys.json`); the demo client (recognised by its public secret wherever the file lives; set CLIENTS_FILE to your own clients: `token-service client new --id <id> --add-to clients.json`); a missing SECRETS_KEY (`token-service secrets-key`); a missing INTERNAL_API_KEY (`token-service internal-api-key`); a missing ISSUER_URL (set it to the https:// URL clients reach, e.g. ISSUER_URL=https://auth.example.com/)\n",
     );
     assert.equal(result.stdout, "");
   });

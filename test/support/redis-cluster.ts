@@ -13,6 +13,8 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { type Cluster, Redis } from "ioredis";
+import { infoField, type RedisProcess, spawnRedisServer, waitUntil } from "./redis-process.js";
+import { startTcpRelay, type TcpRelay } from "./tcp-relay.js";
 
 const execFileAsync = promisify(execFile);
 
@@ -324,4 +326,195 @@ export async function countClusterCommands(client: Cluster): Promise<ClusterComm
   };
   await counter.take();
   return counter;
+}
+
+/** One node of a cluster started by startRedisClusterWithReplicas. */
+export interface ClusterNodeHandle {
+  /** The port the node listens on. */
+  port: number;
+  /** Where everyone reaches it (its relay's port for a master, else `port`). */
+  announcedPort: number;
+  /** The node's id (CLUSTER MYID). */
+  id: string;
+  /** The relay in front of a master (tcp-relay.ts), through which its replica replicates. */
+  relay?: TcpRelay;
+  kill(): Promise<void>;
+}
+
+export interface RedisClusterWithReplicasHandle {
+  masters: ClusterNodeHandle[];
+  replicas: ClusterNodeHandle[];
+  /** REDIS_CLUSTER_NODES: the masters as announced ("127.0.0.1:<relay port>,…"). */
+  nodesEnv: string;
+  /** The master (as first started) that serves `key`'s slot. */
+  masterOf(key: string): Promise<ClusterNodeHandle>;
+  /** The replica of `master`. */
+  replicaOf(master: ClusterNodeHandle): ClusterNodeHandle;
+  /** A fresh node joined as a replica of the node `masterId`; resolves once it is in sync. */
+  attachReplica(masterId: string): Promise<ClusterNodeHandle>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A 3-master Redis Cluster with one replica per master (a failover suite:
+ * test/integration/failover-cluster.test.ts). Each master is announced
+ * (`cluster-announce-port`) at a TCP relay in front of it, so its clients
+ * and its replica reach it through the relay while the cluster bus stays
+ * direct: the test can stall a master's replication link
+ * (`relay.freezeReplication()`) while clients are still served, as
+ * redis-replication.ts does for a standalone pair. Always dedicated (never
+ * REDIS_CLUSTER_NODES): a test kills one of its masters.
+ */
+export async function startRedisClusterWithReplicas(): Promise<RedisClusterWithReplicasHandle> {
+  const cliBin = process.env.REDIS_CLI_BIN ?? "redis-cli";
+  const started: RedisProcess[] = [];
+  const relays: TcpRelay[] = [];
+  const stop = async () => {
+    await Promise.all(relays.map((relay) => relay.close()));
+    await Promise.all(started.map((node) => node.kill()));
+  };
+  const taken = new Set<number>();
+  const clusterPort = async () => {
+    const port = await freeClusterPort(taken);
+    taken.add(port);
+    taken.add(port + BUS_OFFSET);
+    return port;
+  };
+  const spawnNode = async (port: number, announcedPort: number) => {
+    const node = await spawnRedisServer({
+      port,
+      args: [
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        `nodes-${port}.conf`,
+        "--cluster-node-timeout",
+        "2000",
+        "--cluster-announce-port",
+        String(announcedPort),
+        "--cluster-announce-bus-port",
+        String(port + BUS_OFFSET),
+      ],
+    });
+    started.push(node);
+    return node;
+  };
+  const handleOf = async (
+    node: RedisProcess,
+    announcedPort: number,
+    relay?: TcpRelay,
+  ): Promise<ClusterNodeHandle> => ({
+    port: node.port,
+    announcedPort,
+    id: String(await node.command("CLUSTER", "MYID")),
+    relay,
+    kill: async () => {
+      await node.kill();
+      relay?.cut();
+    },
+  });
+  /** Joins a fresh node as a replica of `masterId`, once it sees that master. */
+  const joinReplica = async (
+    masterId: string,
+    viaPort: number,
+    announcedPort: number,
+  ): Promise<ClusterNodeHandle> => {
+    const port = await clusterPort();
+    const node = await spawnNode(port, port);
+    await node.command("CLUSTER", "MEET", "127.0.0.1", String(viaPort));
+    // The MEET's address first, then the one the master announces: replicate from that one.
+    await waitUntil(`node ${port} to learn of ${masterId} at ${announcedPort}`, async () =>
+      String(await node.command("CLUSTER", "NODES"))
+        .split("\n")
+        .some((line) => line.startsWith(`${masterId} 127.0.0.1:${announcedPort}@`)),
+    );
+    await waitUntil(`node ${port} to replicate ${masterId}`, async () => {
+      await node.command("CLUSTER", "REPLICATE", masterId);
+      return true;
+    });
+    await waitUntil(
+      `node ${port} in sync`,
+      async () => (await infoField(port, undefined, "replication", "master_link_status")) === "up",
+    );
+    return handleOf(node, port);
+  };
+
+  try {
+    const masters: ClusterNodeHandle[] = [];
+    for (let i = 0; i < MASTERS; i++) {
+      const port = await clusterPort();
+      const relay = await startTcpRelay(port);
+      relays.push(relay);
+      masters.push(await handleOf(await spawnNode(port, relay.port), relay.port, relay));
+    }
+    const addresses = masters.map((master) => `127.0.0.1:${master.port}`);
+    try {
+      await execFileAsync(
+        cliBin,
+        ["--cluster", "create", ...addresses, "--cluster-replicas", "0", "--cluster-yes"],
+        { timeout: 30_000 },
+      );
+    } catch (error) {
+      const { stdout = "", stderr = "" } = error as { stdout?: string; stderr?: string };
+      throw new Error(`redis-cli --cluster create failed:\n${stdout}\n${stderr}`, { cause: error });
+    }
+    const replicas: ClusterNodeHandle[] = [];
+    for (const master of masters) {
+      const replica = await joinReplica(master.id, master.port, master.announcedPort);
+      // The replica must reach its master through the relay, or stalling it stalls nothing.
+      const masterPort = await infoField(replica.port, undefined, "replication", "master_port");
+      if (masterPort !== String(master.announcedPort)) {
+        throw new Error(`replica ${replica.port} replicates from ${masterPort}, not the relay`);
+      }
+      replicas.push(replica);
+    }
+    for (const master of masters) {
+      await waitUntil(`cluster_state:ok and a replica on ${master.port}`, async () => {
+        const state = String(await ask(master.port, "CLUSTER", "INFO"));
+        const replicaCount = await infoField(
+          master.port,
+          undefined,
+          "replication",
+          "connected_slaves",
+        );
+        return state.includes("cluster_state:ok") && replicaCount === "1";
+      });
+    }
+    const replicaOf = new Map<string, ClusterNodeHandle>();
+    for (const [index, master] of masters.entries()) {
+      replicaOf.set(master.id, replicas[index] as ClusterNodeHandle);
+    }
+
+    return {
+      masters,
+      replicas,
+      nodesEnv: masters.map((master) => `127.0.0.1:${master.announcedPort}`).join(","),
+      async masterOf(key) {
+        const slot = Number(await ask(masters[0]?.port ?? 0, "CLUSTER", "KEYSLOT", key));
+        const ranges = (await ask(masters[0]?.port ?? 0, "CLUSTER", "SLOTS")) as [
+          number,
+          number,
+          [string, number, string],
+        ][];
+        const owner = ranges.find(([from, to]) => slot >= from && slot <= to)?.[2][2];
+        const master = masters.find((m) => m.id === owner);
+        if (!master) throw new Error(`no master of slot ${slot}`);
+        return master;
+      },
+      replicaOf(master) {
+        const replica = replicaOf.get(master.id);
+        if (!replica) throw new Error(`no replica of ${master.id}`);
+        return replica;
+      },
+      attachReplica: (masterId) => {
+        const alive = [...masters, ...replicas].find((node) => node.id === masterId);
+        if (!alive) throw new Error(`no node ${masterId}`);
+        return joinReplica(masterId, alive.port, alive.announcedPort);
+      },
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
 }

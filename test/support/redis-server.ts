@@ -6,13 +6,18 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createConnection, createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
 
 export interface RedisServerHandle {
   url: string;
   port: number;
+  /** The process this helper started (undefined for an external REDIS_URL). */
+  pid?: number;
   /** Stops the server this helper started (a no-op for an external REDIS_URL). */
   stop(): Promise<void>;
 }
@@ -23,6 +28,12 @@ export interface StartRedisServerOptions {
    * that stops it to simulate an outage).
    */
   dedicated?: boolean;
+  /**
+   * More redis-server options, after the defaults (a later option wins:
+   * e.g. `["--appendonly", "yes"]`). Implies `dedicated`. Files (AOF, RDB)
+   * go to a temporary directory of the server's own, removed by `stop()`.
+   */
+  args?: string[];
 }
 
 /** A free loopback port: listen on port 0, read the port, close. */
@@ -75,14 +86,27 @@ export async function startRedisServer(
   options: StartRedisServerOptions = {},
 ): Promise<RedisServerHandle> {
   const external = process.env.REDIS_URL;
-  if (external && !options.dedicated) {
+  if (external && !options.dedicated && options.args === undefined) {
     const port = Number(new URL(external).port || 6379);
     return { url: external, port, stop: async () => {} };
   }
 
   const port = await freePort();
   const binary = process.env.REDIS_SERVER_BIN ?? "redis-server";
-  const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+  const dir = mkdtempSync(join(tmpdir(), "token-service-redis-"));
+  const args = [
+    "--port",
+    String(port),
+    "--bind",
+    "127.0.0.1",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--dir",
+    dir,
+    ...(options.args ?? []),
+  ];
   const child = spawn(binary, args, { stdio: "ignore" });
   let spawnError: Error | undefined;
   child.on("error", (err) => {
@@ -99,7 +123,15 @@ export async function startRedisServer(
     }
     await sleep(25);
   }
-  return { url: `redis://127.0.0.1:${port}`, port, stop: () => stopProcess(child) };
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    pid: child.pid,
+    stop: async () => {
+      await stopProcess(child);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 export interface CommandCounter {

@@ -38,7 +38,7 @@ export async function opensslSkipReason(): Promise<string | undefined> {
 }
 
 /** A fresh P-256 key and a one-day self-signed certificate for 127.0.0.1. */
-async function selfSignedCertificate(): Promise<{ key: Buffer; cert: Buffer }> {
+export async function selfSignedCertificate(): Promise<{ key: Buffer; cert: Buffer }> {
   const dir = await mkdtemp(join(tmpdir(), "token-service-tls-"));
   try {
     const keyPath = join(dir, "key.pem");

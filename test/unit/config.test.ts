@@ -215,7 +215,12 @@ describe("every invalid value is reported", () => {
       /^set DATABASE_URL or REDIS_CLUSTER_NODES, not both/,
     ],
     [
-      { DATABASE_URL: "postgres://db/token", REDIS_SENTINELS: "s:26379", SECRETS_KEY },
+      {
+        DATABASE_URL: "postgres://db/token",
+        REDIS_SENTINELS: "s:26379",
+        REDIS_SENTINEL_NAME: "tokens",
+        SECRETS_KEY,
+      },
       /^set DATABASE_URL or REDIS_SENTINELS, not both/,
     ],
     [
