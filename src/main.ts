@@ -110,25 +110,8 @@ async function runService(config: Config, logger: Logger): Promise<void> {
     reloadSettings(process.env, app.ctx.live, logger);
   });
   const { port } = await app.listen();
-  logger.info(
-    {
-      event: "listening",
-      port,
-      host: config.host,
-      managementPort: app.managementPort,
-      managementHost: config.management.host,
-      ...(config.internal
-        ? { internalPort: app.internalPort, internalHost: config.internal.host }
-        : {}),
-      store: config.store.kind,
-      pid: process.pid,
-    },
-    "token-service listening",
-  );
-  if (cluster.isPrimary) {
-    announceDefaults(config, logger);
-    announceAddress(config, port);
-  }
+  // Before the `listening` line: whoever reads it may signal at once, and a
+  // SIGTERM before the handler exists would kill the process without a drain.
   onStopSignal(() => {
     // SPEC §6 "Stopping": readiness off at once, serve for the delay with each
     // answer closing its connection, then drain (src/app.ts stop()).
@@ -151,6 +134,25 @@ async function runService(config: Config, logger: Logger): Promise<void> {
       },
     );
   });
+  logger.info(
+    {
+      event: "listening",
+      port,
+      host: config.host,
+      managementPort: app.managementPort,
+      managementHost: config.management.host,
+      ...(config.internal
+        ? { internalPort: app.internalPort, internalHost: config.internal.host }
+        : {}),
+      store: config.store.kind,
+      pid: process.pid,
+    },
+    "token-service listening",
+  );
+  if (cluster.isPrimary) {
+    announceDefaults(config, logger);
+    announceAddress(config, port);
+  }
 }
 
 function announceDefaults(config: Config, logger: Logger): void {
