@@ -1,12 +1,16 @@
+import { readFileSync } from "node:fs";
 import type { Cluster, Redis } from "ioredis";
 import { createRedisClient, createRedisClusterClient } from "../store/redis-client.js";
 import { acceptDataset, holdDataset } from "../store/redis-dataset-marker.js";
+import { createRedisSentinelClient } from "../store/redis-sentinel-client.js";
+import { parseStoreSettings } from "../store/store-settings.js";
 import { CliError, type CliIo, EXIT } from "./cli-io.js";
 import { parseCommandArgs } from "./parse-command-args.js";
 
 export const REDIS_ACCEPT_DATASET_HELP = `Usage: token-service redis accept-dataset
 
-Marks the data in the Redis that REDIS_URL or REDIS_CLUSTER_NODES names as
+Marks the data in the Redis that REDIS_URL, REDIS_SENTINELS (with
+REDIS_SENTINEL_NAME) or REDIS_CLUSTER_NODES names as
 the token service's accepted dataset: writes a marker key on every master
 (every slot of a cluster). In production (REDIS_DATASET_CHECK, on) the
 service writes nothing to a master without it: run it once when installing,
@@ -19,35 +23,46 @@ Example:
 
 export const REDIS_HOLD_DATASET_HELP = `Usage: token-service redis hold-dataset
 
-Deletes the dataset marker from the Redis that REDIS_URL or
+Deletes the dataset marker from the Redis that REDIS_URL, REDIS_SENTINELS or
 REDIS_CLUSTER_NODES names: every service instance with REDIS_DATASET_CHECK on
 refuses writes (503) within seconds, until \`token-service redis
 accept-dataset\`. For an operator who knows the data is wrong (e.g. before
 restoring a backup; docs/operations.md "Restoring Redis").
 `;
 
-/** A client on the configured Redis; the command reports failures as one line. */
+/**
+ * A client on the configured Redis (REDIS_URL, REDIS_SENTINELS or
+ * REDIS_CLUSTER_NODES, read by the service's own store settings parser), with
+ * no retries: the command reports a failure as one line.
+ */
 function clientFrom(io: CliIo): Redis | Cluster {
-  const url = io.env.REDIS_URL?.trim();
-  const nodes = io.env.REDIS_CLUSTER_NODES?.trim();
+  const problems: string[] = [];
+  const value = (name: string) => {
+    const text = io.env[name]?.trim();
+    return text === undefined || text === "" ? undefined : text;
+  };
+  const { store } = parseStoreSettings(
+    {
+      value,
+      integer: (name, fallback) => Number(value(name) ?? fallback),
+      readFile: (path) => readFileSync(path, "utf8"),
+    },
+    problems,
+  );
+  if (problems.length > 0) throw new CliError(problems.join("; "), EXIT.config);
   const redis = { maxRetriesPerRequest: 0, retryStrategy: () => null };
-  if (url) {
-    if (!/^rediss?:\/\//.test(url)) {
-      throw new CliError("REDIS_URL must start with redis:// or rediss://", EXIT.config);
-    }
-    return createRedisClient(url, { redis });
+  switch (store.kind) {
+    case "redis":
+      return createRedisClient(store.url, { redis });
+    case "redis-cluster":
+      return createRedisClusterClient(store.nodes, {
+        cluster: { clusterRetryStrategy: () => null },
+      });
+    case "redis-sentinel":
+      return createRedisSentinelClient(store, { redis });
+    default:
+      throw new CliError("set REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES", EXIT.config);
   }
-  if (nodes) {
-    const parsed = nodes.split(",").map((entry) => {
-      const match = /^\s*([^\s:]+):(\d{1,5})\s*$/.exec(entry);
-      if (!match?.[1] || !match[2]) {
-        throw new CliError(`REDIS_CLUSTER_NODES entry "${entry}" is not host:port`, EXIT.config);
-      }
-      return { host: match[1], port: Number(match[2]) };
-    });
-    return createRedisClusterClient(parsed, { cluster: { clusterRetryStrategy: () => null } });
-  }
-  throw new CliError("set REDIS_URL or REDIS_CLUSTER_NODES", EXIT.config);
 }
 
 async function withClient(io: CliIo, work: (client: Redis | Cluster) => Promise<string>) {

@@ -12,6 +12,7 @@ import { runCli } from "../../src/cli/run-cli.js";
 import { associateRest, issueMfaToken, uniqueUserId } from "../support/flows.js";
 import { assertOAuthError, type RestResult } from "../support/oauth-assertions.js";
 import { type RedisClusterHandle, startRedisCluster } from "../support/redis-cluster.js";
+import { startReplicationPair, startSentinels } from "../support/redis-replication.js";
 import { type RedisServerHandle, startRedisServer } from "../support/redis-server.js";
 import { runMain } from "../support/run-process.js";
 import {
@@ -178,5 +179,44 @@ describe("Redis Cluster: one marker per slot, checked on every master", () => {
     await checkNow(service);
     assert.equal((await fetch(`${service.baseUrl}/readyz`)).status, 200);
     await assertEnrolls(service);
+  });
+});
+
+describe("Redis Sentinel: the commands act on the master the Sentinels name", () => {
+  test("hold-dataset, then accept-dataset, through REDIS_SENTINELS", async (t) => {
+    const pair = await startReplicationPair({});
+    t.after(() => pair.stop());
+    const sentinels = await startSentinels(1, {
+      name: "dataset-marker",
+      master: { host: "127.0.0.1", port: pair.link.port },
+      quorum: 1,
+      downAfterMs: 5000,
+      failoverTimeoutMs: 10_000,
+      replicas: 1,
+    });
+    t.after(() => sentinels.stop());
+    const env = { REDIS_SENTINELS: sentinels.env, REDIS_SENTINEL_NAME: "dataset-marker" };
+
+    const accepted = await cli(["redis", "accept-dataset"], env);
+    assert.deepEqual(
+      [accepted.code, accepted.out, accepted.err],
+      [0, "dataset accepted (1 marker key written): writes resume within seconds\n", ""],
+    );
+    assert.equal(await pair.master.command("EXISTS", "ts:dataset"), 1);
+
+    const held = await cli(["redis", "hold-dataset"], env);
+    assert.deepEqual(
+      [held.code, held.out, held.err],
+      [0, "dataset held: writes are refused until `token-service redis accept-dataset`\n", ""],
+    );
+    assert.equal(await pair.master.command("EXISTS", "ts:dataset"), 0);
+
+    // Without the master group's name: the same one line as the service's refusal.
+    const unnamed = await cli(["redis", "accept-dataset"], { REDIS_SENTINELS: sentinels.env });
+    assert.equal(unnamed.code, 78);
+    assert.match(
+      unnamed.err,
+      /^token-service: redis accept-dataset: REDIS_SENTINEL_NAME is required with REDIS_SENTINELS/,
+    );
   });
 });
