@@ -38,7 +38,7 @@ const PRODUCTION = {
   CLIENTS_FILE: "/etc/token/clients.json",
   SIGNING_KEYS_FILE: "/etc/token/keys.json",
   SECRETS_KEY: Buffer.alloc(32, 1).toString("base64"),
-  INTERNAL_API_KEY: "internal-api-key-0123456789",
+  INTERNAL_API_KEY: "internal-api-key-0123456789-abcdef",
 };
 
 const load = (env: Record<string, string>) =>
