@@ -12,7 +12,7 @@
  * through the service functions, then verifies every user once per 30 s
  * step, each verify (`tokenEndpoint.exchange`, a mfa-otp success with the
  * client's credentials) awaited in turn — `plain`, or inside
- * `runWithRequestId` as the request observer runs it — and reports its CPU µs
+ * `runInRequestScope` as the request observer runs it — and reports its CPU µs
  * per verify (process.cpuUsage around each round, after 3 warm-up rounds).
  * Children alternate plain/scoped `rounds` times (default 6); the medians are
  * compared. No sockets, no load tool: on a shared machine this moves far less
@@ -21,7 +21,7 @@
 import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { decodeBase32Secret, generateTotp } from "../src/mfa/totp.js";
-import { runWithRequestId } from "../src/observability/request-context.js";
+import { runInRequestScope } from "../src/observability/request-context.js";
 import { CLIENTS, startTestService, TEST_INTERNAL_API_KEY } from "../test/support/test-service.js";
 import { median } from "./common.js";
 
@@ -60,9 +60,12 @@ async function child(mode: "plain" | "scoped"): Promise<void> {
       ? verify
       : (token: string, secret: Uint8Array) =>
           new Promise<unknown>((resolve, reject) => {
-            runWithRequestId("bench-request-id", () => {
-              verify(token, secret).then(resolve, reject);
-            });
+            runInRequestScope(
+              { requestId: "bench-request-id", startNs: process.hrtime.bigint() },
+              () => {
+                verify(token, secret).then(resolve, reject);
+              },
+            );
           });
 
   const users: { userId: string; secret: Uint8Array }[] = [];

@@ -28,6 +28,7 @@ import { createLogger, type Logger } from "./observability/logger.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
 import { createCachedMetrics } from "./observability/metrics-cache.js";
 import { createReflectionServiceImpls } from "./observability/reflection.js";
+import { currentRequestStartNs } from "./observability/request-context.js";
 import { observeRequests } from "./observability/request-observer.js";
 import { createStoreHealth, type StoreHealth } from "./observability/store-health.js";
 import { countVerifyOutcomes } from "./observability/verify-outcomes.js";
@@ -57,6 +58,7 @@ import { createStores, type Stores, sessionsBeside } from "./store/create-stores
 import type { RedisSafety } from "./store/redis-safety.js";
 import type { SessionStore } from "./store/session-store.js";
 import type { Store } from "./store/store.js";
+import { withStoreDeadline } from "./store/store-deadline.js";
 import { type Clock, systemClock } from "./util/clock.js";
 
 /** What tests and the bench reach into: the built pieces, never a place to read rules from. */
@@ -154,8 +156,21 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       : config.store.kind === "postgres"
         ? "postgresql"
         : "redis";
-  const store = instrumentStore(built.store, "store", metrics, system);
-  const sessions = instrumentStore(built.sessions, "session-store", metrics, system);
+  // One store budget per request (store-deadline.ts), inside the measurement
+  // so a deadline counts as an unavailable round trip.
+  const deadline = config.storeDeadlineMs;
+  const store = instrumentStore(
+    withStoreDeadline(built.store, deadline, currentRequestStartNs),
+    "store",
+    metrics,
+    system,
+  );
+  const sessions = instrumentStore(
+    withStoreDeadline(built.sessions, deadline, currentRequestStartNs),
+    "session-store",
+    metrics,
+    system,
+  );
   const live = createLiveSettings({ clients: config.clients, signingKeys: config.signingKeys });
   const created = createServices(
     createServiceDeps(config, live, store, clock, logger, sessions, metrics),

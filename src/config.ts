@@ -68,6 +68,8 @@ export interface Config {
   streams: StreamLimits;
   /** SPEC §6 "Stopping": the SIGTERM sequence. */
   shutdown: ShutdownConfig;
+  /** STORE_DEADLINE_MS: all the store work of one request (src/store/store-deadline.ts). */
+  storeDeadlineMs: number;
   /** The operations listener: /metrics, /healthz, /readyz (port 0 picks a free one). */
   /**
    * `explicit`: MANAGEMENT_PORT was set. A default port that is taken (a
@@ -398,6 +400,7 @@ export function loadConfig(
     delaySeconds: integer("SHUTDOWN_DELAY_SECONDS", production ? 5 : 0, 0, 3_600),
     timeoutSeconds: integer("SHUTDOWN_TIMEOUT_SECONDS", 10, 0, 3_600),
   };
+  const storeDeadlineMs = integer("STORE_DEADLINE_MS", 2_000, 50, 60_000);
   const managementPort = integer("MANAGEMENT_PORT", 9464, 0, 65535);
   if (managementPort !== 0 && managementPort === port) {
     problems.push("MANAGEMENT_PORT must differ from PORT");
@@ -530,6 +533,7 @@ export function loadConfig(
     http,
     streams,
     shutdown,
+    storeDeadlineMs,
     management: {
       port: managementPort,
       explicit: value("MANAGEMENT_PORT") !== undefined,

@@ -28,7 +28,7 @@ import {
   type Surface,
 } from "./access-record.js";
 import type { Metrics } from "./metrics.js";
-import { runWithRequestId } from "./request-context.js";
+import { runInRequestScope } from "./request-context.js";
 import { requestIdOf } from "./request-id.js";
 import { activeTracer, traceIdOf } from "./tracing.js";
 
@@ -121,7 +121,7 @@ export function observeRequests(
     const tracer = activeTracer();
     if (tracer === undefined) {
       // Every log line written while serving it carries the request id.
-      runWithRequestId(record.requestId, handler, req, res);
+      runInRequestScope(record, handler, req, res);
       return;
     }
     const parent = propagation.extract(ROOT_CONTEXT, req.headers);
@@ -133,15 +133,7 @@ export function observeRequests(
     record.span = span;
     record.traceId = span.spanContext().traceId;
     record.traceContext = trace.setSpan(parent, span);
-    context.with(
-      record.traceContext,
-      runWithRequestId,
-      undefined,
-      record.requestId,
-      handler,
-      req,
-      res,
-    );
+    context.with(record.traceContext, runInRequestScope, undefined, record, handler, req, res);
   };
 }
 

@@ -1,6 +1,6 @@
 import type { Interceptor } from "@connectrpc/connect";
 import { context } from "@opentelemetry/api";
-import { withRequestId } from "../observability/request-context.js";
+import { withRequestScope } from "../observability/request-context.js";
 import { callRecordOf } from "./call-record.js";
 import {
   type CallWrapper,
@@ -21,7 +21,7 @@ export function createTraceContextInterceptor(): WrappingInterceptor {
   const wrap: CallWrapper = (_route, call, values) => {
     const record = callRecordOf(values);
     if (record === undefined) return call();
-    const scoped = () => withRequestId(record.requestId, call);
+    const scoped = () => withRequestScope(record, call);
     return record.traceContext === undefined ? scoped() : context.with(record.traceContext, scoped);
   };
   const interceptor: Interceptor = (next) => (request) =>
