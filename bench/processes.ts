@@ -320,7 +320,10 @@ export async function startService(options: ServiceOptions): Promise<Proc> {
     INTERNAL_API_KEY: options.internalApiKey,
     SIGNING_KEYS_FILE: options.files.signingKeysFile,
     CLIENTS_FILE: options.files.clientsFile,
-    LOG_LEVEL: "warn",
+    // Production as shipped (issue 23): LOG_LEVEL and ACCESS_LOG at their
+    // defaults (info, on), so every request writes its access line through
+    // the real logger; stdout is /dev/null (spawnPinned), which costs the
+    // write(2) a file would. --quiet adds a row with ACCESS_LOG=false.
     WORKERS: String(options.workers),
     // The attack-path row sends wrong codes for the same users again and
     // again; with the default 10 it would soon measure 429s (a different,
@@ -344,16 +347,19 @@ export async function startService(options: ServiceOptions): Promise<Proc> {
   return proc;
 }
 
+/** The floor process: HTTP/1.1 on `port`, and the bare HTTP/2 (gRPC) floor on `h2Port`. */
 export async function startFloor(options: {
   cpus: Cpus;
   redisUrl: string;
   files: BenchFiles;
   users: number;
-}): Promise<Proc> {
+}): Promise<Proc & { h2Port: number }> {
   const port = await freePort();
+  const h2Port = await freePort();
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     PORT: String(port),
+    H2_PORT: String(h2Port),
     REDIS_URL: options.redisUrl,
     SIGNING_KEYS_FILE: options.files.signingKeysFile,
     USERS: String(options.users),
@@ -361,7 +367,7 @@ export async function startFloor(options: {
   const args = ["--import", "tsx", "bench/floor-server.ts"];
   const proc = track(spawnPinned(options.cpus, process.execPath, args, env), port);
   await waitUntil("floor server", proc, httpReady(port, "/"));
-  return proc;
+  return { ...proc, h2Port };
 }
 
 /** Resident set size of one process, MiB (Linux /proc). */

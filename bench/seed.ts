@@ -69,7 +69,10 @@ export type BodyKind =
   | "openid"
   /** MfaTokenService.IssueMfaToken over Connect JSON (the call on every login). */
   | "issue"
-  | "floor";
+  /** The floors' bodies: the user id as mfa_token (floor-server.ts), form, DPoP or gRPC. */
+  | "floor"
+  | "floor-dpop"
+  | "floor-grpc";
 
 /**
  * Hands out prepared requests in order. When a run outlasts them it asks
@@ -244,7 +247,7 @@ export class UserPool {
   ): BenchRequest {
     // The floor takes the user id as its "mfa_token" (see floor-server.ts).
     const mfaToken =
-      kind === "floor"
+      kind === "floor" || kind === "floor-dpop" || kind === "floor-grpc"
         ? userIdOf(i)
         : this.mfaToken(i, kind === "openid" ? `openid ${SCOPE}` : SCOPE);
     switch (kind) {
@@ -255,6 +258,7 @@ export class UserPool {
       case "floor":
         return { body: Buffer.from(form(mfaToken, otp)) };
       case "dpop":
+      case "floor-dpop":
         return {
           body: Buffer.from(form(mfaToken, otp)),
           headers: { dpop: this.dpopKey.proof(`http://127.0.0.1:${port}/oauth/token`) },
@@ -278,6 +282,7 @@ export class UserPool {
           ),
         };
       case "grpc":
+      case "floor-grpc":
         return { body: grpcFrame(mfaToken, otp) };
       case "issue":
         throw new Error("IssueMfaToken bodies come from buildIssue");
