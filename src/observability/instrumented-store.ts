@@ -2,6 +2,7 @@ import { performance } from "node:perf_hooks";
 import { SpanKind } from "@opentelemetry/api";
 import { ATTR_DB_OPERATION_NAME, ATTR_DB_SYSTEM_NAME } from "@opentelemetry/semantic-conventions";
 import { StoreUnavailableError } from "../store/store.js";
+import { methodNamesOf } from "../util/method-names.js";
 import type { Metrics } from "./metrics.js";
 import { endSpan, startChildSpan } from "./tracing.js";
 
@@ -60,24 +61,4 @@ export function instrumentStore<T extends object>(
     };
   }
   return instrumented as T;
-}
-
-/** Every method of an object, its prototypes' included (a store may be built on another). */
-function methodNamesOf(target: object): Set<string> {
-  const names = new Set<string>();
-  for (
-    let layer: object | null = target;
-    layer !== null && layer !== Object.prototype;
-    layer = Object.getPrototypeOf(layer) as object | null
-  ) {
-    for (const name of Object.getOwnPropertyNames(layer)) {
-      if (
-        name !== "constructor" &&
-        typeof (target as Record<string, unknown>)[name] === "function"
-      ) {
-        names.add(name);
-      }
-    }
-  }
-  return names;
 }

@@ -1,3 +1,4 @@
+import { methodNamesOf } from "../util/method-names.js";
 import { StoreUnavailableError } from "./store.js";
 
 type AsyncMethod = (...args: unknown[]) => Promise<unknown>;
@@ -52,24 +53,4 @@ export function withStoreDeadline<T extends object>(
 
 function deadlinePassed(deadlineMs: number): StoreUnavailableError {
   return new StoreUnavailableError(`the request's store deadline (${deadlineMs} ms) passed`);
-}
-
-/** Every method of an object, its prototypes' included (a store may be built on another). */
-function methodNamesOf(target: object): Set<string> {
-  const names = new Set<string>();
-  for (
-    let layer: object | null = target;
-    layer !== null && layer !== Object.prototype;
-    layer = Object.getPrototypeOf(layer) as object | null
-  ) {
-    for (const name of Object.getOwnPropertyNames(layer)) {
-      if (
-        name !== "constructor" &&
-        typeof (target as Record<string, unknown>)[name] === "function"
-      ) {
-        names.add(name);
-      }
-    }
-  }
-  return names;
 }
